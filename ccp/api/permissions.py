@@ -1,0 +1,25 @@
+"""API permissions: Django model permissions (view included) plus the operation permissions."""
+
+from rest_framework import permissions
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """DjangoModelPermissions that also require the view permission to read."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+def operation_permission(perm: str) -> type[permissions.BasePermission]:
+    """A permission class requiring one named permission, e.g. 'instances.operate_instance'."""
+
+    class HasOperationPermission(permissions.IsAuthenticated):
+        def has_permission(self, request, view) -> bool:
+            return super().has_permission(request, view) and request.user.has_perm(perm)
+
+    HasOperationPermission.__name__ = f"Has_{perm.replace('.', '_')}"
+    return HasOperationPermission

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from ccp.health import healthz
+from instances.api.views import InstanceViewSet, NodeViewSet
+from upgrades.api.views import ReleaseViewSet
+
+router = DefaultRouter()
+router.register("nodes", NodeViewSet)
+router.register("instances", InstanceViewSet)
+router.register("releases", ReleaseViewSet)
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+]

@@ -1,0 +1,20 @@
+"""Choices shared by models, filters, admin and API."""
+
+from django.db import models
+
+
+class DriverKind(models.TextChoices):
+    SSH = "ssh", "SSH"
+    LOCAL = "local", "Local (this host)"
+
+
+class InstanceStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    MAINTENANCE = "maintenance", "Maintenance"
+    DISABLED = "disabled", "Disabled"
+
+
+class Health(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    HEALTHY = "healthy", "Healthy"
+    UNHEALTHY = "unhealthy", "Unhealthy"

@@ -1,0 +1,107 @@
+"""Writes for nodes and instances. Admin, API and commands call these; they hold no logic of their own."""
+
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from . import secrets
+from .models import Instance, Node
+
+_ACTION_FLAGS = {"added": ADDITION, "changed": CHANGE, "deleted": DELETION}
+
+
+def audit_log(*, user, obj, action: str, message: str = "") -> None:
+    """Record who did what to which object, in the admin's LogEntry (visible under "Recent actions")."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[obj],
+        action_flag=_ACTION_FLAGS[action],
+        change_message=message,
+        single_object=True,
+    )
+
+
+def secret_names_for(instance: Instance) -> list[str]:
+    """The secret names the instance's template set needs (from its manifest)."""
+    from .context import secret_names
+
+    return secret_names()
+
+
+def instance_fill_secrets(*, instance: Instance) -> list[str]:
+    """Give a panel-provisioned instance a strong random value for every secret it lacks."""
+    if instance.is_registered:
+        return []
+    current = instance.get_secrets()
+    missing = [name for name in secret_names_for(instance) if not current.get(name)]
+    if missing:
+        current.update(secrets.generate_secrets(missing))
+        instance.set_secrets(current)
+    return missing
+
+
+def instance_update_secrets(*, instance: Instance, values: dict[str, str]) -> None:
+    """Set (or, with an empty value, remove) named secrets. Values are encrypted at once."""
+    current = instance.get_secrets()
+    for name, value in values.items():
+        if value:
+            current[name] = value
+        else:
+            current.pop(name, None)
+    instance.set_secrets(current)
+
+
+@transaction.atomic
+def instance_save(*, instance: Instance, user=None, secret_values: dict[str, str] | None = None,
+                  changed_fields: list[str] | None = None) -> Instance:
+    """Validate and save an instance (new or changed), generating secrets for a new one."""
+    created = instance.pk is None
+    if secret_values:
+        instance_update_secrets(instance=instance, values=secret_values)
+    if not instance.compose_project:
+        instance.compose_project = instance.slug
+    if created:
+        instance_fill_secrets(instance=instance)
+    instance.full_clean()
+    instance.save()
+    audit_log(user=user, obj=instance, action="added" if created else "changed",
+              message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    return instance
+
+
+@transaction.atomic
+def node_save(*, node: Node, user=None, private_key: str | None = None,
+              changed_fields: list[str] | None = None) -> Node:
+    created = node.pk is None
+    if private_key is not None:
+        node.set_private_key(private_key)
+        _check_private_key(private_key)
+    node.full_clean()
+    node.save()
+    audit_log(user=user, obj=node, action="added" if created else "changed",
+              message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    return node
+
+
+def _check_private_key(text: str) -> None:
+    if not text.strip():
+        return
+    import io
+
+    import paramiko
+
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            cls.from_private_key(io.StringIO(text))
+            return
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ValidationError({"private_key": "This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa)."})
+
+
+@transaction.atomic
+def object_delete(*, obj, user=None) -> None:
+    audit_log(user=user, obj=obj, action="deleted", message="Deleted via API.")
+    obj.delete()

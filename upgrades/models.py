@@ -1,0 +1,169 @@
+"""Release (DESIGN.md §4). Upgrade, its steps, the instance lock and Rollout live here too."""
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from instances.validators import validate_image_tag
+
+VERSION_RE = re.compile(r"^v?[0-9]+(\.[0-9]+){0,3}([-+.][A-Za-z0-9.]+)?$")
+TEMPLATE_SET_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def validate_version(value: str) -> None:
+    if not VERSION_RE.match(value or ""):
+        raise ValidationError("%(value)r is not a release version like v2.10.3.", params={"value": value})
+
+
+def validate_template_set(value: str) -> None:
+    if not TEMPLATE_SET_RE.match(value or ""):
+        raise ValidationError("%(value)r is not a valid template set name.", params={"value": value})
+    if not (settings.CCP_TEMPLATE_ROOT / value / "manifest.yml").is_file():
+        raise ValidationError("There is no template set %(value)r under deploy_templates/.", params={"value": value})
+
+
+class Release(models.Model):
+    """A product version: the image tag it ships and the template set it renders with."""
+
+    version = models.CharField(max_length=64, unique=True, validators=[validate_version])
+    image_tag = models.CharField(max_length=128, validators=[validate_image_tag])
+    template_set = models.CharField(max_length=63, default="campaign", validators=[validate_template_set])
+    registry = models.CharField(max_length=255, blank=True, default="",
+                                help_text="Image registry prefix; empty: CCP_IMAGE_REGISTRY.")
+    is_default = models.BooleanField(default=False,
+                                     help_text="The fleet default: instances without their own tag run it.")
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True),
+                                    name="release_single_default",
+                                    violation_error_message="Only one release can be the fleet default."),
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+    @property
+    def image_registry(self) -> str:
+        return self.registry or settings.CCP_IMAGE_REGISTRY
+
+
+class OperationKind(models.TextChoices):
+    UPGRADE = "upgrade", "Upgrade"
+    BACKUP = "backup", "Backup"
+    RESTORE = "restore", "Restore"
+
+
+class InstanceLock(models.Model):
+    """At most one operation per instance: the primary key *is* the instance, so the database refuses
+    a second row. The holder refreshes `heartbeat_at`; a lock whose holder died is taken away by the
+    reconciler (upgrades.locks.reconcile_stale_locks) and reported on its operation."""
+
+    instance = models.OneToOneField("instances.Instance", on_delete=models.CASCADE, primary_key=True,
+                                    related_name="lock")
+    kind = models.CharField(max_length=16, choices=OperationKind.choices)
+    operation_id = models.BigIntegerField()
+    owner = models.CharField(max_length=200, blank=True, default="",
+                             help_text="host:pid of the worker process holding the lock.")
+    acquired_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.operation_id} on {self.instance_id}"
+
+
+class UpgradeMode(models.TextChoices):
+    IMAGE_ONLY = "image_only", "Quick upgrade (image only)"
+    RELEASE = "release", "Upgrade to release"
+    FULL = "full", "Full upgrade (tenant script)"
+
+
+class UpgradeStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    CANCELLED = "cancelled", "Cancelled"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+FINAL_UPGRADE_STATUSES = {UpgradeStatus.SUCCEEDED, UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK,
+                          UpgradeStatus.CANCELLED, UpgradeStatus.INTERRUPTED}
+
+
+class Upgrade(models.Model):
+    """One upgrade of one instance: a row first, then a Celery task. Steps are its live log."""
+
+    instance = models.ForeignKey("instances.Instance", on_delete=models.CASCADE, related_name="upgrades")
+    mode = models.CharField(max_length=16, choices=UpgradeMode.choices)
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, null=True, blank=True, related_name="upgrades")
+    from_version = models.CharField(max_length=128, blank=True, default="")
+    to_version = models.CharField(max_length=128, blank=True, default="")
+    target_tag = models.CharField(max_length=128, blank=True, default="", validators=[validate_image_tag])
+    status = models.CharField(max_length=16, choices=UpgradeStatus.choices, default=UpgradeStatus.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    approved_preview_hash = models.CharField(max_length=64, blank=True, default="")
+    detached_job_id = models.CharField(max_length=64, blank=True, default="",
+                                       help_text="The tenant script's job on the node (full mode).")
+    log_offset = models.BigIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("cancel_upgrade", "Can cancel a running upgrade")]
+        indexes = [models.Index(fields=["instance", "-created_at"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} of {self.instance_id} to {self.to_version or self.target_tag}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_UPGRADE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class UpgradeStep(models.Model):
+    upgrade = models.ForeignKey(Upgrade, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    is_rollback = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    output = models.TextField(blank=True, default="", help_text="The tail of the step's output, secrets redacted.")
+
+    class Meta:
+        ordering = ["upgrade", "position"]
+        constraints = [models.UniqueConstraint(fields=["upgrade", "position"], name="upgrade_step_position")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.name}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
