@@ -1,0 +1,59 @@
+"""The driver for a `Node` row, with its host key pinned on first contact."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Driver
+from .errors import HostKeyMismatch
+from .local import LocalDriver
+from .pool import pool
+from .ssh import SSHDriver
+from .ssh_connect import NewHostKeyCallback, fingerprint, load_client_key
+
+if TYPE_CHECKING:
+    from instances.models import Node
+
+
+def driver_for(node: Node) -> Driver:
+    """A `LocalDriver`, or the pooled `SSHDriver` of the node (one connection shared by all steps)."""
+    if node.driver == "local":
+        return LocalDriver(label=f"{node.name} (local)")
+    label = f"{node.address}:{node.ssh_port}"
+    key_text = node.get_private_key() or None
+    key_path = None if key_text else (node.ssh_key_path or None)
+    client_key = load_client_key(pkey_text=key_text, key_path=key_path, node=label)
+    pinned = (node.host_key_type, node.host_key_base64) if node.host_key_base64 else None
+
+    def create() -> SSHDriver:
+        return SSHDriver(node.address, node.ssh_port, node.ssh_user, pkey_text=key_text, key_path=key_path,
+                         pinned_host_key=pinned, on_new_host_key=_pin_on_first_contact(node))
+
+    # A pooled driver trusting another key than the node row (re-pinned, or pin cleared by staff
+    # for re-pinning) must not be reused.
+    key = (node.address, node.ssh_port, node.ssh_user, client_key.fingerprint)
+    return pool.get(key, create, reuse=lambda driver: driver.pinned_host_key == pinned)
+
+
+def _pin_on_first_contact(node: Node) -> NewHostKeyCallback:
+    def pin(key_type: str, key_base64: str, key_fingerprint: str) -> None:
+        from django.utils import timezone
+
+        from instances.models import Node
+
+        fields = {"host_key_type": key_type, "host_key_base64": key_base64,
+                  "host_key_fingerprint": key_fingerprint, "host_key_pinned_at": timezone.now()}
+        # Only a node with no pinned key is pinned: two workers meeting a new node race here, and
+        # the loser must compare with what the winner stored rather than overwrite it.
+        if not Node.objects.filter(pk=node.pk, host_key_base64="").update(**fields):
+            stored = Node.objects.values("host_key_type", "host_key_base64", "host_key_pinned_at",
+                                         "host_key_fingerprint").get(pk=node.pk)
+            if stored["host_key_base64"] != key_base64:
+                raise HostKeyMismatch(node=f"{node.address}:{node.ssh_port}",
+                                      pinned_fingerprint=fingerprint(stored["host_key_base64"]),
+                                      offered_key=(key_type, key_base64), offered_fingerprint=key_fingerprint)
+            fields = stored
+        for name, value in fields.items():
+            setattr(node, name, value)
+
+    return pin

@@ -1,0 +1,188 @@
+"""pytest plugin: real nodes (sshd on 127.0.0.x) and a real docker engine with a local registry.
+
+Register with `pytest_plugins = ["tests.testbed.fixtures"]`. When something the testbed needs is
+missing, tests that need it are skipped with the reason, except under `CI=true`, where they fail:
+CI must run everything (`tests/testbed/install.sh` prepares a machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from . import images
+from .sshd import (
+    SSHNode,
+    TestbedUnavailable,
+    make_workdir,
+    reap_orphans,
+    remove_workdir,
+    sshd_problem,
+    start_node,
+)
+
+COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
+INSTALL_SH = Path(__file__).with_name("install.sh")
+INSTALL_HINT = "run tests/testbed/install.sh as root"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI: a missing testbed must never turn CI green."""
+    if in_ci():
+        pytest.fail(f"testbed unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"testbed unavailable: {reason}")
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    registry: str
+    repository: str
+    healthy_tags: tuple[str, ...]
+    broken_tag: str
+
+    def image(self, tag: str) -> str:
+        return f"{self.repository}:{tag}"
+
+
+def _docker_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return f"the docker CLI is not installed ({INSTALL_HINT})"
+    if not images.docker_answers():
+        return f"dockerd does not answer ({INSTALL_HINT})"
+    if not COMPOSE_PLUGIN.exists():
+        return f"docker compose v2 is not installed as {COMPOSE_PLUGIN} ({INSTALL_HINT})"
+    if not images.registry_answers():
+        return f"the test registry does not answer on {images.REGISTRY} ({INSTALL_HINT})"
+    return None
+
+
+def _start_installed_testbed() -> None:
+    """As root on a machine where the packages are installed (e.g. after a reboot), start what is
+    not running. Never installs packages from here: install.sh only reaches apt when one is missing."""
+    installed = all(shutil.which(tool) for tool in ("dockerd", "docker-registry", "sshd")) and Path(
+        images.BUSYBOX
+    ).exists()
+    if os.geteuid() == 0 and installed:
+        subprocess.run(["sh", str(INSTALL_SH)], capture_output=True, timeout=300, check=False)
+
+
+def _private_networks() -> list[str]:
+    """Docker networks other than the built-in host/none (a bridge would hand out private addresses)."""
+    listing = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True,
+                             text=True, timeout=60, check=False)
+    return [name for name in listing.stdout.split() if name not in ("host", "none")]
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerEngine]:
+    """dockerd (no bridge), compose v2, the loopback registry, and the test images pushed to it.
+
+    At the end of the session, any docker network a test created is removed and reported: test
+    services use `network_mode: host`, so no container ever gets a private-range address.
+    """
+    if _docker_problem():
+        _start_installed_testbed()
+    problem = _docker_problem()
+    if problem:
+        unavailable(problem)
+    try:
+        images.ensure_images()
+    except Exception as error:  # noqa: BLE001 - any failure here means the testbed is not usable
+        unavailable(f"could not build or push the test images: {error}")
+    yield DockerEngine(
+        registry=images.REGISTRY,
+        repository=images.REPOSITORY,
+        healthy_tags=images.HEALTHY_TAGS,
+        broken_tag=images.BROKEN_TAG,
+    )
+    stray = _private_networks()
+    if stray:
+        subprocess.run(["docker", "network", "rm", *stray], capture_output=True, timeout=60, check=False)
+        pytest.fail(f"tests created docker networks {stray} (removed); test services must use network_mode: host")
+
+
+@pytest.fixture(scope="session")
+def registry(docker_engine: DockerEngine) -> str:
+    """`127.0.0.1:<port>` of the local registry holding `ccp-test/app:{v1,v2,v3,broken}`."""
+    return docker_engine.registry
+
+
+@pytest.fixture(scope="session")
+def sshd_ready() -> None:
+    problem = sshd_problem()
+    if problem:
+        unavailable(problem)
+    reap_orphans()
+
+
+def _start(started: list[SSHNode]) -> SSHNode:
+    try:
+        node = start_node()
+    except TestbedUnavailable as error:
+        unavailable(str(error))
+    started.append(node)
+    return node
+
+
+def _stop_all(started: list[SSHNode]) -> None:
+    for node in started:
+        node.stop()
+        shutil.rmtree(node.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _session_nodes(sshd_ready: None) -> Iterator[list[SSHNode]]:
+    started: list[SSHNode] = []
+    yield started
+    _stop_all(started)
+
+
+@pytest.fixture
+def ssh_node_factory(sshd_ready: None) -> Iterator[Callable[[], SSHNode]]:
+    """Start nodes of your own (e.g. to change their host key); they stop when the test ends."""
+    started: list[SSHNode] = []
+    yield lambda: _start(started)
+    _stop_all(started)
+
+
+@pytest.fixture(scope="session")
+def ssh_node(_session_nodes: list[SSHNode]) -> SSHNode:
+    """A node shared by the whole session: do not restart it or change its keys (use the factory)."""
+    return _start(_session_nodes)
+
+
+@pytest.fixture(scope="session")
+def second_ssh_node(_session_nodes: list[SSHNode], ssh_node: SSHNode) -> SSHNode:
+    """Another shared node, on the next loopback address."""
+    return _start(_session_nodes)
+
+
+@pytest.fixture
+def node_workdir_factory(sshd_ready: None) -> Iterator[Callable[[], Path]]:
+    """Fresh directories on the node (this machine), owned by the node account; removed afterwards."""
+    made: list[Path] = []
+
+    def make() -> Path:
+        path = make_workdir()
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        remove_workdir(path)
+
+
+@pytest.fixture
+def node_workdir(node_workdir_factory: Callable[[], Path]) -> Path:
+    """A fresh directory on the node, owned by the node account; removed afterwards."""
+    return node_workdir_factory()
