@@ -9,3 +9,45 @@ def secret_names(template_set: str | None = None) -> list[str]:
 
     name = template_set or settings.CCP_DEFAULT_TEMPLATE_SET
     return list(load_template_set(settings.CCP_TEMPLATE_ROOT, name).secrets)
+
+
+def template_set_named(name: str):
+    from templates_engine.sets import load_template_set
+
+    return load_template_set(settings.CCP_TEMPLATE_ROOT, name)
+
+
+def default_release():
+    """The fleet default release, else the newest one (None when there is no release yet)."""
+    from upgrades.models import Release
+
+    return Release.objects.filter(is_default=True).first() or Release.objects.order_by("-created_at").first()
+
+
+def template_set_for(instance, release=None):
+    release = release or default_release()
+    return template_set_named(release.template_set if release else settings.CCP_DEFAULT_TEMPLATE_SET)
+
+
+def render_context(instance, release) -> dict:
+    """The one render context of an instance for a release (see templates_engine for the keys).
+
+    A release render uses the release's image tag: upgrading to a release means running its images.
+    """
+    node = instance.node
+    return {
+        "instance": {
+            "slug": instance.slug,
+            "name": instance.name,
+            "compose_project": instance.compose_project or instance.slug,
+            "domain": instance.domain,
+            "ports": dict(instance.ports),
+            "profiles": instance.profile_list,
+            "is_registered": instance.is_registered,
+        },
+        "image_tag": release.image_tag,
+        "registry": release.image_registry.rstrip("/"),
+        "secrets": instance.get_secrets(),
+        "node": {"name": node.name, "address": node.address},
+        "release": {"version": release.version},
+    }

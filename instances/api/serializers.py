@@ -47,3 +47,60 @@ class InstanceSerializer(serializers.ModelSerializer):
                             "created_at", "updated_at"]
         # Uniqueness and cross-field checks run in the model (full_clean in the service), one place.
         validators = []
+
+
+# --- render and preview (output of instances.selectors; already redacted) ---------------------------
+
+class ReleaseQuerySerializer(serializers.Serializer):
+    release = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                    help_text="Release version; empty: the fleet default release.")
+
+
+class RenderedFileSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Path relative to the install directory.")
+    mode = serializers.CharField(source="mode_octal", help_text="File mode in octal, e.g. 0644.")
+    content = serializers.CharField(help_text="Text; secret values are [redacted] unless secrets_redacted is false.")
+
+
+class InstanceRenderSerializer(serializers.Serializer):
+    instance = serializers.CharField(source="instance.slug")
+    release = serializers.CharField(source="release.version")
+    template_set = serializers.CharField()
+    secrets_redacted = serializers.BooleanField(
+        help_text="False only for users with the instances.reveal_secrets permission.")
+    files = RenderedFileSerializer(many=True)
+
+
+class PreviewFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    status = serializers.CharField(help_text="unchanged, changed, new (not managed before) or missing "
+                                             "(managed, but absent on the node).")
+    kind = serializers.CharField(help_text="none, values-only (same keys, other values) or structural "
+                                           "(keys or services added or removed, or a file created).")
+    diff = serializers.CharField(help_text="Unified diff, node → render; secret values redacted.")
+
+
+class CoverageSerializer(serializers.Serializer):
+    required_missing = serializers.ListField(
+        child=serializers.CharField(), source="coverage.required_missing",
+        help_text="Needed by the compose file without a default, not in .env.")
+    defaulted_missing = serializers.ListField(
+        child=serializers.CharField(), source="coverage.defaulted_missing",
+        help_text="Not in .env; the compose file's default applies.")
+    notes = serializers.ListField(child=serializers.CharField(), source="note_texts",
+                                  help_text="The same in sentences.")
+
+
+class InstancePreviewSerializer(serializers.Serializer):
+    instance = serializers.CharField(source="instance.slug")
+    release = serializers.CharField(source="release.version")
+    template_set = serializers.CharField()
+    has_changes = serializers.BooleanField()
+    kind = serializers.CharField(help_text="The strongest change: none, values-only or structural.")
+    files = PreviewFileSerializer(many=True)
+    orphaned = serializers.ListField(child=serializers.CharField(),
+                                     help_text="Managed before, no longer rendered; left in place.")
+    coverage = CoverageSerializer(source="*")
+    blocked = serializers.BooleanField()
+    blocked_reason = serializers.CharField()
+    preview_hash = serializers.CharField(help_text="Approve an upgrade to this release with this hash.")
