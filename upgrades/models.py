@@ -112,7 +112,8 @@ class Upgrade(models.Model):
     approved_preview_hash = models.CharField(max_length=64, blank=True, default="")
     detached_job_id = models.CharField(max_length=64, blank=True, default="",
                                        help_text="The tenant script's job on the node (full mode).")
-    log_offset = models.BigIntegerField(default=0)
+    state = models.JSONField(default=dict, blank=True,
+                             help_text="What a resumed run needs (protected checksums before the upgrade).")
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

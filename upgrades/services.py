@@ -1,10 +1,20 @@
-"""Writes for releases (upgrades come with the upgrade issue)."""
+"""Writes for releases and upgrades. Admin actions, API views, tasks and commands call these."""
 
-from django.db import transaction
+import logging
+import uuid
 
+from django.db import models, transaction
+from django.utils import timezone
+
+from ccp.errors import CCPError
+from instances.choices import InstanceStatus
 from instances.services import audit_log
 
-from .models import Release
+from .locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from .models import InstanceLock, OperationKind, Release, StepStatus, Upgrade, UpgradeMode, UpgradeStatus
+from .runner import StepContext, StepRunner
+
+log = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -18,3 +28,142 @@ def release_save(*, release: Release, user=None, changed_fields: list[str] | Non
     audit_log(user=user, obj=release, action="added" if created else "changed",
               message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
     return release
+
+
+# --- upgrades ------------------------------------------------------------------------------------
+
+def _mode_module(mode: str):
+    from .modes import full, image_only, release
+
+    return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release, UpgradeMode.FULL: full}[mode]
+
+
+@transaction.atomic
+def upgrade_request(*, instance, mode: str, user=None, image_tag: str = "", release: Release | None = None,
+                    preview_hash: str = "", enqueue: bool = True) -> Upgrade:
+    """Create an Upgrade row and take the instance lock in one transaction, then queue the task.
+
+    Raises Conflict (409) naming the running operation when the instance is busy.
+    """
+    if instance.status == InstanceStatus.DISABLED:
+        raise CCPError(f"{instance} is disabled; enable it before upgrading.")
+    upgrade = Upgrade(instance=instance, mode=mode, requested_by=user if user and user.is_authenticated else None,
+                      from_version=instance.observed_version)
+    if mode == UpgradeMode.IMAGE_ONLY:
+        _require(image_tag, "A Quick upgrade needs the image tag to move to.")
+        upgrade.target_tag = upgrade.to_version = image_tag
+    elif mode == UpgradeMode.RELEASE:
+        _require(release, "An upgrade to a release needs the release.")
+        _require(preview_hash, "An upgrade to a release needs the preview hash the operator approved.")
+        upgrade.release, upgrade.target_tag, upgrade.to_version = release, release.image_tag, release.version
+        upgrade.approved_preview_hash = preview_hash
+    elif mode == UpgradeMode.FULL:
+        target = release.image_tag if release else image_tag
+        _require(target, "A full upgrade needs the version (image tag or release) to pass to the script.")
+        upgrade.release, upgrade.target_tag, upgrade.to_version = release, target, target
+    else:
+        raise CCPError(f"Unknown upgrade mode {mode!r}.")
+    upgrade.full_clean(exclude=["instance", "release", "requested_by"])
+    upgrade.save()
+    lock_acquire(instance=instance, kind=OperationKind.UPGRADE, operation_id=upgrade.pk)
+    audit_log(user=user, obj=instance, action="changed",
+              message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.")
+    if enqueue:
+        upgrade.task_id = str(uuid.uuid4())
+        upgrade.save(update_fields=["task_id"])
+        transaction.on_commit(lambda: _enqueue("upgrades.tasks.upgrade_run_task", upgrade.pk, upgrade.task_id))
+    return upgrade
+
+
+def _require(value, message: str) -> None:
+    if not value:
+        raise CCPError(message)
+
+
+def _enqueue(task_name: str, upgrade_id: int, task_id: str) -> None:
+    from ccp.celery import app
+
+    app.send_task(task_name, args=[upgrade_id], task_id=task_id)
+
+
+def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
+    """Run (or, with resume, continue) one upgrade to its end. Safe against running twice: only the
+    caller that moves the row from pending to running (or re-claims a dead owner's lock) goes on."""
+    now = timezone.now()
+    if resume:
+        upgrade = Upgrade.objects.select_related("instance__node", "release").get(pk=upgrade_id)
+        if upgrade.status != UpgradeStatus.RUNNING:
+            return upgrade.status
+    else:
+        claimed = Upgrade.objects.filter(pk=upgrade_id, status=UpgradeStatus.PENDING).update(
+            status=UpgradeStatus.RUNNING, started_at=now)
+        upgrade = Upgrade.objects.select_related("instance__node", "release").get(pk=upgrade_id)
+        if not claimed:
+            log.warning("Upgrade %s is %s, not pending: not running it again.", upgrade_id, upgrade.status)
+            return upgrade.status
+    key = {"instance_id": upgrade.instance_id, "kind": OperationKind.UPGRADE, "operation_id": upgrade.pk}
+    if not lock_claim(**key):
+        return _finish_without_lock(upgrade)
+    try:
+        return _run_with_lock(upgrade, key, on_step=on_step, resume=resume)
+    finally:
+        lock_release(**key)
+
+
+def _run_with_lock(upgrade: Upgrade, key: dict, *, on_step, resume: bool) -> str:
+    from instances.drivers import driver_for
+
+    module = _mode_module(upgrade.mode)
+    secrets = list(upgrade.instance.get_secrets().values())
+    with Heartbeat(**key):
+        try:
+            driver = driver_for(upgrade.instance.node)
+        except CCPError as exc:
+            upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
+            upgrade.save(update_fields=["status", "error", "finished_at"])
+            return upgrade.status
+        ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
+        if resume:
+            ctx.state["done_steps"] = list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False)
+                                           .values_list("name", flat=True))
+            ctx.state["changed"] = True
+            upgrade.steps.filter(status=StepStatus.RUNNING).update(
+                status=StepStatus.FAILED, finished_at=timezone.now(),
+                output=models.functions.Concat("output", models.Value("\n[worker lost; resumed by another worker]")))
+        runner = StepRunner(ctx, on_step=on_step)
+        return runner.run(module.steps(ctx), module.rollback(ctx))
+
+
+def _finish_without_lock(upgrade: Upgrade) -> str:
+    upgrade.status, upgrade.finished_at = UpgradeStatus.INTERRUPTED, timezone.now()
+    upgrade.error = "The instance lock was taken away before the upgrade could start (it was declared stale)."
+    upgrade.save(update_fields=["status", "error", "finished_at"])
+    return upgrade.status
+
+
+@transaction.atomic
+def upgrade_cancel(*, upgrade: Upgrade, user=None) -> Upgrade:
+    """Pending: cancelled at once. Running: stops at the next safe point and rolls back what it changed."""
+    upgrade = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
+    if upgrade.is_final:
+        raise CCPError(f"Upgrade #{upgrade.pk} has already ended ({upgrade.get_status_display().lower()}).")
+    if upgrade.status == UpgradeStatus.PENDING:
+        upgrade.status, upgrade.finished_at, upgrade.error = UpgradeStatus.CANCELLED, timezone.now(), "Cancelled."
+        upgrade.save(update_fields=["status", "finished_at", "error"])
+        lock_release(instance_id=upgrade.instance_id, kind=OperationKind.UPGRADE, operation_id=upgrade.pk)
+    else:
+        upgrade.cancel_requested = True
+        upgrade.save(update_fields=["cancel_requested"])
+    audit_log(user=user, obj=upgrade.instance, action="changed", message=f"Cancelled upgrade #{upgrade.pk}.")
+    return upgrade
+
+
+def upgrade_resume(*, upgrade_id: int) -> str:
+    """Continue an upgrade whose worker died: claim its lock (held by the reconciler) and re-attach."""
+    upgrade = Upgrade.objects.get(pk=upgrade_id)
+    claimed = InstanceLock.objects.filter(instance_id=upgrade.instance_id, kind=OperationKind.UPGRADE,
+                                          operation_id=upgrade.pk, owner__startswith="reconciler@").update(
+        owner="resuming", heartbeat_at=timezone.now())
+    if not claimed:
+        return upgrade.status
+    return upgrade_run(upgrade_id=upgrade_id, resume=True)

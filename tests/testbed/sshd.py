@@ -196,6 +196,19 @@ class SSHNode:
             self.process.stderr.close()
         self.process = None
 
+    def drop_connections(self) -> int:
+        """Kill every SSH connection this node serves (what a network drop looks like); keep listening.
+        Processes the sessions started in sessions of their own (detached jobs) are not touched."""
+        killed = 0
+        for pid in _descendants(self.process.pid) if self.process else []:
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sshd:"):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+            except (OSError, ProcessLookupError):
+                continue
+        return killed
+
     def restart_with_new_host_key(self) -> None:
         """Same address, port and client key; a different host key (what a reinstalled node looks like)."""
         self.stop()

@@ -1,8 +1,16 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from ccp.api.permissions import operation_permission
 from ccp.api.viewsets import AuditedModelViewSet
 from upgrades import services
-from upgrades.models import Release
+from upgrades.models import Release, Upgrade, UpgradeStep
 
-from .serializers import ReleaseSerializer
+from .filtersets import UpgradeFilterSet
+from .serializers import ReleaseSerializer, UpgradeSerializer
 
 
 class ReleaseViewSet(AuditedModelViewSet):
@@ -19,3 +27,19 @@ class ReleaseViewSet(AuditedModelViewSet):
             setattr(release, field, value)
         serializer.instance = services.release_save(release=release, user=self.request.user,
                                                     changed_fields=changed_fields)
+
+
+class UpgradeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Upgrades with their steps (the live log). Start one with POST /api/v1/instances/{slug}/upgrades/."""
+
+    queryset = Upgrade.objects.select_related("instance", "release", "requested_by").prefetch_related(
+        Prefetch("steps", queryset=UpgradeStep.objects.order_by("position")))
+    serializer_class = UpgradeSerializer
+    filterset_class = UpgradeFilterSet
+    ordering_fields = ["created_at", "finished_at"]
+
+    @extend_schema(request=None, responses={202: UpgradeSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[operation_permission("instances.operate_instance")])
+    def cancel(self, request, pk=None):
+        upgrade = services.upgrade_cancel(upgrade=self.get_object(), user=request.user)
+        return Response(self.get_serializer(upgrade).data, status=status.HTTP_202_ACCEPTED)

@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ('task_id', models.CharField(blank=True, default='', max_length=64)),
                 ('approved_preview_hash', models.CharField(blank=True, default='', max_length=64)),
                 ('detached_job_id', models.CharField(blank=True, default='', help_text="The tenant script's job on the node (full mode).", max_length=64)),
-                ('log_offset', models.BigIntegerField(default=0)),
+                ('state', models.JSONField(blank=True, default=dict, help_text='What a resumed run needs (protected checksums before the upgrade).')),
                 ('cancel_requested', models.BooleanField(default=False)),
                 ('error', models.TextField(blank=True, default='')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

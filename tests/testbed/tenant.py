@@ -1,0 +1,95 @@
+"""A tenant of the testbed template set on a real node, for end-to-end tests and benchmarks.
+
+`provision` does what an install script would: renders the files, writes tenant content under
+mkdocs/, and brings the stack up; `Tenant` reads back what is on the node and in docker.
+"""
+
+import hashlib
+import json
+import posixpath
+import socket
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from instances.drivers import driver_for
+from instances.models import Instance, Node
+from instances.preview import instance_render
+
+MKDOCS_FILES = {
+    "mkdocs/index.md": b"# Welcome\n\nHand-written by the tenant.\n",
+    "mkdocs/docs/guide with spaces.md": b"A guide \xe2\x80\x94 edited by hand.\n",
+    "mkdocs/docs/été.md": b"Unicode file name.\n",
+    "mkdocs/mkdocs.yml": b"site_name: Tenant docs\n",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Tenant:
+    instance: Instance
+    node: Node
+    path: Path
+
+    def driver(self):
+        return driver_for(self.node)
+
+    def env(self) -> bytes:
+        return (self.path / ".env").read_bytes()
+
+    def compose(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "compose", "--project-name", self.instance.compose_project, *args],
+                              cwd=self.path, capture_output=True, text=True, timeout=120)
+
+    def containers(self) -> list[dict]:
+        out = self.compose("ps", "--all", "--format", "json").stdout.strip()
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def container_ids(self) -> dict[str, str]:
+        return {c["Service"]: c["ID"] for c in self.containers()}
+
+    def images(self) -> set[str]:
+        return {c["Image"].rsplit(":", 1)[-1] for c in self.containers()}
+
+    def all_healthy(self) -> bool:
+        current = self.containers()
+        return bool(current) and all(c["State"] == "running" and c.get("Health") == "healthy" for c in current)
+
+    def served_versions(self) -> set[str]:
+        versions = set()
+        for port in (self.instance.ports["web"], self.instance.ports["api"], self.instance.ports["docs"]):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:  # noqa: S310
+                versions.add(response.read().decode().strip())
+        return versions
+
+    def mkdocs_sums(self) -> dict[str, str]:
+        root = self.path / "mkdocs"
+        return {str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def provision(tenant: Tenant, *, tag: str) -> None:
+    """What the install script would have done: files, .env, tenant content, stack up at `tag`."""
+    _, _, files = instance_render(instance=tenant.instance)
+    driver = tenant.driver()
+    for relative, rendered in files.items():
+        target = posixpath.join(tenant.instance.install_dir, relative)
+        driver.run(["mkdir", "-p", posixpath.dirname(target)], check=True)
+        content = rendered.content
+        if relative == ".env":
+            content = content.replace(b"IMAGE_TAG=v1", f"IMAGE_TAG={tag}".encode())
+        driver.write_file(target, content, mode=rendered.mode)
+    for relative, content in MKDOCS_FILES.items():
+        target = posixpath.join(tenant.instance.install_dir, relative)
+        driver.run(["mkdir", "-p", posixpath.dirname(target)], check=True)
+        driver.write_file(target, content)
+    result = tenant.compose("up", "--detach", "--wait", "--wait-timeout", "60")
+    assert result.returncode == 0, result.stderr
+    Instance.objects.filter(pk=tenant.instance.pk).update(observed_version=tag)
+    tenant.instance.refresh_from_db()

@@ -1,0 +1,121 @@
+"""Full upgrade: the tenant's own script runs detached on the node; it survives the SSH connection
+dropping and the Celery worker being killed and replaced, and its whole log ends up in the steps."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from upgrades.models import UpgradeMode, UpgradeStatus
+from upgrades.services import upgrade_request
+
+from .test_quick_upgrade import wait_final
+
+pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The tenant's upgrade script: sets IMAGE_TAG, pulls, restarts, and logs one numbered line a second.
+SCRIPT = """#!/bin/sh
+set -eu
+target="$1"
+i=1
+while [ "$i" -le "${STEPS:-20}" ]; do
+  echo "upgrade line $i of ${STEPS:-20} towards $target"
+  i=$((i + 1))
+  sleep 1
+done
+sed -i "s/^IMAGE_TAG=.*/IMAGE_TAG=$target/" .env
+docker compose pull --quiet
+docker compose up --detach --wait --wait-timeout 60
+echo "upgrade finished"
+"""
+
+
+def install_script(tenant, text: str = SCRIPT) -> None:
+    scripts = tenant.path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "upgrade.sh").write_text(text)
+    (scripts / "upgrade.sh").chmod(0o755)
+    os.chown(scripts, tenant.path.stat().st_uid, tenant.path.stat().st_gid)
+    os.chown(scripts / "upgrade.sh", tenant.path.stat().st_uid, tenant.path.stat().st_gid)
+
+
+def start_worker_process(env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ccp", "worker", "--pool=prefork", "--concurrency=1",
+         "--loglevel=INFO", "--without-mingle", "--without-gossip"],
+        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def wait_for_step(upgrade, name: str, contains: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = upgrade.steps.filter(name=name).order_by("-position").first()
+        if step and contains in step.output:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"step {name!r} never showed {contains!r}")
+
+
+@pytest.mark.timeout(300)
+def test_full_upgrade_survives_a_dropped_connection_and_a_worker_restart(make_tenant, worker_process_env,
+                                                                        ssh_node, tmp_path):
+    tenant = make_tenant()
+    install_script(tenant)
+    log = tmp_path / "worker.log"
+    first = start_worker_process(worker_process_env, log)
+    second = None
+    try:
+        upgrade = upgrade_request(instance=tenant.instance, mode=UpgradeMode.FULL, image_tag="v2")
+        wait_for_step(upgrade, "run the upgrade script", "upgrade line 3 ")
+        # Drop the node's SSH connections (the worker's among them) ...
+        assert ssh_node.drop_connections() >= 1
+        # ... and kill the worker outright, as a restarting agent would.
+        kill_group(first)
+        upgrade.refresh_from_db()
+        assert upgrade.status == UpgradeStatus.RUNNING
+        second = start_worker_process(worker_process_env, log)
+        upgrade = wait_final(upgrade, timeout=180)
+    finally:
+        for process in (first, second):
+            if process and process.poll() is None:
+                kill_group(process)
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, f"{upgrade.error}\n{log.read_text()[-3000:]}"
+    final_log = upgrade.steps.filter(name="run the upgrade script", status="succeeded").get().output
+    for i in range(1, 21):
+        assert f"upgrade line {i} of 20 towards v2\n" in final_log
+    assert "upgrade finished" in final_log
+    assert tenant.images() == {"v2"} and tenant.all_healthy()
+    # exactly one run of the script: one job directory on the node
+    assert len(list((tenant.path / ".ccp" / "jobs").iterdir())) == 1
+
+
+@pytest.mark.timeout(300)
+def test_a_secret_echoed_by_the_script_never_reaches_the_stored_steps(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+    secret = tenant.instance.get_secrets()["APP_SECRET"]
+    install_script(tenant, "#!/bin/sh\nset -eu\n"
+                           "echo \"leaking $(grep ^APP_SECRET= .env)\"\n"
+                           "echo \"and again: $(sed -n 's/^APP_SECRET=//p' .env) done\"\n"
+                           "echo \"failing on purpose\" >&2\nexit 3\n")
+
+    upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.FULL, image_tag="v2"))
+
+    assert upgrade.status == UpgradeStatus.FAILED
+    assert "exited with code 3" in upgrade.error
+    outputs = "".join(upgrade.steps.values_list("output", flat=True)) + upgrade.error
+    assert "leaking APP_SECRET=[redacted]" in outputs and "and again: [redacted] done" in outputs
+    assert secret not in outputs
+    tenant.instance.refresh_from_db()
+    assert "failed" in tenant.instance.attention

@@ -1,0 +1,154 @@
+"""Quick upgrade on the testbed: real sshd, docker engine, compose v2, registry, a real Celery worker."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from upgrades import hooks
+from upgrades.models import Upgrade, UpgradeMode, UpgradeStatus
+from upgrades.services import upgrade_request
+
+pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
+
+
+def wait_final(upgrade: Upgrade, timeout: float = 180) -> Upgrade:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        upgrade.refresh_from_db()
+        if upgrade.is_final:
+            return upgrade
+        time.sleep(0.3)
+    raise AssertionError(f"upgrade #{upgrade.pk} still {upgrade.status} after {timeout} s")
+
+
+def quick(tenant, tag: str) -> Upgrade:
+    return upgrade_request(instance=tenant.instance, mode=UpgradeMode.IMAGE_ONLY, image_tag=tag)
+
+
+def test_quick_upgrade_v1_to_v2(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+    content_before = tenant.mkdocs_sums()
+    assert tenant.images() == {"v1"} and len(content_before) == 4
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.images() == {"v2"} and tenant.all_healthy()
+    assert tenant.served_versions() == {"v2"}
+    assert b"\nIMAGE_TAG=v2\n" in tenant.env()
+    assert tenant.mkdocs_sums() == content_before
+    steps = list(upgrade.steps.order_by("position"))
+    assert [s.status for s in steps] == ["succeeded"] * len(steps)
+    assert "set IMAGE_TAG in .env" in [s.name for s in steps]
+    assert all(s.duration_seconds is not None for s in steps) and upgrade.duration_seconds > 0
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.observed_version == "v2" and upgrade.from_version == "v1"
+
+
+def test_quick_upgrade_to_a_broken_tag_rolls_back(make_tenant, celery_worker_thread):
+    tenant = make_tenant(tag="v2")
+    env_before = tenant.env()
+
+    upgrade = wait_final(quick(tenant, "broken"))
+
+    assert upgrade.status == UpgradeStatus.ROLLED_BACK, upgrade.error
+    assert tenant.images() == {"v2"} and tenant.all_healthy()
+    assert tenant.env() == env_before
+    rollback = [s.name for s in upgrade.steps.filter(is_rollback=True, status="succeeded")]
+    assert rollback == ["restore .env", "start previous containers (up -d --wait)", "health check after rollback"]
+    assert "docker compose up did not bring the stack up healthy" in upgrade.error
+
+
+def test_quick_upgrade_to_the_running_tag_changes_nothing(make_tenant, celery_worker_thread):
+    tenant = make_tenant(tag="v2")
+    ids_before, env_before = tenant.container_ids(), tenant.env()
+    mtime_before = (tenant.path / ".env").stat().st_mtime_ns
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.container_ids() == ids_before
+    assert tenant.env() == env_before and (tenant.path / ".env").stat().st_mtime_ns == mtime_before
+    assert upgrade.steps.filter(name="set IMAGE_TAG in .env", status="skipped").exists()
+
+
+def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+    victim = tenant.path / "mkdocs" / "docs" / "guide with spaces.md"
+
+    def tamper(ctx):
+        victim.write_bytes(b"changed behind the tenant's back\n")
+
+    hooks.register("after_up", tamper)
+    try:
+        upgrade = wait_final(quick(tenant, "v2"))
+    finally:
+        hooks.clear()
+
+    assert upgrade.status == UpgradeStatus.ROLLED_BACK
+    assert "mkdocs/docs/guide with spaces.md" in upgrade.error
+    assert tenant.images() == {"v1"} and tenant.all_healthy()
+    assert b"\nIMAGE_TAG=v1\n" in tenant.env()
+
+
+def test_cancel_during_an_upgrade_stops_at_the_next_safe_point_and_rolls_back(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+
+    def operator_cancels(ctx):
+        Upgrade.objects.filter(pk=ctx.upgrade.pk).update(cancel_requested=True)
+
+    hooks.register("after_up", operator_cancels)
+    try:
+        upgrade = wait_final(quick(tenant, "v2"))
+    finally:
+        hooks.clear()
+
+    assert upgrade.status == UpgradeStatus.CANCELLED
+    assert tenant.images() == {"v1"} and tenant.all_healthy() and b"\nIMAGE_TAG=v1\n" in tenant.env()
+    assert not upgrade.steps.filter(name="health check").exists()
+
+
+def test_upgrade_command_runs_in_the_foreground_and_prints_steps(make_tenant, capsys):
+    from django.core.management import call_command
+
+    tenant = make_tenant()
+    call_command("upgrade", tenant.instance.slug, "--mode", "image_only", "--to", "v3")
+    out = capsys.readouterr().out
+    assert "succeeded precheck" in out and "succeeded start containers (up -d --wait)" in out
+    assert out.strip().splitlines()[-1].startswith("Succeeded in ")
+    assert tenant.images() == {"v3"}
+
+
+def test_a_dead_workers_quick_upgrade_is_marked_interrupted_and_its_lock_released(make_instance):
+    from upgrades.models import InstanceLock
+    from upgrades.reconcile import reconcile_stale_locks
+
+    instance = make_instance()
+    upgrade = upgrade_request(instance=instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")
+    InstanceLock.objects.filter(instance=instance).update(owner="ccp-host-that-died:1", heartbeat_at=timezone.now()
+                                                          - timedelta(hours=1))
+    Upgrade.objects.filter(pk=upgrade.pk).update(status=UpgradeStatus.RUNNING)
+
+    report = reconcile_stale_locks()
+
+    upgrade.refresh_from_db()
+    instance.refresh_from_db()
+    assert upgrade.status == UpgradeStatus.INTERRUPTED and "lost heartbeat" in upgrade.error
+    assert not InstanceLock.objects.filter(instance=instance).exists()
+    assert f"upgrade #{upgrade.pk}" in report[0] and "interrupted" in instance.attention
+
+
+def test_check_health_records_health_and_the_running_version(make_tenant, api, operator):
+    tenant = make_tenant(tag="v3")
+    from instances.models import Instance
+
+    Instance.objects.filter(pk=tenant.instance.pk).update(observed_version="", health="unknown")
+    response = api(operator).post(f"/api/v1/instances/{tenant.instance.slug}/check-health/")
+    assert response.status_code == 200, response.content
+    assert response.json()["health"] == "healthy" and response.json()["observed_version"] == "v3"
+
+    tenant.compose("stop", "web")
+    response = api(operator).post(f"/api/v1/instances/{tenant.instance.slug}/check-health/")
+    assert response.json()["health"] == "unhealthy"

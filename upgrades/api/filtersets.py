@@ -1,0 +1,13 @@
+import django_filters
+
+from upgrades.models import Upgrade, UpgradeMode, UpgradeStatus
+
+
+class UpgradeFilterSet(django_filters.FilterSet):
+    instance = django_filters.CharFilter(field_name="instance__slug", help_text="Instance slug.")
+    status = django_filters.ChoiceFilter(choices=UpgradeStatus.choices)
+    mode = django_filters.ChoiceFilter(choices=UpgradeMode.choices)
+
+    class Meta:
+        model = Upgrade
+        fields = ["instance", "status", "mode"]

@@ -1,0 +1,115 @@
+"""Upgrade to release: re-render the release's template set and write what changed.
+
+precheck → render and compare with the approved preview → pre-upgrade backup → checksum protected
+paths → (nothing to change? done) → copy the files it will overwrite → write files atomically (never
+a registered tenant's .env) → pull → up -d --wait --remove-orphans → health → protected paths
+unchanged → record version.
+Rollback: put the copies back, remove files that were new, up -d --wait --remove-orphans, health.
+"""
+
+import posixpath
+
+from instances.preview import instance_preview
+from templates_engine import FileStatus
+
+from ..runner import AlreadyDone, Step, StepContext, StepError
+from . import node_ops as ops
+from .backup_step import pre_upgrade_backup
+
+
+def steps(ctx: StepContext) -> list[Step]:
+    return [
+        Step("precheck", lambda c: ops.precheck(c), timeout=60),
+        Step("render and compare with the approved preview", _render_and_compare, timeout=120),
+        Step("pre-upgrade backup", pre_upgrade_backup, timeout=3600),
+        Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
+        Step("compare with the running version", _already_there, timeout=60),
+        Step("copy the files it will overwrite", _keep_copies, timeout=300),
+        Step("write rendered files", _write_files, changes=True, timeout=300),
+        Step("pull images", ops.pull_images, changes=True, timeout=900),
+        Step("start containers (up -d --wait --remove-orphans)", lambda c: _up(c), changes=True, timeout=600),
+        Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
+        Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
+        Step("record version", _record, changes=True, timeout=30),
+    ]
+
+
+def rollback(ctx: StepContext) -> list[Step]:
+    return [
+        Step("restore the copied files", _restore_copies, timeout=300),
+        Step("start previous containers (up -d --wait --remove-orphans)",
+             lambda c: ops.compose_up(c, "--remove-orphans"), timeout=600),
+        Step("health check after rollback", lambda c: ops.check_health(c), timeout=300),
+    ]
+
+
+def _render_and_compare(ctx: StepContext) -> str:
+    preview = instance_preview(instance=ctx.instance, release=ctx.upgrade.release, driver=ctx.driver)
+    if preview.blocked:
+        raise StepError(preview.blocked_reason)
+    if preview.preview_hash != ctx.upgrade.approved_preview_hash:
+        raise StepError("The render or the files on the node changed since the preview was approved "
+                        f"(approved {ctx.upgrade.approved_preview_hash[:12] or 'nothing'}, now "
+                        f"{preview.preview_hash[:12]}). Preview again and approve the new preview.")
+    ctx.state["preview"] = preview
+    return preview.preview.summary() + "\n" + preview.coverage.format()
+
+
+def _already_there(ctx: StepContext) -> str:
+    preview = ctx.state["preview"]
+    tag = ctx.upgrade.release.image_tag
+    if not preview.has_changes and ops.running_on_tag(ctx, tag):
+        ops.record_version(ctx, ctx.upgrade.release.version)
+        raise AlreadyDone(f"already on {ctx.upgrade.release}: every file matches and the stack runs {tag}")
+    return f"{ctx.instance.observed_version or '(unknown)'} → {ctx.upgrade.release}"
+
+
+def _changed_files(ctx: StepContext) -> list:
+    preview = ctx.state["preview"]
+    return [f for f in preview.preview.files if f.status != FileStatus.UNCHANGED]
+
+
+def _keep_copies(ctx: StepContext) -> str:
+    preview = ctx.state["preview"]
+    kept, new = [], []
+    for diff in _changed_files(ctx):
+        before = preview.actual.get(diff.path)
+        if before is None:
+            new.append(diff.path)
+        else:
+            ops.keep_copy(ctx, diff.path, before)
+            kept.append(diff.path)
+    ctx.state["kept"], ctx.state["new"] = kept, new
+    return f"kept {len(kept)} file(s) under .ccp/upgrades/{ctx.upgrade.pk}/; {len(new)} new file(s)"
+
+
+def _write_files(ctx: StepContext) -> str:
+    preview = ctx.state["preview"]
+    written = []
+    for diff in _changed_files(ctx):
+        rendered = preview.files[diff.path]
+        target = ops.path_in(ctx, diff.path)
+        ctx.driver.run(["mkdir", "-p", posixpath.dirname(target)], timeout=30, check=True)
+        ctx.driver.write_file(target, rendered.content, mode=rendered.mode)
+        written.append(diff.path)
+    return "wrote " + (", ".join(written) or "nothing")
+
+
+def _up(ctx: StepContext) -> str:
+    output = ops.compose_up(ctx, "--remove-orphans")
+    ops.run_hook("after_up", ctx)
+    return output
+
+
+def _record(ctx: StepContext) -> str:
+    ops.record_version(ctx, ctx.upgrade.release.version)
+    return f"running {ctx.upgrade.release}"
+
+
+def _restore_copies(ctx: StepContext) -> str:
+    preview = ctx.state["preview"]
+    for path in ctx.state.get("kept", []):
+        ctx.driver.write_file(ops.path_in(ctx, path), preview.actual[path])
+    for path in ctx.state.get("new", []):
+        ctx.driver.run(["rm", "-f", "--", ops.path_in(ctx, path)], timeout=30, check=True)
+    return f"restored {len(ctx.state.get('kept', []))} file(s), removed {len(ctx.state.get('new', []))} new file(s)"

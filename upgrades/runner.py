@@ -1,0 +1,196 @@
+"""The one step runner behind every upgrade mode.
+
+It records each step as it happens (name, status, start, end, redacted output tail), keeps the
+instance lock alive, stops at safe points when a cancel was asked for, and, when a step fails after
+the first change to the node, runs the mode's rollback steps. Final status:
+
+- succeeded    every step passed;
+- rolled_back  a step failed (or the upgrade was cancelled) and the rollback restored a healthy tenant;
+- cancelled    cancelled before anything on the node changed;
+- failed       a step failed before any change, or the rollback failed too (the instance is then
+               marked as needing attention, with the reason).
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from ccp.errors import CCPError
+from instances.redaction import redact as _redact
+
+from .models import StepStatus, Upgrade, UpgradeStatus, UpgradeStep
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TAIL = 16_000
+
+
+class StepError(CCPError):
+    """A step failed; the message says why in the operator's words."""
+
+
+class UpgradeCancelled(CCPError):
+    pass
+
+
+class AlreadyDone(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a step that found the tenant already where the upgrade would take it: nothing to do."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Step:
+    name: str
+    run: Callable[["StepContext"], str | None]
+    changes: bool = False  # once this step starts, a failure needs the rollback steps
+    timeout: float = 300.0
+
+
+@dataclass
+class StepContext:
+    """What a step sees: the upgrade, its instance and node, a driver, and state shared between steps."""
+
+    upgrade: Upgrade
+    driver: object
+    secrets: list[str]
+    state: dict = field(default_factory=dict)
+    step: UpgradeStep | None = None
+    timeout: float = 300.0
+    on_output: Callable[[UpgradeStep], None] | None = None
+    _last_flush: float = 0.0
+
+    @property
+    def instance(self):
+        return self.upgrade.instance
+
+    @property
+    def node(self):
+        return self.upgrade.instance.node
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def output(self, text: str, *, flush_every: float = 1.0) -> None:
+        """Append to the current step's output (redacted, tail kept), saved at most every `flush_every` s."""
+        if not text or self.step is None:
+            return
+        self.step.output = (self.step.output + self.redact(text))[-OUTPUT_TAIL:]
+        now = time.monotonic()
+        if now - self._last_flush >= flush_every:
+            self._last_flush = now
+            self.step.save(update_fields=["output"])
+            if self.on_output:
+                self.on_output(self.step)
+
+    def check_cancel(self) -> None:
+        if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():
+            raise UpgradeCancelled("Cancelled by an operator.")
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    # Longest first, so a secret that contains another is hidden whole.
+    return _redact(text, sorted(secrets, key=len, reverse=True))
+
+
+class StepRunner:
+    def __init__(self, ctx: StepContext, *, on_step: Callable[[UpgradeStep], None] | None = None):
+        self.ctx = ctx
+        self.on_step = on_step
+        self.position = ctx.upgrade.steps.count()
+
+    def run(self, steps: list[Step], rollback: list[Step]) -> str:
+        """Run `steps`; on failure after a change run `rollback`. Returns the final status."""
+        upgrade = self.ctx.upgrade
+        changed = bool(self.ctx.state.get("changed"))
+        try:
+            for step in steps:
+                if step.name in self.ctx.state.get("done_steps", ()):
+                    continue  # resumed: this step finished before the worker restarted
+                self.ctx.check_cancel()
+                changed = changed or step.changes
+                self.ctx.state["changed"] = changed
+                self._run_step(step, is_rollback=False)
+        except AlreadyDone as done:
+            self._skip_rest(steps, done.reason)
+            return self._finish(UpgradeStatus.SUCCEEDED, "")
+        except Exception as exc:  # any failure: record it, then restore the tenant
+            reason = _reason(exc, self.ctx)
+            cancelled = isinstance(exc, UpgradeCancelled)
+            if not changed:
+                return self._finish(UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.FAILED, reason)
+            if not rollback:
+                return self._finish(UpgradeStatus.FAILED, reason, attention=(
+                    f"Upgrade #{upgrade.pk} failed after changing the node and this mode has no automatic "
+                    f"rollback: {reason}"))
+            try:
+                for step in rollback:
+                    self._run_step(step, is_rollback=True)
+            except Exception as rollback_exc:
+                rollback_reason = _reason(rollback_exc, self.ctx)
+                return self._finish(UpgradeStatus.FAILED, f"{reason} Rollback failed too: {rollback_reason}",
+                                    attention=f"Upgrade #{upgrade.pk} failed and its rollback failed: "
+                                              f"{rollback_reason}")
+            return self._finish(UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.ROLLED_BACK, reason)
+        return self._finish(UpgradeStatus.SUCCEEDED, "")
+
+    def _run_step(self, step: Step, *, is_rollback: bool) -> None:
+        self.position += 1
+        record = UpgradeStep.objects.create(upgrade=self.ctx.upgrade, position=self.position, name=step.name,
+                                            is_rollback=is_rollback, started_at=timezone.now())
+        self.ctx.step, self.ctx.timeout = record, step.timeout
+        self._notify(record)
+        try:
+            result = step.run(self.ctx)
+        except AlreadyDone as done:
+            self._close(record, StepStatus.SUCCEEDED, done.reason)
+            raise
+        except Exception as exc:
+            self._close(record, StepStatus.FAILED, _reason(exc, self.ctx))
+            raise
+        self._close(record, StepStatus.SUCCEEDED, result or "")
+        self.ctx.state.setdefault("done_steps", []).append(step.name)
+
+    def _close(self, record: UpgradeStep, status: str, text: str) -> None:
+        if text:
+            record.output = (record.output + ("\n" if record.output else "") + self.ctx.redact(text))[-OUTPUT_TAIL:]
+        record.status, record.finished_at = status, timezone.now()
+        record.save(update_fields=["output", "status", "finished_at"])
+        self._notify(record)
+
+    def _skip_rest(self, steps: list[Step], reason: str) -> None:
+        done = {s.name for s in self.ctx.upgrade.steps.all()}
+        now = timezone.now()
+        for step in steps:
+            if step.name not in done:
+                self.position += 1
+                record = UpgradeStep.objects.create(upgrade=self.ctx.upgrade, position=self.position,
+                                                    name=step.name, status=StepStatus.SKIPPED, started_at=now,
+                                                    finished_at=now, output=reason)
+                self._notify(record)
+
+    def _finish(self, status: str, error: str, attention: str = "") -> str:
+        upgrade = self.ctx.upgrade
+        upgrade.status, upgrade.error, upgrade.finished_at = status, error, timezone.now()
+        upgrade.save(update_fields=["status", "error", "finished_at"])
+        if attention:
+            instance = upgrade.instance
+            instance.attention = self.ctx.redact(attention)
+            instance.save(update_fields=["attention"])
+        return status
+
+    def _notify(self, record: UpgradeStep) -> None:
+        if self.on_step:
+            self.on_step(record)
+
+
+def _reason(exc: BaseException, ctx: StepContext) -> str:
+    if isinstance(exc, CCPError):
+        return ctx.redact(exc.message)
+    log.exception("Unexpected error in upgrade %s", ctx.upgrade.pk)
+    return ctx.redact(f"Unexpected error: {exc.__class__.__name__}: {exc}")
