@@ -144,6 +144,14 @@ BACKUP_ROOT = Path(env.str("BACKUP_ROOT", default=str(VAR_DIR / "backups")))
 CCP_TEMPLATE_ROOT = Path(env.str("CCP_TEMPLATE_ROOT", default=str(BASE_DIR / "deploy_templates")))
 CCP_DEFAULT_TEMPLATE_SET = env.str("CCP_DEFAULT_TEMPLATE_SET", default="campaign")
 CCP_IMAGE_REGISTRY = env.str("CCP_IMAGE_REGISTRY", default="registry.example.com/campaign")
+CCP_LOCK_STALE_SECONDS = env.int("CCP_LOCK_STALE_SECONDS", default=120)
+CCP_MIN_FREE_DISK_MB = env.int("CCP_MIN_FREE_DISK_MB", default=1024)
+CCP_HEALTH_TIMEOUT = env.int("CCP_HEALTH_TIMEOUT", default=60)
+# Backups (README "Backups"): keep the newest N per label, and the newest of each day for D days.
+CCP_BACKUP_KEEP_PER_LABEL = env.int("CCP_BACKUP_KEEP_PER_LABEL", default=7)
+CCP_BACKUP_KEEP_DAILY_DAYS = env.int("CCP_BACKUP_KEEP_DAILY_DAYS", default=14)
+CCP_BACKUP_COMMAND_TIMEOUT = env.int("CCP_BACKUP_COMMAND_TIMEOUT", default=120)
+CCP_RESTORE_UP_TIMEOUT = env.int("CCP_RESTORE_UP_TIMEOUT", default=600)
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -180,13 +188,14 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or env.str("REDIS_U
 if not CELERY_BROKER_URL:
     # No server configured: an embedded broker on the local file system, good for one host.
     _broker_dir = VAR_DIR / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = "django-db"
@@ -200,6 +209,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3 *
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Long operations must never run twice. A task is acknowledged when a worker starts it (acks_late
+# off), so a worker that dies mid-upgrade does not cause the broker to hand the upgrade to another
+# worker beside a job that may still be running on the node; Redis' visibility timeout then only
+# applies to messages not yet started. Orphans are found by the reconciler below and resumed (full
+# upgrades re-attach to their detached job) or marked interrupted. See README "Celery and long operations".
+CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-stale-locks": {"task": "upgrades.tasks.reconcile_task", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

@@ -9,4 +9,13 @@ os.environ.setdefault("CCP_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 
 from ccp.settings import *  # noqa: E402,F403
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not SQLite's in-memory test database: threads and worker processes of a test must see
+    # the same data, and concurrent writers must wait for the lock rather than fail.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+
+# A queue of this test run's own: two runs sharing a broker (the file-system one in var/, or one
+# Redis) must not take each other's tasks. Worker processes a test starts inherit it via the environment.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("CCP_TEST_QUEUE", f"ccp-tests-{os.getpid()}")

@@ -3,16 +3,21 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from ccp.dashboard import fleet_dashboard
 from ccp.health import healthz
+from instances.api.backup_views import BackupViewSet
 from instances.api.views import InstanceViewSet, NodeViewSet
-from upgrades.api.views import ReleaseViewSet
+from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
 
 router = DefaultRouter()
 router.register("nodes", NodeViewSet)
 router.register("instances", InstanceViewSet)
 router.register("releases", ReleaseViewSet)
+router.register("backups", BackupViewSet)
+router.register("upgrades", UpgradeViewSet)
 
 urlpatterns = [
+    path("admin/fleet/", admin.site.admin_view(fleet_dashboard), name="fleet-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

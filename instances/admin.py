@@ -4,7 +4,14 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.utils.html import format_html_join
 
+from ccp.admin_mixins import ReadOnlyAdmin
+from upgrades.admin_actions import quick_upgrade, upgrade_to_release
+from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
+
 from . import services
+from .admin_backups import back_up_now, last_backup  # also registers BackupAdmin and RestoreAdmin
+from .admin_preview import preview_release, preview_urls
+from .backups.selectors import annotate_last_backup
 from .forms import InstanceAdminForm, NodeAdminForm
 from .models import Instance, Node
 
@@ -32,6 +39,37 @@ class NodeAdmin(admin.ModelAdmin):
                                    "disk_free_bytes")}),
     )
 
+    actions = ["check_nodes", "repin_host_keys"]
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("instances.operate_node")
+
+    @admin.action(description="Check node (connect, pin host key on first contact, record versions)",
+                  permissions=["operate"])
+    def check_nodes(self, request, queryset) -> None:
+        from django.db import transaction
+
+        from .tasks import node_check_task
+
+        ids = list(queryset.values_list("pk", flat=True))
+        transaction.on_commit(lambda: [node_check_task.delay(pk) for pk in ids])
+        self.message_user(request, f"Check queued for {len(ids)} node(s); the results appear on each node.")
+
+    @admin.action(description="Re-pin host key (trust the key the node presents now)", permissions=["operate"])
+    def repin_host_keys(self, request, queryset) -> None:
+        from django.contrib import messages
+
+        from ccp.errors import CCPError
+
+        from .node_checks import node_repin_host_key
+
+        for node in queryset:
+            try:
+                node = node_repin_host_key(node=node, user=request.user)
+                self.message_user(request, f"{node}: host key pinned as {node.host_key_fingerprint}.")
+            except CCPError as exc:
+                self.message_user(request, f"{node}: {exc.message}", messages.ERROR)
+
     @admin.display(boolean=True, description="Private key stored")
     def has_private_key(self, obj: Node) -> bool:
         return obj.has_private_key
@@ -47,10 +85,34 @@ class NodeAdmin(admin.ModelAdmin):
 class InstanceAdmin(admin.ModelAdmin):
     form = InstanceAdminForm
     list_display = ("slug", "name", "node", "status", "effective_tag", "observed_version", "health",
-                    "is_registered")
+                    "is_registered", "last_upgrade", last_backup)
     list_filter = ("status", "health", "is_registered", "node")
     search_fields = ("slug", "name", "domain")
     list_select_related = ("node",)
+    actions = [quick_upgrade, upgrade_to_release, preview_release, back_up_now, "check_health"]
+
+    @admin.action(description="Check health (probe health URLs, read running version)", permissions=["operate"])
+    def check_health(self, request, queryset) -> None:
+        from django.db import transaction
+
+        from .tasks import instance_check_health_task
+
+        ids = list(queryset.values_list("pk", flat=True))
+        transaction.on_commit(lambda: [instance_check_health_task.delay(pk) for pk in ids])
+        self.message_user(request, f"Health check queued for {len(ids)} instance(s); results appear in the list.")
+
+    def get_urls(self):
+        return preview_urls(self) + super().get_urls()
+
+    def get_queryset(self, request):
+        return annotate_last_backup(annotate_last_upgrade(super().get_queryset(request)))
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("instances.operate_instance")
+
+    @admin.display(description="Last upgrade", ordering="last_upgrade_at")
+    def last_upgrade(self, obj: Instance) -> str:
+        return last_upgrade_summary(obj)
     readonly_fields = ("secrets_set", "observed_version", "health", "health_checked_at", "attention",
                        "created_at", "updated_at")
     fieldsets = (
@@ -86,7 +148,7 @@ class InstanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogEntry)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdmin):
     """Who changed what, in the admin and through the API."""
 
     list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
@@ -94,12 +156,3 @@ class AuditLogAdmin(admin.ModelAdmin):
     search_fields = ("object_repr", "change_message", "user__username")
     list_select_related = ("user", "content_type")
     date_hierarchy = "action_time"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -189,3 +189,34 @@ class Backup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance_id} {self.label} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class RestoreStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class Restore(models.Model):
+    """Putting one backup back onto its instance: a row first, then a Celery task (instances.backups.restore)."""
+
+    backup = models.ForeignKey(Backup, on_delete=models.SET_NULL, null=True, related_name="restores")
+    source = models.CharField(max_length=1000, blank=True, default="",
+                              help_text="The backup folder restored from (kept when the backup is pruned).")
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="restores")
+    status = models.CharField(max_length=16, choices=RestoreStatus.choices, default=RestoreStatus.PENDING)
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    log = models.TextField(blank=True, default="", help_text="One line per step, as it happens.")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"restore #{self.pk} of {self.source or 'a pruned backup'} onto {self.instance_id}"

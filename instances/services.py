@@ -23,19 +23,15 @@ def audit_log(*, user, obj, action: str, message: str = "") -> None:
     )
 
 
-def secret_names_for(instance: Instance) -> list[str]:
-    """The secret names the instance's template set needs (from its manifest)."""
-    from .context import secret_names
+def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
+    """Give a panel-provisioned instance a strong random value for every secret its template set
+    (the release's, else the fleet default release's) needs and it lacks."""
+    from .context import template_set_for
 
-    return secret_names()
-
-
-def instance_fill_secrets(*, instance: Instance) -> list[str]:
-    """Give a panel-provisioned instance a strong random value for every secret it lacks."""
     if instance.is_registered:
         return []
     current = instance.get_secrets()
-    missing = [name for name in secret_names_for(instance) if not current.get(name)]
+    missing = [name for name in template_set_for(instance, release).secrets if not current.get(name)]
     if missing:
         current.update(secrets.generate_secrets(missing))
         instance.set_secrets(current)
@@ -105,3 +101,21 @@ def _check_private_key(text: str) -> None:
 def object_delete(*, obj, user=None) -> None:
     audit_log(user=user, obj=obj, action="deleted", message="Deleted via API.")
     obj.delete()
+
+
+def instance_record_observation(*, instance: Instance, version: str | None = None, healthy: bool | None = None) -> None:
+    """What CCP saw on the node: the running version and whether it answered its health checks."""
+    from django.utils import timezone
+
+    from .choices import Health
+
+    fields = []
+    if version is not None:
+        instance.observed_version = version
+        fields.append("observed_version")
+    if healthy is not None:
+        instance.health = Health.HEALTHY if healthy else Health.UNHEALTHY
+        instance.health_checked_at = timezone.now()
+        fields += ["health", "health_checked_at"]
+    if fields:
+        instance.save(update_fields=fields)

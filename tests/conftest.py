@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from instances.groups import OPERATORS, VIEWERS
+from instances.groups import OPERATORS, VIEWERS, sync_fleet_groups
 from instances.models import Instance, Node
 
 pytest_plugins = ["tests.testbed.fixtures"]
@@ -18,6 +18,10 @@ _counter = itertools.count(1)
 def _user(username: str, group: str | None = None, **extra) -> User:
     user = User.objects.create_user(username, password="pw-" + username, is_staff=True, **extra)
     if group:
+        if not Group.objects.filter(name=group).exists():  # a transactional test flushed the migration's rows
+            from django.apps import apps
+
+            sync_fleet_groups(apps)
         user.groups.add(Group.objects.get(name=group))
     return user
 
@@ -40,7 +44,7 @@ def superuser(db) -> User:
 def api_client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
     return client
 
 

@@ -1,11 +1,29 @@
 """API viewsets for nodes and instances."""
 
-from ccp.api.viewsets import AuditedModelViewSet
-from instances import services
-from instances.models import Instance, Node
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
+from ccp.api.permissions import operation_permission
+from ccp.api.viewsets import AuditedModelViewSet
+from instances import selectors, services
+from instances.health import instance_check_health
+from instances.models import Instance, Node
+from instances.node_checks import node_check, node_repin_host_key
+from upgrades.api.serializers import UpgradeRequestSerializer, UpgradeSerializer
+from upgrades.services import upgrade_request
+
+from .backup_serializers import BackupRequestSerializer, BackupSerializer
+from .backup_views import instance_backup_create
 from .filtersets import InstanceFilterSet, NodeFilterSet
-from .serializers import InstanceSerializer, NodeSerializer
+from .serializers import (
+    InstancePreviewSerializer,
+    InstanceRenderSerializer,
+    InstanceSerializer,
+    NodeSerializer,
+    ReleaseQuerySerializer,
+)
 
 
 class NodeViewSet(AuditedModelViewSet):
@@ -25,6 +43,21 @@ class NodeViewSet(AuditedModelViewSet):
         serializer.instance = services.node_save(node=node, user=self.request.user, private_key=private_key,
                                                  changed_fields=changed_fields)
 
+    @extend_schema(request=None, responses={200: NodeSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[operation_permission("instances.operate_node")])
+    def check(self, request, name=None):
+        """Connect now (pinning the host key on first contact); record and return docker/compose versions."""
+        node = node_check(node=self.get_object(), user=request.user)
+        return Response(self.get_serializer(node).data)
+
+    @extend_schema(request=None, responses={200: NodeSerializer})
+    @action(detail=True, methods=["post"], url_path="repin-host-key",
+            permission_classes=[operation_permission("instances.operate_node")])
+    def repin_host_key(self, request, name=None):
+        """Trust the host key the node presents now (after checking it out of band); recorded in the audit log."""
+        node = node_repin_host_key(node=self.get_object(), user=request.user)
+        return Response(self.get_serializer(node).data)
+
 
 class InstanceViewSet(AuditedModelViewSet):
     queryset = Instance.objects.select_related("node")
@@ -34,6 +67,30 @@ class InstanceViewSet(AuditedModelViewSet):
     search_fields = ["name", "slug", "domain"]
     ordering_fields = ["slug", "name", "created_at"]
 
+    @extend_schema(parameters=[ReleaseQuerySerializer], responses={200: InstanceRenderSerializer})
+    @action(detail=True, methods=["get"], url_path="render", url_name="render")
+    def render_files(self, request, slug=None):
+        """The files a release renders for this instance. Secret values are [redacted] unless the user
+        has instances.reveal_secrets."""
+        query = ReleaseQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        shown = selectors.instance_render_shown(
+            instance=self.get_object(), release=query.validated_data.get("release", ""),
+            reveal_secrets=selectors.user_may_reveal_secrets(request.user))
+        return Response(InstanceRenderSerializer(shown).data)
+
+    @extend_schema(parameters=[ReleaseQuerySerializer], responses={200: InstancePreviewSerializer})
+    @action(detail=True, methods=["get"])
+    def preview(self, request, slug=None):
+        """Compare a release's render with the files on the node: per-file status and redacted diff,
+        values-only or structural, env coverage, whether the upgrade is blocked, and the preview hash
+        an upgrade to this release is approved with."""
+        query = ReleaseQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        report = selectors.instance_preview_report(instance=self.get_object(),
+                                                   release=query.validated_data.get("release", ""))
+        return Response(InstancePreviewSerializer(report).data)
+
     def save(self, serializer, changed_fields: list[str]) -> None:
         data = dict(serializer.validated_data)
         secret_values = data.pop("secrets", None)
@@ -42,3 +99,35 @@ class InstanceViewSet(AuditedModelViewSet):
             setattr(instance, field, value)
         serializer.instance = services.instance_save(instance=instance, user=self.request.user,
                                                      secret_values=secret_values, changed_fields=changed_fields)
+
+    @extend_schema(request=None, responses={200: InstanceSerializer})
+    @action(detail=True, methods=["post"], url_path="check-health",
+            permission_classes=[operation_permission("instances.operate_instance")])
+    def check_health(self, request, slug=None):
+        """Probe the health URLs from the node once and record health and the running version."""
+        instance = self.get_object()
+        instance_check_health(instance=instance)
+        instance.refresh_from_db()
+        return Response(self.get_serializer(instance).data)
+
+    @extend_schema(request=UpgradeRequestSerializer, responses={202: UpgradeSerializer})
+    @action(detail=True, methods=["post"], url_path="upgrades",
+            permission_classes=[operation_permission("instances.operate_instance")])
+    def upgrades(self, request, slug=None):
+        """Start an upgrade: 202 with the upgrade's URL; 409 when another operation runs on the instance."""
+        instance = self.get_object()
+        data = UpgradeRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upgrade = upgrade_request(instance=instance, user=request.user, mode=data.validated_data["mode"],
+                                  image_tag=data.validated_data.get("image_tag", ""),
+                                  release=data.validated_data.get("release"),
+                                  preview_hash=data.validated_data.get("preview_hash", ""))
+        body = UpgradeSerializer(upgrade, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+    @extend_schema(request=BackupRequestSerializer, responses={202: BackupSerializer})
+    @action(detail=True, methods=["post"], url_path="backups",
+            permission_classes=[operation_permission("instances.operate_instance")])
+    def backups(self, request, slug=None):
+        """Back up now (label defaults to manual): 202 with the backup's URL; 409 when the instance is busy."""
+        return instance_backup_create(self, request, self.get_object())

@@ -254,7 +254,11 @@ class SSHDriver(Driver):
 
     def _wait_exit(self, channel: paramiko.Channel) -> int:
         channel.status_event.wait()  # set on exit-status and when the connection dies
-        return channel.recv_exit_status()
+        code = channel.recv_exit_status()
+        if code == -1 and not channel.get_transport().is_active():
+            # No exit status arrived: the connection died under the command, which is not the command failing.
+            raise NodeUnreachable(f"The connection to {self.label} was lost while a command ran.", node=self.label)
+        return code
 
     @contextmanager
     def open_stream_out(self, argv: Sequence[str]) -> Iterator[CommandOutput]:

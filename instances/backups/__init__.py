@@ -1,0 +1,1 @@
+"""Backups (DESIGN.md §8)."""

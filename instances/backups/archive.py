@@ -1,0 +1,115 @@
+"""Moving archives between a node and the backup folder, hashing in the same pass.
+
+Nothing is staged on the node: `tar czf -` writes to the SSH channel, and each chunk is written to
+the local file and fed to sha256 before the next one is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ccp.errors import CCPError
+
+from .manifest import FileEntry
+
+# Local reads (verify, restore) go in chunks of this size.
+READ_CHUNK = 1024 * 1024
+
+Progress = Callable[[str, int], None]  # (file name, bytes so far)
+
+
+def tar_create_argv(install_dir: str, paths: tuple[str, ...]) -> list[str]:
+    # Numeric owners: a restore on the node gives files back the ids they had, whatever the panel's users.
+    return ["tar", "-C", install_dir, "--numeric-owner", "-czf", "-", "--", *paths]
+
+
+def stream_from_node(driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (),
+                     on_progress: Progress | None = None) -> FileEntry:
+    """Run `argv` on the node and store its stdout as `target`, returning the file's sha256 and size."""
+    digest, size = hashlib.sha256(), 0
+    with open(target, "xb") as out:
+        try:
+            with driver.open_stream_out(argv) as stream:
+                for chunk in stream:
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if on_progress is not None:
+                        on_progress(target.name, size)
+        except CCPError as error:
+            raise CCPError(f"{target.name} failed after {size} bytes were streamed: {error.message}") from error
+        out.flush()
+        os.fsync(out.fileno())
+    return FileEntry(target.name, digest.hexdigest(), size, paths)
+
+
+def write_local(target: Path, data: bytes) -> FileEntry:
+    with open(target, "xb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    return FileEntry(target.name, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def hash_local(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# What member_hashes gives a symlink: not compared (Driver.checksums follows a top-level link given
+# to it, and skips links below), only known to be there.
+SYMLINK = "symlink"
+
+
+def member_hashes(archive: Path) -> dict[str, str]:
+    """sha256 of every regular file in a local .tar.gz, keyed by its normalised path (as
+    `Driver.checksums` keys them); SYMLINK for symlinks. Directories are left out."""
+    hashes: dict[str, str] = {}
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            if member.issym():
+                hashes[posixpath.normpath(member.name)] = SYMLINK
+                continue
+            if member.islnk():  # a hard link: the same content as the file it links to (stored earlier)
+                target = hashes.get(posixpath.normpath(member.linkname))
+                if target is not None:
+                    hashes[posixpath.normpath(member.name)] = target
+                continue
+            if not member.isreg():
+                continue
+            digest = hashlib.sha256()
+            source = tar.extractfile(member)
+            while chunk := source.read(READ_CHUNK):
+                digest.update(chunk)
+            hashes[posixpath.normpath(member.name)] = digest.hexdigest()
+    return hashes
+
+
+def stream_to_node(driver, *, source: Path, argv: list[str], on_progress: Progress | None = None) -> str:
+    """Feed a local file to `argv`'s stdin on the node; returns the sha256 of what was sent."""
+    digest, sent = hashlib.sha256(), 0
+    with open(source, "rb") as f, driver.open_stream_in(argv) as stdin:
+        while chunk := f.read(READ_CHUNK):
+            digest.update(chunk)
+            stdin.write(chunk)
+            sent += len(chunk)
+            if on_progress is not None:
+                on_progress(source.name, sent)
+    return digest.hexdigest()

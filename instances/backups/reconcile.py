@@ -1,0 +1,47 @@
+"""What the lock reconciler (upgrades.reconcile) does with a backup or restore whose worker died."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+from django.utils import timezone
+
+from instances.models import Backup, BackupStatus, Restore, RestoreStatus
+from upgrades.models import OperationKind
+
+from . import layout
+
+log = logging.getLogger(__name__)
+
+
+def operation_interrupted(lock) -> None:
+    """Mark the lock's backup failed (removing its .partial folder) or its restore interrupted."""
+    if lock.kind == OperationKind.BACKUP:
+        _backup_interrupted(lock.operation_id)
+    elif lock.kind == OperationKind.RESTORE:
+        _restore_interrupted(lock.operation_id, lock.instance)
+
+
+def _backup_interrupted(backup_id: int) -> None:
+    backup = Backup.objects.filter(pk=backup_id, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).first()
+    if backup is None:
+        return
+    if backup.location:
+        try:
+            shutil.rmtree(layout.partial_of(layout.absolute(backup.location)), ignore_errors=True)
+        except ValueError:
+            pass
+    Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
+        status=BackupStatus.FAILED, location="", finished_at=timezone.now(),
+        error="Interrupted: the worker running this backup stopped (lost heartbeat); its partial files were removed.")
+
+
+def _restore_interrupted(restore_id: int, instance) -> None:
+    updated = Restore.objects.filter(pk=restore_id, status__in=[RestoreStatus.PENDING, RestoreStatus.RUNNING]).update(
+        status=RestoreStatus.INTERRUPTED, finished_at=timezone.now(),
+        error="Interrupted: the worker running this restore stopped (lost heartbeat). The node may be half-way; "
+              f"look in {instance.install_dir}/.ccp-restore-{restore_id}/ on it, then restore again.")
+    if updated:
+        instance.attention = f"Restore #{restore_id} was interrupted when its worker stopped."
+        instance.save(update_fields=["attention"])

@@ -1,0 +1,225 @@
+"""Restore: put a backup's mkdocs/, configs/, nginx/ and top-level config files back on its instance.
+
+    verify the backup → unpack each archive into <install_dir>/.ccp-restore-<id>/new on the node →
+    check the unpacked files against the archives' member hashes → swap each top-level entry (rename
+    the old one aside, rename the new one in) → check the files in place on the node (a mismatch
+    swaps the old ones back) → remove the old ones → `docker compose up -d --wait --force-recreate`.
+
+Until the swap the instance is untouched. Containers are recreated because a bind mount keeps
+showing the directory it was started with, not the one renamed into its place.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ccp.errors import CCPError
+from instances.models import Backup, BackupStatus, Restore, RestoreStatus
+from instances.services import audit_log
+from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from upgrades.models import OperationKind
+
+from . import layout, scripts
+from .archive import SYMLINK, Progress, member_hashes, stream_to_node
+from .services import verify_problems
+
+log = logging.getLogger(__name__)
+
+# Directory archives replace whole directories; config-files.tar.gz replaces single files.
+DIRECTORY_ARCHIVES = (layout.MKDOCS, layout.CONFIGS_AND_NGINX)
+MAX_NAMED = 10
+
+
+class RestoreError(CCPError):
+    pass
+
+
+class HalfRestored(RestoreError):
+    """The swap happened and could not be undone: the instance needs an operator."""
+
+
+def restore_targets(backup: Backup) -> list[str]:
+    """What a restore of this backup overwrites, relative to the install directory (directories end in /)."""
+    targets = []
+    for archive in layout.RESTORABLE:
+        suffix = "/" if archive in DIRECTORY_ARCHIVES else ""
+        targets += [name + suffix for name in (backup.manifest or {}).get(archive, {}).get("paths", [])]
+    return targets
+
+
+@transaction.atomic
+def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -> Restore:
+    """Create a Restore row and take the instance lock in one transaction, then queue the task.
+    Raises Conflict (409) when the instance is busy, CCPError when the backup cannot be restored."""
+    backup = Backup.objects.select_related("instance").get(pk=backup.pk)
+    if backup.status != BackupStatus.SUCCEEDED:
+        raise CCPError(f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a complete backup "
+                       "can be restored.")
+    if backup.verify_ok is False:
+        raise CCPError(f"Backup #{backup.pk} failed verification ({backup.verify_error}); it cannot be restored.")
+    if not restore_targets(backup):
+        raise CCPError(f"Backup #{backup.pk} holds nothing a restore puts back.")
+    restore = Restore.objects.create(backup=backup, source=backup.location, instance=backup.instance,
+                                     requested_by=user if user is not None and user.is_authenticated else None)
+    lock_acquire(instance=backup.instance, kind=OperationKind.RESTORE, operation_id=restore.pk)
+    audit_log(user=user, obj=backup.instance, action="changed",
+              message=f"Requested restore #{restore.pk} of backup #{backup.pk} ({backup.location}).")
+    if enqueue:
+        restore.task_id = str(uuid.uuid4())
+        restore.save(update_fields=["task_id"])
+        transaction.on_commit(lambda: _enqueue(restore.pk, restore.task_id))
+    return restore
+
+
+def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) -> str:
+    """Run a requested restore to its end (the task calls this). Runs once: only the caller that moves
+    the row from pending to running goes on."""
+    claimed = Restore.objects.filter(pk=restore_id, status=RestoreStatus.PENDING).update(
+        status=RestoreStatus.RUNNING, started_at=timezone.now())
+    restore = Restore.objects.select_related("instance__node", "backup").filter(pk=restore_id).first()
+    if restore is None:
+        log.warning("Restore %s does not exist (any more): nothing to run.", restore_id)
+        return "missing"
+    if not claimed:
+        return restore.status
+    key = {"instance_id": restore.instance_id, "kind": OperationKind.RESTORE, "operation_id": restore.pk}
+    if not lock_claim(**key):
+        _finish(restore, RestoreStatus.INTERRUPTED, "The instance lock was taken away before the restore started.")
+        return restore.status
+    try:
+        with Heartbeat(**key):
+            from instances.drivers import driver_for
+
+            try:
+                _restore(restore, driver_for(restore.instance.node), on_progress)
+            except HalfRestored as error:
+                _finish(restore, RestoreStatus.FAILED, error.message)
+                restore.instance.attention = f"Restore #{restore.pk} failed half-way: {error.message}"
+                restore.instance.save(update_fields=["attention"])
+            except CCPError as error:
+                _finish(restore, RestoreStatus.FAILED, error.message)
+            except Exception as error:
+                log.exception("Restore #%s failed unexpectedly", restore.pk)
+                _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
+            else:
+                _finish(restore, RestoreStatus.SUCCEEDED, "")
+    finally:
+        lock_release(**key)
+    return restore.status
+
+
+def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
+    backup, instance = restore.backup, restore.instance
+    if backup is None:
+        raise RestoreError("The backup was removed before the restore started.")
+    _step(restore, f"verifying backup #{backup.pk} ({backup.location})")
+    problems = verify_problems(backup)
+    Backup.objects.filter(pk=backup.pk).update(verified_at=timezone.now(), verify_ok=not problems,
+                                               verify_error="; ".join(problems))
+    if problems:
+        raise RestoreError(f"Backup #{backup.pk} failed verification, nothing was changed: {'; '.join(problems)}")
+
+    folder = layout.absolute(backup.location)
+    archives = [name for name in layout.RESTORABLE if name in backup.manifest]
+    names = [name for archive in archives for name in backup.manifest[archive].get("paths", [])]
+    for name in names:
+        if not name or "/" in name or name in (".", ".."):
+            raise RestoreError(f"Backup #{backup.pk} names {name!r}, which is not a top-level entry.")
+    expected: dict[str, str] = {}
+    for archive in archives:
+        expected.update(member_hashes(folder / archive))
+
+    staging = posixpath.join(instance.install_dir, f".ccp-restore-{restore.pk}")
+    incoming = posixpath.join(staging, "new")
+    timeout = settings.CCP_BACKUP_COMMAND_TIMEOUT
+    swapped = False
+    driver.run(["mkdir", "-p", "--", incoming], timeout=timeout, check=True)
+    try:
+        for archive in archives:
+            _step(restore, f"unpacking {archive} into {incoming}")
+            sent = stream_to_node(driver, source=folder / archive, on_progress=on_progress,
+                                  argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"])
+            if sent != backup.manifest[archive]["sha256"]:
+                raise RestoreError(f"{archive} changed while it was being restored; nothing was changed.")
+        _step(restore, "checking the unpacked files on the node")
+        _check(driver.checksums(names, base=incoming), expected, "The unpacked files differ from the backup "
+                                                                   "on the node, nothing was changed")
+        _step(restore, "swapping in: " + ", ".join(restore_targets(backup)))
+        swapped = True  # from here on, until the script says otherwise, the node may be half-way
+        result = driver.run(["sh", "-c", scripts.SWAP, "ccp-restore-swap", instance.install_dir, staging, *names],
+                            timeout=timeout)
+        if result.exit_code in (scripts.SWAP_NOTHING_MOVED, scripts.SWAP_PUT_BACK):
+            swapped = False
+            raise RestoreError("Swapping the restored files in failed and the previous files were kept: "
+                               + result.stderr.decode(errors="replace").strip()[-300:])
+        if not result.ok:
+            raise RestoreError(f"Swapping the restored files in failed (exit code {result.exit_code}): "
+                               + result.stderr.decode(errors="replace").strip()[-300:])
+        _step(restore, "checking the restored files in place on the node")
+        try:
+            _check(driver.checksums(names, base=instance.install_dir), expected,
+                   "The restored files differ from the backup on the node; the previous files were put back")
+        except RestoreError:
+            driver.run(["sh", "-c", scripts.UNDO_SWAP, "ccp-restore-undo", instance.install_dir, staging, *names],
+                       timeout=timeout, check=True)
+            swapped = False
+            raise
+    except BaseException as error:
+        if not swapped:
+            _remove_quietly(driver, staging)
+            raise
+        reason = error.message if isinstance(error, CCPError) else f"{type(error).__name__}: {error}"
+        raise HalfRestored(f"The restore stopped half-way and could not put the previous files back; they are "
+                           f"kept in {staging}/old on the node. {reason}") from error
+    driver.run(["rm", "-rf", "--", staging], timeout=timeout, check=True)
+
+    project = instance.compose_project or instance.slug
+    _step(restore, "starting the stack: docker compose up -d --wait --force-recreate")
+    try:
+        driver.run(["docker", "compose", "--project-name", project, "up", "-d", "--wait", "--force-recreate"],
+                   cwd=instance.install_dir, timeout=settings.CCP_RESTORE_UP_TIMEOUT, check=True)
+    except CCPError as error:
+        raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
+    _step(restore, "done")
+
+
+def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
+    links = {path for path, digest in expected.items() if digest == SYMLINK}
+    missing = sorted(set(expected) - set(actual) - links)
+    extra = sorted(set(actual) - set(expected))
+    changed = sorted(path for path in expected
+                     if path in actual and path not in links and actual[path] != expected[path])
+    parts = [f"{label}: {', '.join(paths[:MAX_NAMED])}{' …' if len(paths) > MAX_NAMED else ''}"
+             for label, paths in (("missing", missing), ("different", changed), ("unexpected", extra)) if paths]
+    if parts:
+        raise RestoreError(f"{what} ({'; '.join(parts)}).")
+
+
+def _step(restore: Restore, text: str) -> None:
+    restore.log += f"{timezone.now():%H:%M:%S} {text}\n"
+    Restore.objects.filter(pk=restore.pk).update(log=restore.log)
+
+
+def _finish(restore: Restore, status: str, error: str) -> None:
+    restore.status, restore.error, restore.finished_at = status, error, timezone.now()
+    Restore.objects.filter(pk=restore.pk, status=RestoreStatus.RUNNING).update(
+        status=status, error=error, finished_at=restore.finished_at)
+
+
+def _remove_quietly(driver, path: str) -> None:
+    try:
+        driver.run(["rm", "-rf", "--", path], timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
+    except CCPError as error:
+        log.warning("Could not remove %s on the node: %s", path, error.message)
+
+
+def _enqueue(restore_id: int, task_id: str) -> None:
+    from ccp.celery import app
+
+    app.send_task("instances.backups.tasks.backup_restore_task", args=[restore_id], task_id=task_id)

@@ -1,0 +1,290 @@
+"""Writes for backups: request, run, the pre-upgrade backup, verify, and the nightly run.
+
+Admin actions, API views, tasks and the `backup` command call these. Restore lives in restore.py,
+pruning in retention.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+import ccp
+from ccp.errors import CCPError
+from instances.choices import InstanceStatus
+from instances.models import Backup, BackupLabel, BackupStatus, Instance
+from instances.services import audit_log
+from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from upgrades.models import OperationKind
+
+from . import layout, node_state
+from .archive import Progress, fsync_dir, hash_local, stream_from_node, tar_create_argv, write_local
+from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
+
+log = logging.getLogger(__name__)
+
+
+class LockLost(CCPError):
+    pass
+
+
+@transaction.atomic
+def backup_request(*, instance: Instance, label: str = BackupLabel.MANUAL, user=None, enqueue: bool = True) -> Backup:
+    """Create a Backup row and take the instance lock in one transaction, then queue the task.
+
+    Raises Conflict (409) naming the running operation when the instance is busy; nothing is created then.
+    """
+    if instance.status == InstanceStatus.DISABLED:
+        raise CCPError(f"{instance} is disabled; enable it before backing it up.")
+    if label not in BackupLabel.values:
+        raise CCPError(f"Unknown backup label {label!r}; use one of {', '.join(BackupLabel.values)}.")
+    backup = Backup.objects.create(instance=instance, label=label, requested_by=_user_or_none(user))
+    lock_acquire(instance=instance, kind=OperationKind.BACKUP, operation_id=backup.pk)
+    audit_log(user=user, obj=instance, action="changed", message=f"Requested {label} backup #{backup.pk}.")
+    if enqueue:
+        backup.task_id = str(uuid.uuid4())
+        backup.save(update_fields=["task_id"])
+        transaction.on_commit(lambda: _enqueue("instances.backups.tasks.backup_run_task", backup.pk, backup.task_id))
+    return backup
+
+
+def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
+    """Take a requested backup (the task and the command call this). Only the caller that moves the row
+    from pending to running goes on, so a duplicate delivery does nothing."""
+    claimed = Backup.objects.filter(pk=backup_id, status=BackupStatus.PENDING).update(
+        status=BackupStatus.RUNNING, started_at=timezone.now())
+    backup = Backup.objects.select_related("instance__node").filter(pk=backup_id).first()
+    if backup is None:
+        log.warning("Backup %s does not exist (any more): nothing to run.", backup_id)
+        return "missing"
+    if not claimed:
+        log.warning("Backup %s is %s, not pending: not running it again.", backup_id, backup.status)
+        return backup.status
+    key = {"instance_id": backup.instance_id, "kind": OperationKind.BACKUP, "operation_id": backup.pk}
+    if not lock_claim(**key):
+        _fail(backup, "The instance lock was taken away before the backup could start (it was declared stale).")
+        return backup.status
+    try:
+        with Heartbeat(**key) as heartbeat:
+            from instances.drivers import driver_for
+
+            try:
+                driver = driver_for(backup.instance.node)
+            except CCPError as error:
+                _fail(backup, error.message)
+                return backup.status
+            _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
+            if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
+                _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
+    finally:
+        lock_release(**key)
+    return backup.status
+
+
+def _prune_quietly(instance: Instance) -> None:
+    from .retention import backups_prune
+
+    try:
+        backups_prune(instance=instance)
+    except Exception:  # noqa: BLE001 - a pruning problem must not turn a good backup into a failed one
+        log.exception("Pruning the backups of %s failed", instance)
+
+
+def backup_for_upgrade(*, instance: Instance, driver, user=None) -> Backup:
+    """The pre-upgrade backup, taken inline by an upgrade that already holds the instance lock.
+
+    Returns the row, succeeded or failed (with its error); a failure leaves nothing on disk.
+    """
+    backup = Backup.objects.create(instance=instance, label=BackupLabel.PRE_UPGRADE, status=BackupStatus.RUNNING,
+                                   requested_by=_user_or_none(user), started_at=timezone.now())
+    _take(backup, driver)
+    return backup
+
+
+def backup_verify(*, backup: Backup, user=None) -> Backup:
+    """Re-hash every file of the backup against its MANIFEST.txt (and MANIFEST.txt against the row).
+    Sets verified_at / verify_ok / verify_error, naming each missing or corrupted file."""
+    if backup.status != BackupStatus.SUCCEEDED:
+        raise CCPError(f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a complete "
+                       "backup can be verified.")
+    problems = verify_problems(backup)
+    backup.verified_at, backup.verify_ok = timezone.now(), not problems
+    backup.verify_error = "; ".join(problems)
+    backup.save(update_fields=["verified_at", "verify_ok", "verify_error"])
+    audit_log(user=user, obj=backup, action="changed",
+              message="Verified: " + ("all files match MANIFEST.txt." if not problems else backup.verify_error))
+    return backup
+
+
+def verify_problems(backup: Backup) -> list[str]:
+    try:
+        folder = layout.absolute(backup.location)
+    except ValueError:
+        return ["the backup has no folder"]
+    if not folder.is_dir():
+        return [f"the backup folder {backup.location} is missing"]
+    try:
+        manifest = parse_manifest((folder / layout.MANIFEST).read_text())
+    except FileNotFoundError:
+        return [f"{layout.MANIFEST} is missing"]
+    except (ManifestError, UnicodeDecodeError) as error:
+        return [f"{layout.MANIFEST} is unreadable: {error}"]
+    problems = differences(manifest, backup.manifest or {})
+    for entry in manifest.files:
+        path = folder / entry.name
+        if not path.is_file():
+            problems.append(f"{entry.name} is missing")
+            continue
+        sha256, size = hash_local(path)
+        if sha256 != entry.sha256 or size != entry.size:
+            problems.append(f"{entry.name} is corrupted (sha256 or size differs from {layout.MANIFEST})")
+    return problems
+
+
+def backup_all_scheduled() -> list[str]:
+    """The nightly run (beat): request a scheduled backup of every active instance that has not opted
+    out. A busy instance is skipped and the skip recorded as a failed backup, so the gap is visible."""
+    report = []
+    for instance in Instance.objects.filter(status=InstanceStatus.ACTIVE, backup_enabled=True).select_related("node"):
+        try:
+            backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
+        except CCPError as error:
+            now = timezone.now()
+            Backup.objects.create(instance=instance, label=BackupLabel.SCHEDULED, status=BackupStatus.FAILED,
+                                  error=f"Skipped: {error.message}", started_at=now, finished_at=now)
+            report.append(f"{instance}: skipped ({error.message})")
+            log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
+            continue
+        report.append(f"{instance}: queued backup #{backup.pk}")
+    return report
+
+
+# --- taking a backup -----------------------------------------------------------------------------
+
+def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_lost=lambda: False) -> None:
+    """Write the backup into `<folder>.partial`, then rename it into place and mark the row succeeded.
+    On any error the partial folder is removed and the row marked failed with the reason."""
+    instance = backup.instance
+    started = timezone.now()
+    final = _reserve_folder(instance, started, backup.label)
+    partial = layout.partial_of(final)
+    backup.location, backup.started_at = layout.relative(final), backup.started_at or started
+    backup.save(update_fields=["location", "started_at"])
+    try:
+        files = _write_files(backup, driver, partial, started, on_progress)
+        manifest = Manifest(meta=_manifest_meta(backup, started), files=files)
+        (partial / layout.MANIFEST).write_text(format_manifest(manifest))
+        _fsync_file(partial / layout.MANIFEST)
+        fsync_dir(partial)
+        if lock_lost():
+            raise LockLost("The instance lock was taken away while the backup ran (declared stale); "
+                           "this backup was discarded.")
+        partial.rename(final)
+        fsync_dir(final.parent)
+    except BaseException as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        _fail(backup, _describe(error), clear_location=True)
+        if not isinstance(error, Exception):
+            raise  # KeyboardInterrupt, SystemExit: recorded and cleaned up, then on their way
+        return
+    size = sum(f.size for f in files) + (final / layout.MANIFEST).stat().st_size
+    # Conditional: if the reconciler declared this backup interrupted meanwhile, its verdict stands.
+    updated = Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
+        status=BackupStatus.SUCCEEDED, finished_at=timezone.now(), size_bytes=size, manifest=manifest.as_json(),
+        error="")
+    if not updated:
+        shutil.rmtree(final, ignore_errors=True)
+    backup.refresh_from_db()
+    log.info("Backup #%s of %s: %s (%s bytes) in %s", backup.pk, instance, backup.status, size, backup.location)
+
+
+def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_progress) -> list:
+    instance = backup.instance
+    partial.mkdir(parents=True)
+    found = node_state.inventory(driver, instance.install_dir)
+    files = []
+    for plan in layout.archive_plan(found):
+        files.append(stream_from_node(driver, argv=tar_create_argv(instance.install_dir, plan.paths),
+                                      target=partial / plan.name, paths=plan.paths, on_progress=on_progress))
+    text = node_state.host_state(driver, instance, started)
+    files.append(write_local(partial / layout.HOST_STATE, text.encode()))
+    if found.is_git_checkout:
+        text = node_state.git_state(driver, instance.install_dir)
+        files.append(write_local(partial / layout.GIT_STATE, text.encode()))
+    return files
+
+
+def _manifest_meta(backup: Backup, started: datetime) -> dict[str, str]:
+    instance = backup.instance
+    return {
+        "instance": instance.slug,
+        "node": instance.node.name,
+        "label": backup.label,
+        "install_dir": instance.install_dir,
+        "backup_id": str(backup.pk),
+        "started": _iso(started),
+        "finished": _iso(timezone.now()),
+        "ccp_version": ccp.__version__,
+    }
+
+
+def _reserve_folder(instance: Instance, started: datetime, label: str) -> Path:
+    """The final folder path: unique even if two backups start within the same second."""
+    root = layout.instance_root(node_name=instance.node.name, slug=instance.slug)
+    base = layout.folder_name(started.astimezone(UTC), label)
+    candidate, n = root / base, 1
+    while candidate.exists() or layout.partial_of(candidate).exists():
+        n += 1
+        candidate = root / f"{base}-{n}"
+    return candidate
+
+
+def _fail(backup: Backup, message: str, *, clear_location: bool = False) -> None:
+    backup.status, backup.error, backup.finished_at = BackupStatus.FAILED, message, timezone.now()
+    fields = ["status", "error", "finished_at"]
+    if clear_location:
+        backup.location = ""
+        fields.append("location")
+    Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
+        **{name: getattr(backup, name) for name in fields})
+    log.warning("Backup #%s of %s failed: %s", backup.pk, backup.instance_id, message)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, CCPError):
+        return error.message
+    if isinstance(error, KeyboardInterrupt):
+        return "Interrupted (the command was stopped)."
+    if isinstance(error, OSError) and error.filename:
+        return f"Cannot write the backup: {error.strerror} ({error.filename})."
+    log.exception("Backup failed unexpectedly")
+    return f"{type(error).__name__}: {error}"
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _user_or_none(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _enqueue(task_name: str, object_id: int, task_id: str) -> None:
+    from ccp.celery import app
+
+    app.send_task(task_name, args=[object_id], task_id=task_id)

@@ -1,0 +1,30 @@
+"""Celery tasks of the instances app: thin adapters that fetch by id and call one service."""
+
+from celery import shared_task
+
+from ccp.errors import CCPError
+from instances.backups.tasks import *  # noqa: F401,F403 - registers the backup tasks with Celery
+
+from .health import instance_check_health
+from .models import Instance, Node
+from .node_checks import node_check
+
+
+@shared_task(name="instances.tasks.node_check_task")
+def node_check_task(node_id: int) -> dict:
+    """Check one node; the outcome is recorded on the node and returned for the caller to observe."""
+    node = Node.objects.get(pk=node_id)
+    try:
+        node = node_check(node=node)
+    except CCPError as exc:
+        return {"node": node.name, "ok": False, "error": exc.message}
+    return {"node": node.name, "ok": True, "docker": node.docker_version, "compose": node.compose_version}
+
+
+@shared_task(name="instances.tasks.instance_check_health_task")
+def instance_check_health_task(instance_id: int) -> dict:
+    instance = Instance.objects.select_related("node").get(pk=instance_id)
+    try:
+        return instance_check_health(instance=instance)
+    except CCPError as exc:
+        return {"instance": instance.slug, "healthy": False, "error": exc.message}

@@ -1,0 +1,46 @@
+"""The fleet dashboard and fleet_status show every instance, running operations and what needs attention."""
+
+import pytest
+from django.core.management import call_command
+
+from upgrades.models import UpgradeMode
+from upgrades.services import upgrade_request
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fleet(make_node, make_instance):
+    node = make_node(name="edge-1")
+    calm = make_instance(node=node, slug="calm")
+    busy = make_instance(node=node, slug="busy")
+    troubled = make_instance(node=node, slug="troubled")
+    troubled.attention = "Upgrade #9 failed and its rollback failed: health check failed."
+    troubled.save()
+    upgrade_request(instance=busy, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")
+    return calm, busy, troubled
+
+
+def test_dashboard_shows_the_fleet(client, viewer, fleet):
+    client.force_login(viewer)
+    page = client.get("/admin/fleet/").content.decode()
+    assert "3 instances on 1 node" in page
+    assert "troubled</a>: Upgrade #9 failed" in page
+    assert "Upgrade #" in page and "on busy" in page
+    assert 'href="/admin/fleet/"' in client.get("/admin/").content.decode()
+
+
+def test_dashboard_needs_the_view_permission(client, db):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_user("staffonly", password="x", is_staff=True))
+    assert client.get("/admin/fleet/").status_code == 403
+
+
+def test_fleet_status_command(fleet, capsys):
+    call_command("fleet_status")
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["INSTANCE", "NODE", "STATUS", "VERSION", "HEALTH", "LAST", "UPGRADE"]
+    assert any(line.startswith("busy ") and "v2 pending" in line for line in lines)
+    assert "running: upgrade #" in out and "attention: troubled: Upgrade #9 failed" in out
