@@ -9,6 +9,10 @@ from instances.api.backup_views import BackupViewSet
 from instances.api.views import InstanceViewSet, NodeViewSet
 from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
 
+admin.site.site_header = "CCP — fleet control panel"
+admin.site.site_title = "CCP"
+admin.site.index_title = "Fleet administration"
+
 router = DefaultRouter()
 router.register("nodes", NodeViewSet)
 router.register("instances", InstanceViewSet)

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from ccp.api.permissions import operation_permission
+from ccp.api.responses import accepted
 from instances.backups.restore import backup_restore_request, restore_targets
 from instances.backups.services import backup_request, backup_verify
 from instances.models import Backup, Restore
@@ -48,7 +49,7 @@ class BackupViewSet(viewsets.ReadOnlyModelViewSet):
                              "will_overwrite": targets}, status=status.HTTP_400_BAD_REQUEST)
         backup_restore_request(backup=backup, user=request.user)
         body = self.get_serializer(self.get_queryset().get(pk=backup.pk)).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+        return accepted(body)
 
 
 def instance_backup_create(view, request, instance) -> Response:
@@ -57,4 +58,4 @@ def instance_backup_create(view, request, instance) -> Response:
     data.is_valid(raise_exception=True)
     backup = backup_request(instance=instance, label=data.validated_data["label"], user=request.user)
     body = BackupSerializer(backup, context=view.get_serializer_context()).data
-    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+    return accepted(body)

@@ -1,11 +1,11 @@
 """API viewsets for nodes and instances."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from ccp.api.permissions import operation_permission
+from ccp.api.responses import accepted
 from ccp.api.viewsets import AuditedModelViewSet
 from instances import selectors, services
 from instances.health import instance_check_health
@@ -123,7 +123,7 @@ class InstanceViewSet(AuditedModelViewSet):
                                   release=data.validated_data.get("release"),
                                   preview_hash=data.validated_data.get("preview_hash", ""))
         body = UpgradeSerializer(upgrade, context=self.get_serializer_context()).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+        return accepted(body)
 
     @extend_schema(request=BackupRequestSerializer, responses={202: BackupSerializer})
     @action(detail=True, methods=["post"], url_path="backups",

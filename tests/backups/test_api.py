@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from wsgiref.headers import Headers
+
 import pytest
 
 from instances.models import Backup, BackupStatus, Restore
@@ -20,6 +22,7 @@ def test_operator_backs_up_now_and_a_second_request_is_refused(api, operator, ma
     body = answer.json()
     assert body["label"] == "manual" and body["status"] == "pending" and body["instance"] == instance.slug
     assert answer["Location"] == body["url"] and body["url"].endswith(f"/api/v1/backups/{body['id']}/")
+    Headers(list(answer.items()))  # a WSGI server refuses a header value that is not exactly a str
     assert InstanceLock.objects.get(instance=instance).operation_id == body["id"]
 
     busy = api(operator).post(url, {"label": "manual"}, format="json")

@@ -71,3 +71,14 @@ def test_upgrade_list_filters_and_detail_shows_steps(api, viewer, operator, make
     assert [r["instance"] for r in rows["results"]] == [a.slug]
     detail = api(viewer).get(rows["results"][0]["url"]).json()
     assert detail["steps"] == [] and detail["to_version"] == "v2"
+
+
+def test_accepted_answers_carry_a_plain_str_location_that_wsgi_servers_accept(api, operator, make_instance):
+    from wsgiref.headers import Headers
+
+    instance = make_instance()
+    response = api(operator).post(f"/api/v1/instances/{instance.slug}/upgrades/",
+                                  {"mode": "image_only", "image_tag": "v2"}, format="json")
+    assert response.status_code == 202
+    Headers(list(response.items()))  # raises on a header value that is not exactly a str
+    assert response["Location"] == response.json()["url"]
