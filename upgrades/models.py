@@ -126,7 +126,7 @@ class Upgrade(models.Model):
         indexes = [models.Index(fields=["instance", "-created_at"]), models.Index(fields=["status"])]
 
     def __str__(self) -> str:
-        return f"{self.get_mode_display()} of {self.instance_id} to {self.to_version or self.target_tag}"
+        return f"{self.get_mode_display()} of {self.instance} to {self.to_version or self.target_tag}"
 
     @property
     def is_final(self) -> bool:
