@@ -47,6 +47,13 @@ class Tenant:
         return subprocess.run(["docker", "compose", "--project-name", self.instance.compose_project, *args],
                               cwd=self.path, capture_output=True, text=True, timeout=120)
 
+    def remove_containers(self) -> None:
+        """Remove the project's containers by label: works even when a test broke its compose file."""
+        label = f"label=com.docker.compose.project={self.instance.compose_project}"
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "--force", *ids], capture_output=True, timeout=120)
+
     def containers(self) -> list[dict]:
         out = self.compose("ps", "--all", "--format", "json").stdout.strip()
         return [json.loads(line) for line in out.splitlines() if line.strip()]

@@ -62,7 +62,7 @@ def make_tenant(testbed_node, testbed_release, node_workdir_factory, settings):
 
     yield make
     for tenant in made:
-        tenant.compose("down", "--timeout", "1", "--remove-orphans")
+        tenant.remove_containers()
 
 
 @pytest.fixture

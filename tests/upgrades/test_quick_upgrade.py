@@ -152,3 +152,31 @@ def test_check_health_records_health_and_the_running_version(make_tenant, api, o
     tenant.compose("stop", "web")
     response = api(operator).post(f"/api/v1/instances/{tenant.instance.slug}/check-health/")
     assert response.json()["health"] == "unhealthy"
+
+
+def test_a_node_without_registry_access_gets_the_images_shipped(make_tenant, celery_worker_thread, docker_engine):
+    import subprocess
+
+    tenant = make_tenant()
+    tenant.node.registry_access = False
+    tenant.node.save()
+    subprocess.run(["docker", "image", "rm", "--force", docker_engine.image("v3")], capture_output=True)
+
+    upgrade = wait_final(quick(tenant, "v3"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.images() == {"v3"} and tenant.all_healthy()
+    pull = upgrade.steps.get(name="pull images")
+    assert f"shipped without registry: {docker_engine.image('v3')}" in pull.output
+
+
+def test_a_compose_project_that_does_not_load_stops_the_upgrade_before_any_change(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+    compose = tenant.path / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace("services:", "services: [broken"))
+    env_before = tenant.env()
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.FAILED and "does not load" in upgrade.error
+    assert tenant.env() == env_before and not upgrade.steps.filter(is_rollback=True).exists()

@@ -34,8 +34,9 @@ def decoded(result) -> str:
 
 # --- precheck ------------------------------------------------------------------------------------
 
-def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = ()) -> str:
-    """The node answers, docker and compose answer, the instance directory has its files and free disk."""
+def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = (), need_compose: bool = True) -> str:
+    """The node answers, docker and compose answer, the instance directory has its files (and a compose
+    project that loads), and there is free disk."""
     lines = []
     docker = ctx.driver.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
     if docker.exit_code != 0:
@@ -48,6 +49,11 @@ def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = ()) -> str:
     for name in need_files:
         if not ctx.driver.exists(path_in(ctx, name)):
             raise StepError(f"{path_in(ctx, name)} does not exist on {ctx.node}.")
+    if need_compose:
+        config = compose(ctx, "config", "--quiet", timeout=60, check=False)
+        if config.exit_code != 0:
+            raise StepError(f"The compose project in {ctx.instance.install_dir} does not load: "
+                            f"{decoded(config).strip()[-400:]}")
     free_mb = free_disk_mb(ctx)
     minimum = settings.CCP_MIN_FREE_DISK_MB
     if free_mb < minimum:

@@ -19,7 +19,7 @@ from .backup_step import pre_upgrade_backup
 
 def steps(ctx: StepContext) -> list[Step]:
     return [
-        Step("precheck", lambda c: ops.precheck(c), timeout=60),
+        Step("precheck", lambda c: ops.precheck(c, need_compose=False), timeout=60),
         Step("render and compare with the approved preview", _render_and_compare, timeout=120),
         Step("pre-upgrade backup", pre_upgrade_backup, timeout=3600),
         Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
