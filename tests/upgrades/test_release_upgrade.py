@@ -52,14 +52,20 @@ def test_release_upgrade_of_a_registered_tenant_leaves_its_env_byte_identical(ma
     env_before = tenant.env()
     compose = tenant.path / "docker-compose.yml"
     compose.write_text(compose.read_text().replace("retries: 5", "retries: 6"))  # drifted by hand
-    v1 = testbed_release("v1", "v1")
+    v2 = testbed_release("v2.0.0", "v2")
 
-    upgrade = wait_final(release_upgrade(tenant, v1))
+    upgrade = wait_final(release_upgrade(tenant, v2))
 
     assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
     assert tenant.env() == env_before
     assert "retries: 6" not in compose.read_text() and "retries: 5" in compose.read_text()
+    assert "${IMAGE_TAG:-v2}" in compose.read_text()
     assert tenant.all_healthy()
+    # Its own .env pins IMAGE_TAG=v1, which compose prefers: the recorded version says what really runs.
+    assert tenant.images() == {"v1"}
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.observed_version == "v1"
+    assert "pins IMAGE_TAG" in upgrade.steps.get(name="record version").output
 
 
 def test_registered_tenant_with_an_env_gap_is_refused_before_anything_is_written(make_tenant, testbed_release,

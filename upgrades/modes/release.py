@@ -9,6 +9,7 @@ Rollback: put the copies back, remove files that were new, up -d --wait --remove
 
 import posixpath
 
+from instances.health import running_tags
 from instances.preview import instance_preview
 from templates_engine import FileStatus
 
@@ -102,8 +103,16 @@ def _up(ctx: StepContext) -> str:
 
 
 def _record(ctx: StepContext) -> str:
-    ops.record_version(ctx, ctx.upgrade.release.version)
-    return f"running {ctx.upgrade.release}"
+    release = ctx.upgrade.release
+    tags = running_tags(ctx.driver, ctx.instance)
+    if tags == {release.image_tag}:
+        ops.record_version(ctx, release.version)
+        return f"running {release}"
+    # A registered tenant's own IMAGE_TAG in .env wins over the release's default: say so, record the truth.
+    shown = ", ".join(sorted(tags)) or "unknown"
+    ops.record_version(ctx, shown)
+    return (f"files of {release} written, but the containers run {shown}: this tenant's .env pins IMAGE_TAG. "
+            f"Run a Quick upgrade to {release.image_tag} to move its images.")
 
 
 def _restore_copies(ctx: StepContext) -> str:
