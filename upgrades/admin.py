@@ -66,7 +66,7 @@ class UpgradeAdmin(ReadOnlyAdmin):
         change_url = reverse("admin:upgrades_upgrade_change", args=[pk])
         if request.method != "POST":
             return redirect(change_url)
-        if not request.user.has_perm("instances.operate_instance"):
+        if not request.user.has_perm("upgrades.cancel_upgrade"):
             messages.error(request, "You do not have permission to cancel upgrades.")
             return redirect(change_url)
         try:
@@ -81,7 +81,7 @@ class UpgradeAdmin(ReadOnlyAdmin):
         extra_context = {
             **(extra_context or {}),
             "refresh_seconds": 0 if upgrade.is_final else 3,
-            "can_cancel": not upgrade.is_final and request.user.has_perm("instances.operate_instance"),
+            "can_cancel": not upgrade.is_final and request.user.has_perm("upgrades.cancel_upgrade"),
             "upgrade": upgrade,
         }
         return super().change_view(request, object_id, form_url, extra_context)

@@ -82,3 +82,11 @@ def test_accepted_answers_carry_a_plain_str_location_that_wsgi_servers_accept(ap
     assert response.status_code == 202
     Headers(list(response.items()))  # raises on a header value that is not exactly a str
     assert response["Location"] == response.json()["url"]
+
+
+def test_viewer_cannot_cancel(api, viewer, operator, make_instance):
+    instance = make_instance()
+    started = api(operator).post(f"/api/v1/instances/{instance.slug}/upgrades/",
+                                 {"mode": "image_only", "image_tag": "v2"}, format="json").json()
+    assert api(viewer).post(f"/api/v1/upgrades/{started['id']}/cancel/").status_code == 403
+    assert Upgrade.objects.get(pk=started["id"]).status == UpgradeStatus.PENDING

@@ -39,7 +39,7 @@ class UpgradeViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "finished_at"]
 
     @extend_schema(request=None, responses={202: UpgradeSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[operation_permission("instances.operate_instance")])
+    @action(detail=True, methods=["post"], permission_classes=[operation_permission("upgrades.cancel_upgrade")])
     def cancel(self, request, pk=None):
         upgrade = services.upgrade_cancel(upgrade=self.get_object(), user=request.user)
         return Response(self.get_serializer(upgrade).data, status=status.HTTP_202_ACCEPTED)
