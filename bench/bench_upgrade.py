@@ -51,7 +51,7 @@ def bare_upgrade(sshd, tenant, tag: str) -> float:
 
 
 def ccp_upgrade(tenant, tag: str) -> float:
-    from upgrades.models import UpgradeMode, UpgradeStatus
+    from upgrades.choices import UpgradeMode, UpgradeStatus
     from upgrades.services import upgrade_request, upgrade_run
 
     started = time.perf_counter()

@@ -19,7 +19,8 @@ from .backups import layout
 from .backups.restore import backup_restore_request, restore_targets
 from .backups.selectors import last_backup_summary
 from .backups.services import backup_request, backup_verify
-from .models import Backup, BackupLabel, BackupStatus, Restore
+from .choices import BackupLabel, BackupStatus
+from .models import Backup, Restore
 
 # --- on the Instance changelist ------------------------------------------------------------------
 

@@ -18,3 +18,24 @@ class Health(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
     HEALTHY = "healthy", "Healthy"
     UNHEALTHY = "unhealthy", "Unhealthy"
+
+
+class BackupLabel(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    PRE_UPGRADE = "pre-upgrade", "Pre-upgrade"
+    MANUAL = "manual", "Manual"
+
+
+class BackupStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class RestoreStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted"

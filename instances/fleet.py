@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from upgrades.models import InstanceLock, Upgrade, UpgradeStatus
+from upgrades.choices import UpgradeStatus
+from upgrades.models import InstanceLock, Upgrade
 from upgrades.selectors import annotate_last_upgrade
 
 from .models import Instance, Node

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import secrets, validators
-from .choices import DriverKind, Health, InstanceStatus
+from .choices import BackupLabel, BackupStatus, DriverKind, Health, InstanceStatus, RestoreStatus
 
 
 def default_protected_paths() -> list[str]:
@@ -149,19 +149,6 @@ class Instance(models.Model):
             raise ValidationError({"ports": f"Already used on node {self.node}: {', '.join(clashes)}."})
 
 
-class BackupLabel(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    PRE_UPGRADE = "pre-upgrade", "Pre-upgrade"
-    MANUAL = "manual", "Manual"
-
-
-class BackupStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
 class Backup(models.Model):
     """One backup of one instance (DESIGN.md §8): a folder under BACKUP_ROOT with a MANIFEST.txt."""
 
@@ -189,14 +176,6 @@ class Backup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance_id} {self.label} {self.created_at:%Y-%m-%d %H:%M}"
-
-
-class RestoreStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    INTERRUPTED = "interrupted", "Interrupted"
 
 
 class Restore(models.Model):

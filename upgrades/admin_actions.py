@@ -16,7 +16,8 @@ from instances.admin_preview import preview_block
 from instances.preview import release_or_default
 from instances.validators import validate_image_tag
 
-from .models import Release, UpgradeMode
+from .choices import UpgradeMode
+from .models import Release
 from .services import upgrade_request
 
 

@@ -8,6 +8,8 @@ from django.db import models
 
 from instances.validators import validate_image_tag
 
+from .choices import FINAL_UPGRADE_STATUSES, OperationKind, StepStatus, UpgradeMode, UpgradeStatus
+
 VERSION_RE = re.compile(r"^v?[0-9]+(\.[0-9]+){0,3}([-+.][A-Za-z0-9.]+)?$")
 TEMPLATE_SET_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -53,12 +55,6 @@ class Release(models.Model):
         return self.registry or settings.CCP_IMAGE_REGISTRY
 
 
-class OperationKind(models.TextChoices):
-    UPGRADE = "upgrade", "Upgrade"
-    BACKUP = "backup", "Backup"
-    RESTORE = "restore", "Restore"
-
-
 class InstanceLock(models.Model):
     """At most one operation per instance: the primary key *is* the instance, so the database refuses
     a second row. The holder refreshes `heartbeat_at`; a lock whose holder died is taken away by the
@@ -75,26 +71,6 @@ class InstanceLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.operation_id} on {self.instance_id}"
-
-
-class UpgradeMode(models.TextChoices):
-    IMAGE_ONLY = "image_only", "Quick upgrade (image only)"
-    RELEASE = "release", "Upgrade to release"
-    FULL = "full", "Full upgrade (tenant script)"
-
-
-class UpgradeStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    CANCELLED = "cancelled", "Cancelled"
-    INTERRUPTED = "interrupted", "Interrupted"
-
-
-FINAL_UPGRADE_STATUSES = {UpgradeStatus.SUCCEEDED, UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK,
-                          UpgradeStatus.CANCELLED, UpgradeStatus.INTERRUPTED}
 
 
 class Upgrade(models.Model):
@@ -137,13 +113,6 @@ class Upgrade(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
-
-
-class StepStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
 
 
 class UpgradeStep(models.Model):

@@ -15,8 +15,9 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from .choices import OperationKind, UpgradeMode, UpgradeStatus
 from .locks import owner_id, owner_is_dead
-from .models import InstanceLock, OperationKind, Upgrade, UpgradeMode, UpgradeStatus
+from .models import InstanceLock, Upgrade
 
 log = logging.getLogger(__name__)
 

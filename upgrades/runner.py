@@ -21,7 +21,8 @@ from django.utils import timezone
 from ccp.errors import CCPError
 from instances.redaction import redact as _redact
 
-from .models import StepStatus, Upgrade, UpgradeStatus, UpgradeStep
+from .choices import StepStatus, UpgradeStatus
+from .models import Upgrade, UpgradeStep
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from ccp.errors import CCPError
 from instances.choices import InstanceStatus
 from instances.services import audit_log
 
+from .choices import OperationKind, StepStatus, UpgradeMode, UpgradeStatus
 from .locks import Heartbeat, lock_acquire, lock_claim, lock_release
-from .models import InstanceLock, OperationKind, Release, StepStatus, Upgrade, UpgradeMode, UpgradeStatus
+from .models import InstanceLock, Release, Upgrade
 from .runner import StepContext, StepRunner
 
 log = logging.getLogger(__name__)

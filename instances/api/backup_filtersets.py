@@ -1,6 +1,7 @@
 import django_filters
 
-from instances.models import Backup, BackupLabel, BackupStatus
+from instances.choices import BackupLabel, BackupStatus
+from instances.models import Backup
 
 
 class BackupFilterSet(django_filters.FilterSet):

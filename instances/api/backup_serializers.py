@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from instances.models import Backup, BackupLabel, Restore
+from instances.choices import BackupLabel
+from instances.models import Backup, Restore
 
 
 class RestoreSerializer(serializers.ModelSerializer):

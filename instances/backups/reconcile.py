@@ -7,8 +7,9 @@ import shutil
 
 from django.utils import timezone
 
-from instances.models import Backup, BackupStatus, Restore, RestoreStatus
-from upgrades.models import OperationKind
+from instances.choices import BackupStatus, RestoreStatus
+from instances.models import Backup, Restore
+from upgrades.choices import OperationKind
 
 from . import layout
 

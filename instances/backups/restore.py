@@ -20,10 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from ccp.errors import CCPError
-from instances.models import Backup, BackupStatus, Restore, RestoreStatus
+from instances.choices import BackupStatus, RestoreStatus
+from instances.models import Backup, Restore
 from instances.services import audit_log
+from upgrades.choices import OperationKind
 from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
-from upgrades.models import OperationKind
 
 from . import layout, scripts
 from .archive import SYMLINK, Progress, member_hashes, stream_to_node

@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from instances.models import Backup, BackupStatus, Instance, Restore, RestoreStatus
+from instances.choices import BackupStatus, RestoreStatus
+from instances.models import Backup, Instance, Restore
 
 from . import layout
 

@@ -3,7 +3,8 @@
 from django.db.models import OuterRef, Subquery
 from django.utils.timesince import timesince
 
-from instances.models import Backup, BackupStatus
+from instances.choices import BackupStatus
+from instances.models import Backup
 
 
 def annotate_last_backup(queryset):

@@ -18,11 +18,11 @@ from django.utils import timezone
 
 import ccp
 from ccp.errors import CCPError
-from instances.choices import InstanceStatus
-from instances.models import Backup, BackupLabel, BackupStatus, Instance
+from instances.choices import BackupLabel, BackupStatus, InstanceStatus
+from instances.models import Backup, Instance
 from instances.services import audit_log
+from upgrades.choices import OperationKind
 from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
-from upgrades.models import OperationKind
 
 from . import layout, node_state
 from .archive import Progress, fsync_dir, hash_local, stream_from_node, tar_create_argv, write_local

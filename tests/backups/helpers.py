@@ -84,7 +84,8 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
 
     from instances.backups import layout
     from instances.backups.manifest import FileEntry, Manifest, format_manifest
-    from instances.models import Backup, BackupStatus
+    from instances.choices import BackupStatus
+    from instances.models import Backup
 
     files = files or {"mkdocs.tar.gz": b"not really gzip", "host-state.txt": b"# host state\n"}
     backup = Backup.objects.create(instance=instance, label=label, status=BackupStatus.RUNNING)

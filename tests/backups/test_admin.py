@@ -7,7 +7,8 @@ import re
 import pytest
 from django.contrib.admin import helpers
 
-from instances.models import Backup, BackupStatus, Restore
+from instances.choices import BackupStatus
+from instances.models import Backup, Restore
 from upgrades.models import InstanceLock
 
 from .helpers import fake_backup

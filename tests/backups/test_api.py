@@ -6,7 +6,8 @@ from wsgiref.headers import Headers
 
 import pytest
 
-from instances.models import Backup, BackupStatus, Restore
+from instances.choices import BackupStatus
+from instances.models import Backup, Restore
 from upgrades.models import InstanceLock
 
 from .helpers import fake_backup

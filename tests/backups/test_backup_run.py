@@ -14,8 +14,9 @@ from django.utils import timezone
 from ccp.errors import CCPError, Conflict
 from instances.backups.manifest import parse_manifest
 from instances.backups.services import backup_for_upgrade, backup_request, backup_run
+from instances.choices import BackupLabel, BackupStatus
 from instances.drivers import close_all, driver_for
-from instances.models import Backup, BackupLabel, BackupStatus
+from instances.models import Backup
 from upgrades.models import InstanceLock
 
 from .helpers import MKDOCS_FILES, local_sums, make_ssh_node, sha256

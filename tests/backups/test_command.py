@@ -7,7 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from instances.models import Backup, BackupStatus
+from instances.choices import BackupStatus
+from instances.models import Backup
 
 pytestmark = pytest.mark.testbed
 

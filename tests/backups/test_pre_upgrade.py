@@ -6,8 +6,10 @@ import tarfile
 
 import pytest
 
-from instances.models import Backup, BackupLabel, BackupStatus
-from upgrades.models import InstanceLock, UpgradeMode, UpgradeStatus
+from instances.choices import BackupLabel, BackupStatus
+from instances.models import Backup
+from upgrades.choices import UpgradeMode, UpgradeStatus
+from upgrades.models import InstanceLock
 from upgrades.services import upgrade_request, upgrade_run
 
 from .helpers import CONFIG_FILES

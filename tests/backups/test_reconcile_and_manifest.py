@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from instances.backups import layout
 from instances.backups.manifest import FileEntry, Manifest, ManifestError, format_manifest, parse_manifest
-from instances.models import Backup, BackupStatus, Restore, RestoreStatus
+from instances.choices import BackupStatus, RestoreStatus
+from instances.models import Backup, Restore
 from upgrades.models import InstanceLock
 from upgrades.reconcile import reconcile_stale_locks
 

@@ -8,7 +8,8 @@ import pytest
 
 from instances.backups.retention import Candidate, backups_prune, expired
 from instances.backups.services import backup_request, backup_run
-from instances.models import Backup, BackupLabel, BackupStatus, Restore, RestoreStatus
+from instances.choices import BackupLabel, BackupStatus, RestoreStatus
+from instances.models import Backup, Restore
 
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 

@@ -16,7 +16,8 @@ from rest_framework.test import APIClient
 
 from ccp.celery import app
 from instances.backups.schedule import BACKUP_ALL_TASK, SCHEDULE_NAME, ensure_backup_schedule
-from instances.models import Backup, BackupLabel, BackupStatus
+from instances.choices import BackupLabel, BackupStatus
+from instances.models import Backup
 from upgrades.models import InstanceLock
 
 FINAL = (BackupStatus.SUCCEEDED, BackupStatus.FAILED)

@@ -6,7 +6,8 @@ import pytest
 
 from ccp.errors import CCPError
 from instances.backups.services import backup_request, backup_run, backup_verify
-from instances.models import Backup, BackupStatus
+from instances.choices import BackupStatus
+from instances.models import Backup
 
 pytestmark = pytest.mark.testbed
 

@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from upgrades.models import UpgradeMode
+from upgrades.choices import UpgradeMode
 from upgrades.services import upgrade_request
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrades.models import UpgradeMode, UpgradeStatus
+from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
 from .test_quick_upgrade import wait_final

@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from upgrades import hooks
-from upgrades.models import Upgrade, UpgradeMode, UpgradeStatus
+from upgrades.choices import UpgradeMode, UpgradeStatus
+from upgrades.models import Upgrade
 from upgrades.services import upgrade_request
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]

@@ -5,7 +5,7 @@ import pytest
 
 from instances.models import Instance
 from instances.preview import instance_preview
-from upgrades.models import UpgradeMode, UpgradeStatus
+from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
 from .test_quick_upgrade import wait_final

@@ -3,7 +3,8 @@
 import pytest
 from django.utils import timezone
 
-from upgrades.models import Release, Upgrade, UpgradeStatus, UpgradeStep
+from upgrades.choices import UpgradeStatus
+from upgrades.models import Release, Upgrade, UpgradeStep
 
 pytestmark = pytest.mark.django_db
 

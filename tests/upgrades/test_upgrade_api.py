@@ -5,7 +5,8 @@ import threading
 import pytest
 from django.db import connection
 
-from upgrades.models import Upgrade, UpgradeStatus
+from upgrades.choices import UpgradeStatus
+from upgrades.models import Upgrade
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

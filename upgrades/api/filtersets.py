@@ -1,6 +1,7 @@
 import django_filters
 
-from upgrades.models import Upgrade, UpgradeMode, UpgradeStatus
+from upgrades.choices import UpgradeMode, UpgradeStatus
+from upgrades.models import Upgrade
 
 
 class UpgradeFilterSet(django_filters.FilterSet):

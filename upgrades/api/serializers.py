@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
 from instances.validators import IMAGE_TAG_RE
-from upgrades.models import Release, Upgrade, UpgradeMode, UpgradeStep
+from upgrades.choices import UpgradeMode
+from upgrades.models import Release, Upgrade, UpgradeStep
 
 
 class ReleaseSerializer(serializers.ModelSerializer):

@@ -8,8 +8,8 @@ from django.template.defaultfilters import filesizeformat
 
 from ccp.errors import CCPError
 from instances.backups.services import backup_request, backup_run
-from instances.choices import InstanceStatus
-from instances.models import Backup, BackupLabel, BackupStatus, Instance
+from instances.choices import BackupLabel, BackupStatus, InstanceStatus
+from instances.models import Backup, Instance
 
 
 class Progress:

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ccp.errors import CCPError
 from instances.models import Instance
 from instances.preview import instance_preview, release_or_default
-from upgrades.models import UpgradeMode, UpgradeStatus
+from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request, upgrade_run
 
 
