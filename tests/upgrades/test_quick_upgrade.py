@@ -181,3 +181,24 @@ def test_a_compose_project_that_does_not_load_stops_the_upgrade_before_any_chang
 
     assert upgrade.status == UpgradeStatus.FAILED and "does not load" in upgrade.error
     assert tenant.env() == env_before and not upgrade.steps.filter(is_rollback=True).exists()
+
+
+def test_a_rollback_that_fails_too_ends_failed_and_flags_the_instance(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+
+    def break_everything(ctx):
+        (tenant.path / "mkdocs" / "index.md").write_bytes(b"tampered\n")  # the upgrade fails ...
+        compose = tenant.path / "docker-compose.yml"
+        compose.write_text(compose.read_text().replace("services:", "services: [broken"))  # ... and its rollback
+
+    hooks.register("after_up", break_everything)
+    try:
+        upgrade = wait_final(quick(tenant, "v2"))
+    finally:
+        hooks.clear()
+
+    assert upgrade.status == UpgradeStatus.FAILED
+    assert "mkdocs/index.md" in upgrade.error and "Rollback failed too" in upgrade.error
+    tenant.instance.refresh_from_db()
+    assert f"Upgrade #{upgrade.pk} failed and its rollback failed" in tenant.instance.attention
+    assert upgrade.steps.filter(is_rollback=True, status="failed").exists()
