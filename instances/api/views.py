@@ -74,9 +74,12 @@ class InstanceViewSet(AuditedModelViewSet):
         has instances.reveal_secrets."""
         query = ReleaseQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        instance, reveal = self.get_object(), selectors.user_may_reveal_secrets(request.user)
         shown = selectors.instance_render_shown(
-            instance=self.get_object(), release=query.validated_data.get("release", ""),
-            reveal_secrets=selectors.user_may_reveal_secrets(request.user))
+            instance=instance, release=query.validated_data.get("release", ""), reveal_secrets=reveal)
+        if reveal:  # who saw secret values, and when, is worth a line in the audit log
+            services.audit_log(user=request.user, obj=instance, action="changed",
+                               message=f"Viewed a render of release {shown.release} with secret values revealed.")
         return Response(InstanceRenderSerializer(shown).data)
 
     @extend_schema(parameters=[ReleaseQuerySerializer], responses={200: InstancePreviewSerializer})

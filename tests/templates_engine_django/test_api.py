@@ -45,6 +45,10 @@ def test_render_shows_secrets_to_a_superuser(api, superuser, testbed_release, ma
     assert response.json()["secrets_redacted"] is False
     env = next(f for f in response.json()["files"] if f["path"] == ".env")
     assert f"APP_SECRET={APP_SECRET}" in env["content"]
+    from django.contrib.admin.models import LogEntry
+
+    entry = LogEntry.objects.get(user=superuser, object_repr=tenant.slug)
+    assert "with secret values revealed" in entry.change_message and APP_SECRET not in entry.change_message
 
 
 def test_preview_reports_changes_coverage_and_hash(api, viewer, testbed_release, make_tenant):
