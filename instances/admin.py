@@ -75,10 +75,8 @@ class NodeAdmin(admin.ModelAdmin):
         return obj.has_private_key
 
     def save_model(self, request, obj, form, change) -> None:
-        key = form.cleaned_data.get("private_key") or None
-        if key is not None:
-            obj.set_private_key(key)
-        obj.save()
+        # The admin writes its own log entry; the service only validates, encrypts and saves.
+        services.node_save(node=obj, private_key=form.cleaned_data.get("private_key") or None)
 
 
 @admin.register(Instance)
@@ -137,14 +135,8 @@ class InstanceAdmin(admin.ModelAdmin):
         return format_html_join(", ", "{} (set)", ((name,) for name in names))
 
     def save_model(self, request, obj, form, change) -> None:
-        updates = form.cleaned_data.get("secret_updates") or {}
-        if updates:
-            services.instance_update_secrets(instance=obj, values=updates)
-        if not obj.compose_project:
-            obj.compose_project = obj.slug
-        if not change:
-            services.instance_fill_secrets(instance=obj)
-        obj.save()
+        # The admin writes its own log entry; the service sets secrets, generates a new one's, and saves.
+        services.instance_save(instance=obj, secret_values=form.cleaned_data.get("secret_updates") or None)
 
 
 @admin.register(LogEntry)

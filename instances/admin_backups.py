@@ -2,7 +2,6 @@
 "Back up now" action and "Last backup" column of the Instance changelist (wired in instances/admin.py)."""
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -12,7 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
+from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline, page_context
 from ccp.errors import CCPError
 
 from .backups import layout
@@ -151,16 +150,8 @@ class BackupAdmin(ReadOnlyAdmin):
             self.message_user(request, format_html('Restore #{} of <a href="{}">backup #{}</a> onto {} queued.',
                                                    restore.pk, url, backup.pk, backup.instance), messages.SUCCESS)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Restore this backup?",
-            "opts": self.model._meta,
-            "backup": backup,
-            "targets": restore_targets(backup),
-            "queryset": queryset,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": self.media,
-        }
+        context = page_context(self, request, title="Restore this backup?", backup=backup,
+                               targets=restore_targets(backup), queryset=queryset)
         return TemplateResponse(request, "admin/instances/backup/restore_confirmation.html", context)
 
 

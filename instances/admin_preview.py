@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from ccp.admin_mixins import page_context
 from ccp.errors import CCPError
 
 from .preview import release_or_default
@@ -61,15 +61,6 @@ def _picked_release(data) -> tuple[ReleasePickForm, object]:
     return (form if form.is_bound else ReleasePickForm(initial={"release": release.version})), release
 
 
-def _context(modeladmin, request, **extra) -> dict:
-    return {
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.model._meta,
-        "media": modeladmin.media,
-        **extra,
-    }
-
-
 def preview_view(modeladmin, request, object_id: str):
     """GET <instance>/preview/?release=V: the preview of one instance."""
     instance = modeladmin.get_object(request, unquote(object_id))
@@ -83,7 +74,7 @@ def preview_view(modeladmin, request, object_id: str):
         form, release = ReleasePickForm(), None
         modeladmin.message_user(request, exc.message, messages.ERROR)
     blocks = [preview_block(instance=instance, release=release)] if release else []
-    return TemplateResponse(request, PREVIEW_TEMPLATE, _context(
+    return TemplateResponse(request, PREVIEW_TEMPLATE, page_context(
         modeladmin, request, title=f"Preview of {instance}" + (f" for release {release}" if release else ""),
         original=instance, form=form, release=release, blocks=blocks, selection=None))
 
@@ -98,10 +89,9 @@ def preview_release(modeladmin, request, queryset):
         return None
     queryset = queryset.select_related("node")
     blocks = [preview_block(instance=instance, release=release) for instance in queryset]
-    return TemplateResponse(request, PREVIEW_TEMPLATE, _context(
+    return TemplateResponse(request, PREVIEW_TEMPLATE, page_context(
         modeladmin, request, title=f"Preview of {len(blocks)} instance(s) for release {release}",
-        form=form, release=release, blocks=blocks, selection=queryset,
-        action_checkbox_name=helpers.ACTION_CHECKBOX_NAME, action_name="preview_release"))
+        form=form, release=release, blocks=blocks, selection=queryset, action_name="preview_release"))
 
 
 def preview_urls(modeladmin) -> list:

@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .models import Instance, Node
+from .validators import validate_private_key
 
 SECRET_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
@@ -21,6 +22,10 @@ class NodeAdminForm(forms.ModelForm):
         model = Node
         fields = ["name", "address", "ssh_port", "ssh_user", "driver", "instance_root", "registry_access",
                   "ssh_key_path"]
+
+    def clean_private_key(self) -> str:
+        validate_private_key(self.cleaned_data["private_key"])
+        return self.cleaned_data["private_key"]
 
 
 class InstanceAdminForm(forms.ModelForm):

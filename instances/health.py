@@ -1,11 +1,11 @@
 """Health of an instance: probe its health URLs from the node itself, and read what its containers run."""
 
-import json
 import time
 
 from django.utils import timezone
 
 from .drivers import driver_for
+from .node_commands import compose_ps
 
 
 def probe_url(driver, url: str) -> tuple[bool, str]:
@@ -40,10 +40,7 @@ def health_urls_of(instance) -> list[str]:
 
 def running_tags(driver, instance) -> set[str]:
     """The image tags the instance's containers run now."""
-    result = driver.run(["docker", "compose", "--project-name", instance.compose_project, "ps", "--format", "json"],
-                        cwd=instance.install_dir, timeout=60)
-    text = result.stdout.decode().strip()
-    rows = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line]
+    rows = compose_ps(driver, instance)
     return {row.get("Image", "").rsplit(":", 1)[-1] for row in rows if ":" in row.get("Image", "")}
 
 

@@ -9,6 +9,7 @@ from ccp.errors import CCPError
 
 from .drivers import driver_for
 from .models import Node
+from .node_commands import docker_versions, free_disk_bytes
 from .services import audit_log
 
 log = logging.getLogger(__name__)
@@ -33,21 +34,10 @@ def node_check(*, node: Node, user=None) -> Node:
 
 def _gather_facts(node: Node) -> dict:
     driver = driver_for(node)
-    docker = driver.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
-    if docker.exit_code != 0:
-        raise CCPError(f"Docker does not answer on {node}: {docker.stderr.decode(errors='replace').strip()[-300:]}")
-    compose = driver.run(["docker", "compose", "version", "--short"], timeout=30)
-    if compose.exit_code != 0:
-        raise CCPError(f"docker compose v2 is not installed on {node}.")
-    disk = driver.run(["df", "-Pk", node.instance_root], timeout=30)
-    if disk.exit_code != 0:  # the instance root may not exist yet: measure the file system it will be on
-        disk = driver.run(["df", "-Pk", "/"], timeout=30, check=True)
-    free_kb = int(disk.stdout.decode().splitlines()[-1].split()[3])
-    return {
-        "docker_version": docker.stdout.decode().strip()[:64],
-        "compose_version": compose.stdout.decode().strip()[:64],
-        "disk_free_bytes": free_kb * 1024,
-    }
+    docker, compose = docker_versions(driver, node)
+    # the instance root may not exist yet: then measure the file system it will be on
+    free = free_disk_bytes(driver, node.instance_root, fallback="/")
+    return {"docker_version": docker[:64], "compose_version": compose[:64], "disk_free_bytes": free}
 
 
 @transaction.atomic

@@ -4,7 +4,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from . import secrets
+from . import secrets, validators
 from .models import Instance, Node
 
 _ACTION_FLAGS = {"added": ADDITION, "changed": CHANGE, "deleted": DELETION}
@@ -56,11 +56,9 @@ def instance_save(*, instance: Instance, user=None, secret_values: dict[str, str
     created = instance.pk is None
     if secret_values:
         instance_update_secrets(instance=instance, values=secret_values)
-    if not instance.compose_project:
-        instance.compose_project = instance.slug
     if created:
         instance_fill_secrets(instance=instance)
-    instance.full_clean()
+    instance.full_clean()  # also defaults compose_project to the slug (Instance.clean)
     instance.save()
     audit_log(user=user, obj=instance, action="added" if created else "changed",
               message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
@@ -72,29 +70,16 @@ def node_save(*, node: Node, user=None, private_key: str | None = None,
               changed_fields: list[str] | None = None) -> Node:
     created = node.pk is None
     if private_key is not None:
+        try:
+            validators.validate_private_key(private_key)
+        except ValidationError as exc:
+            raise ValidationError({"private_key": exc.messages}) from None
         node.set_private_key(private_key)
-        _check_private_key(private_key)
     node.full_clean()
     node.save()
     audit_log(user=user, obj=node, action="added" if created else "changed",
               message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
     return node
-
-
-def _check_private_key(text: str) -> None:
-    if not text.strip():
-        return
-    import io
-
-    import paramiko
-
-    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            cls.from_private_key(io.StringIO(text))
-            return
-        except (paramiko.SSHException, ValueError):
-            continue
-    raise ValidationError({"private_key": "This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa)."})
 
 
 @transaction.atomic
@@ -119,3 +104,15 @@ def instance_record_observation(*, instance: Instance, version: str | None = Non
         fields += ["health", "health_checked_at"]
     if fields:
         instance.save(update_fields=fields)
+
+
+def instance_render_for(*, instance: Instance, user, release=None):
+    """A render as `user` may see it: secret values only with reveal_secrets, and then audited."""
+    from .selectors import instance_render_shown, user_may_reveal_secrets
+
+    reveal = user_may_reveal_secrets(user)
+    shown = instance_render_shown(instance=instance, release=release, reveal_secrets=reveal)
+    if reveal:  # who saw secret values, and when, is worth a line in the audit log
+        audit_log(user=user, obj=instance, action="changed",
+                  message=f"Viewed a render of release {shown.release} with secret values revealed.")
+    return shown

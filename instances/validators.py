@@ -117,3 +117,17 @@ def validate_path_list(value: list) -> None:
 def validate_url_list(value: list) -> None:
     if not isinstance(value, list) or not all(isinstance(u, str) and re.match(r"^https?://", u) for u in value):
         raise ValidationError("Expected a list of http(s) URLs.")
+
+
+def validate_private_key(value: str) -> None:
+    """An unencrypted OpenSSH/PEM private key the SSH driver can load (empty: none)."""
+    if not value.strip():
+        return
+    from .drivers import AuthenticationFailed
+    from .drivers.ssh_connect import load_client_key
+
+    try:
+        load_client_key(pkey_text=value)
+    except AuthenticationFailed:
+        raise ValidationError("This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa).",
+                              code="invalid_key") from None

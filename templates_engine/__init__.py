@@ -19,7 +19,7 @@ Render context (what `render` expects; `example_context` builds a placeholder on
         "image_tag": "v2.10.3",                 # instance override, else the release's tag
         "registry": "registry.example.org",     # prefix of the application images, no trailing /
         "secrets": {"POSTGRES_PASSWORD": "..."},# every name in the manifest `secrets` (decrypted)
-        "node": {"name": "node-1", "address": "10.0.0.5"},
+        "node": {"name": "node-1", "address": "node-1.example.org"},
         "release": {"version": "v2.10.3"},
     }
 

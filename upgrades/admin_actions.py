@@ -6,11 +6,11 @@ re-posts the selected ids; the second (post=yes) calls the same service the API 
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from ccp.admin_mixins import page_context
 from ccp.errors import CCPError
 from instances.admin_preview import preview_block
 from instances.preview import release_or_default
@@ -27,17 +27,6 @@ class QuickUpgradeForm(forms.Form):
 
 class ReleaseChoiceForm(forms.Form):
     release = forms.ModelChoiceField(queryset=Release.objects.order_by("-created_at"), empty_label=None)
-
-
-def _context(modeladmin, request, queryset, **extra) -> dict:
-    return {
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.model._meta,
-        "queryset": queryset,
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "media": modeladmin.media,
-        **extra,
-    }
 
 
 def _start(modeladmin, request, instances_and_kwargs) -> None:
@@ -65,7 +54,7 @@ def quick_upgrade(modeladmin, request, queryset):
         _start(modeladmin, request, [(i, {"mode": UpgradeMode.IMAGE_ONLY, "image_tag": tag}) for i in queryset])
         return None
     return TemplateResponse(request, "admin/upgrades/quick_upgrade.html",
-                            _context(modeladmin, request, queryset, form=form, title="Quick upgrade"))
+                            page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade"))
 
 
 @admin.action(description="Upgrade to release…", permissions=["operate"])
@@ -92,6 +81,6 @@ def upgrade_to_release(modeladmin, request, queryset):
         form = ReleaseChoiceForm(initial={"release": release})
     blocks = [preview_block(instance=instance, release=release) for instance in queryset]
     rows = [{"block": b, "confirmable": b.report is not None and not b.report.blocked} for b in blocks]
-    return TemplateResponse(request, "admin/upgrades/upgrade_to_release.html", _context(
-        modeladmin, request, queryset, form=form, release=release, rows=rows,
+    return TemplateResponse(request, "admin/upgrades/upgrade_to_release.html", page_context(
+        modeladmin, request, queryset=queryset, form=form, release=release, rows=rows,
         any_confirmable=any(r["confirmable"] for r in rows), title=f"Upgrade to release {release}"))

@@ -63,7 +63,6 @@ class StepContext:
     state: dict = field(default_factory=dict)
     step: UpgradeStep | None = None
     timeout: float = 300.0
-    on_output: Callable[[UpgradeStep], None] | None = None
     _last_flush: float = 0.0
 
     @property
@@ -86,8 +85,6 @@ class StepContext:
         if now - self._last_flush >= flush_every:
             self._last_flush = now
             self.step.save(update_fields=["output"])
-            if self.on_output:
-                self.on_output(self.step)
 
     def check_cancel(self) -> None:
         if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():

@@ -64,14 +64,14 @@ def upgrade_request(*, instance, mode: str, user=None, image_tag: str = "", rele
         upgrade.release, upgrade.target_tag, upgrade.to_version = release, target, target
     else:
         raise CCPError(f"Unknown upgrade mode {mode!r}.")
+    if enqueue:
+        upgrade.task_id = str(uuid.uuid4())
     upgrade.full_clean(exclude=["instance", "release", "requested_by"])
     upgrade.save()
     lock_acquire(instance=instance, kind=OperationKind.UPGRADE, operation_id=upgrade.pk)
     audit_log(user=user, obj=instance, action="changed",
               message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.")
     if enqueue:
-        upgrade.task_id = str(uuid.uuid4())
-        upgrade.save(update_fields=["task_id"])
         transaction.on_commit(lambda: _enqueue("upgrades.tasks.upgrade_run_task", upgrade.pk, upgrade.task_id))
     return upgrade
 

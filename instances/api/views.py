@@ -74,12 +74,8 @@ class InstanceViewSet(AuditedModelViewSet):
         has instances.reveal_secrets."""
         query = ReleaseQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        instance, reveal = self.get_object(), selectors.user_may_reveal_secrets(request.user)
-        shown = selectors.instance_render_shown(
-            instance=instance, release=query.validated_data.get("release", ""), reveal_secrets=reveal)
-        if reveal:  # who saw secret values, and when, is worth a line in the audit log
-            services.audit_log(user=request.user, obj=instance, action="changed",
-                               message=f"Viewed a render of release {shown.release} with secret values revealed.")
+        shown = services.instance_render_for(instance=self.get_object(), user=request.user,
+                                             release=query.validated_data.get("release", ""))
         return Response(InstanceRenderSerializer(shown).data)
 
     @extend_schema(parameters=[ReleaseQuerySerializer], responses={200: InstancePreviewSerializer})

@@ -10,6 +10,7 @@ from django.conf import settings
 from ccp.errors import CCPError
 from instances.drivers import CommandTimeout
 from instances.drivers.errors import command_line
+from instances.node_commands import compose_argv
 
 from . import scripts
 from .layout import Inventory
@@ -33,11 +34,9 @@ def inventory(driver, install_dir: str) -> Inventory:
 
 
 def host_state(driver, instance, when: datetime) -> str:
-    project = instance.compose_project or instance.slug
-    compose = ["docker", "compose", "--project-name", project]
     sections = [
-        ("compose ps", [*compose, "ps", "--all"]),
-        ("compose images", [*compose, "images"]),
+        ("compose ps", compose_argv(instance, "ps", "--all")),
+        ("compose images", compose_argv(instance, "images")),
         ("images (full IDs)", ["docker", "image", "ls", "--no-trunc", "--digests"]),
         ("disk usage", ["df", "-P", "-k", instance.install_dir]),
         ("install directory size (KiB)", ["du", "-s", "-k", instance.install_dir]),

@@ -22,6 +22,7 @@ from django.utils import timezone
 from ccp.errors import CCPError
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Restore
+from instances.node_commands import compose_argv
 from instances.services import audit_log
 from upgrades.choices import OperationKind
 from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
@@ -180,11 +181,10 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
                            f"kept in {staging}/old on the node. {reason}") from error
     driver.run(["rm", "-rf", "--", staging], timeout=timeout, check=True)
 
-    project = instance.compose_project or instance.slug
     _step(restore, "starting the stack: docker compose up -d --wait --force-recreate")
     try:
-        driver.run(["docker", "compose", "--project-name", project, "up", "-d", "--wait", "--force-recreate"],
-                   cwd=instance.install_dir, timeout=settings.CCP_RESTORE_UP_TIMEOUT, check=True)
+        driver.run(compose_argv(instance, "up", "-d", "--wait", "--force-recreate"), cwd=instance.install_dir,
+                   timeout=settings.CCP_RESTORE_UP_TIMEOUT, check=True)
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
     _step(restore, "done")

@@ -83,3 +83,12 @@ def worker_process_env(settings) -> dict:
     return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "ccp.test_settings",
             "SECRET_KEY": settings.SECRET_KEY, "CCP_ENCRYPTION_KEYS": ",".join(settings.CCP_ENCRYPTION_KEYS),
             "CCP_LOCK_STALE_SECONDS": "30", "CCP_HEALTH_TIMEOUT": "20"}
+
+
+@pytest.fixture
+def after_up():
+    """after_up(fn): run fn(ctx) right after an upgrade's `up -d --wait` (upgrades.hooks); cleared afterwards."""
+    from upgrades import hooks
+
+    yield lambda fn: hooks.register("after_up", fn)
+    hooks.clear()

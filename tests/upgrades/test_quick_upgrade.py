@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from upgrades import hooks
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.models import Upgrade
 from upgrades.services import upgrade_request
@@ -75,18 +74,16 @@ def test_quick_upgrade_to_the_running_tag_changes_nothing(make_tenant, celery_wo
     assert upgrade.steps.filter(name="set IMAGE_TAG in .env", status="skipped").exists()
 
 
-def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(make_tenant, celery_worker_thread):
+def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(make_tenant, celery_worker_thread,
+                                                                           after_up):
     tenant = make_tenant()
     victim = tenant.path / "mkdocs" / "docs" / "guide with spaces.md"
 
     def tamper(ctx):
         victim.write_bytes(b"changed behind the tenant's back\n")
 
-    hooks.register("after_up", tamper)
-    try:
-        upgrade = wait_final(quick(tenant, "v2"))
-    finally:
-        hooks.clear()
+    after_up(tamper)
+    upgrade = wait_final(quick(tenant, "v2"))
 
     assert upgrade.status == UpgradeStatus.ROLLED_BACK
     assert "mkdocs/docs/guide with spaces.md" in upgrade.error
@@ -94,17 +91,15 @@ def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(make
     assert b"\nIMAGE_TAG=v1\n" in tenant.env()
 
 
-def test_cancel_during_an_upgrade_stops_at_the_next_safe_point_and_rolls_back(make_tenant, celery_worker_thread):
+def test_cancel_during_an_upgrade_stops_at_the_next_safe_point_and_rolls_back(make_tenant, celery_worker_thread,
+                                                                             after_up):
     tenant = make_tenant()
 
     def operator_cancels(ctx):
         Upgrade.objects.filter(pk=ctx.upgrade.pk).update(cancel_requested=True)
 
-    hooks.register("after_up", operator_cancels)
-    try:
-        upgrade = wait_final(quick(tenant, "v2"))
-    finally:
-        hooks.clear()
+    after_up(operator_cancels)
+    upgrade = wait_final(quick(tenant, "v2"))
 
     assert upgrade.status == UpgradeStatus.CANCELLED
     assert tenant.images() == {"v1"} and tenant.all_healthy() and b"\nIMAGE_TAG=v1\n" in tenant.env()
@@ -183,7 +178,7 @@ def test_a_compose_project_that_does_not_load_stops_the_upgrade_before_any_chang
     assert tenant.env() == env_before and not upgrade.steps.filter(is_rollback=True).exists()
 
 
-def test_a_rollback_that_fails_too_ends_failed_and_flags_the_instance(make_tenant, celery_worker_thread):
+def test_a_rollback_that_fails_too_ends_failed_and_flags_the_instance(make_tenant, celery_worker_thread, after_up):
     tenant = make_tenant()
 
     def break_everything(ctx):
@@ -191,11 +186,8 @@ def test_a_rollback_that_fails_too_ends_failed_and_flags_the_instance(make_tenan
         compose = tenant.path / "docker-compose.yml"
         compose.write_text(compose.read_text().replace("services:", "services: [broken"))  # ... and its rollback
 
-    hooks.register("after_up", break_everything)
-    try:
-        upgrade = wait_final(quick(tenant, "v2"))
-    finally:
-        hooks.clear()
+    after_up(break_everything)
+    upgrade = wait_final(quick(tenant, "v2"))
 
     assert upgrade.status == UpgradeStatus.FAILED
     assert "mkdocs/index.md" in upgrade.error and "Rollback failed too" in upgrade.error

@@ -3,7 +3,6 @@
 Every remote command is an argv list; the driver quotes it with shlex.join.
 """
 
-import json
 import posixpath
 import re
 
@@ -11,6 +10,7 @@ from django.conf import settings
 
 from instances.drivers import LocalDriver
 from instances.health import health_urls_of, probe_until_healthy
+from instances.node_commands import compose_argv, compose_ps, docker_versions, free_disk_bytes
 
 from ..runner import StepContext, StepError
 
@@ -24,8 +24,8 @@ def path_in(ctx: StepContext, relative: str) -> str:
 
 def compose(ctx: StepContext, *args: str, timeout: float | None = None, check: bool = True):
     """`docker compose <args>` in the instance directory, as its compose project."""
-    argv = ["docker", "compose", "--project-name", ctx.instance.compose_project, *args]
-    return ctx.driver.run(argv, cwd=ctx.instance.install_dir, timeout=timeout or ctx.timeout, check=check)
+    return ctx.driver.run(compose_argv(ctx.instance, *args), cwd=ctx.instance.install_dir,
+                          timeout=timeout or ctx.timeout, check=check)
 
 
 def decoded(result) -> str:
@@ -37,15 +37,8 @@ def decoded(result) -> str:
 def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = (), need_compose: bool = True) -> str:
     """The node answers, docker and compose answer, the instance directory has its files (and a compose
     project that loads), and there is free disk."""
-    lines = []
-    docker = ctx.driver.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
-    if docker.exit_code != 0:
-        raise StepError(f"Docker does not answer on {ctx.node}: {decoded(docker).strip()[-300:]}")
-    lines.append(f"docker {docker.stdout.decode().strip()}")
-    comp = ctx.driver.run(["docker", "compose", "version", "--short"], timeout=30)
-    if comp.exit_code != 0:
-        raise StepError(f"docker compose v2 is not installed on {ctx.node}.")
-    lines.append(f"compose {comp.stdout.decode().strip()}")
+    docker, compose_version = docker_versions(ctx.driver, ctx.node)
+    lines = [f"docker {docker}", f"compose {compose_version}"]
     for name in need_files:
         if not ctx.driver.exists(path_in(ctx, name)):
             raise StepError(f"{path_in(ctx, name)} does not exist on {ctx.node}.")
@@ -54,18 +47,12 @@ def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = (), need_compose
         if config.exit_code != 0:
             raise StepError(f"The compose project in {ctx.instance.install_dir} does not load: "
                             f"{decoded(config).strip()[-400:]}")
-    free_mb = free_disk_mb(ctx)
+    free_mb = free_disk_bytes(ctx.driver, ctx.instance.install_dir) // (1024 * 1024)
     minimum = settings.CCP_MIN_FREE_DISK_MB
     if free_mb < minimum:
         raise StepError(f"Only {free_mb} MB free under {ctx.instance.install_dir}; at least {minimum} MB needed.")
     lines.append(f"{free_mb} MB free")
     return "\n".join(lines)
-
-
-def free_disk_mb(ctx: StepContext) -> int:
-    result = ctx.driver.run(["df", "-Pk", ctx.instance.install_dir], timeout=30, check=True)
-    fields = result.stdout.decode().splitlines()[-1].split()
-    return int(fields[3]) // 1024
 
 
 # --- .env ----------------------------------------------------------------------------------------
@@ -97,20 +84,9 @@ def keep_copy(ctx: StepContext, relative: str, content: bytes) -> str:
 
 # --- containers ----------------------------------------------------------------------------------
 
-def containers(ctx: StepContext) -> list[dict]:
-    """`docker compose ps` of the project: one dict per container (Service, Image, State, Health, ID)."""
-    result = compose(ctx, "ps", "--all", "--format", "json", timeout=60)
-    text = result.stdout.decode().strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def running_on_tag(ctx: StepContext, tag: str) -> bool:
     """Every container of the project runs (healthy where it has a check) an image tagged `tag`."""
-    current = containers(ctx)
+    current = compose_ps(ctx.driver, ctx.instance, include_stopped=True)
     return bool(current) and all(
         c.get("State") == "running" and c.get("Health", "") in ("", "healthy") and c.get("Image", "").endswith(
             f":{tag}") for c in current)

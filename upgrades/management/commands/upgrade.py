@@ -39,11 +39,9 @@ class Command(BaseCommand):
         raise CommandError(f"{line}: {upgrade.error}", returncode=1)
 
     def _target(self, instance, mode: str, to: str, yes: bool) -> dict:
-        if mode == UpgradeMode.IMAGE_ONLY:
+        if mode != UpgradeMode.RELEASE:
             return {"image_tag": to}
-        release = release_or_default(to) if mode == UpgradeMode.RELEASE else None
-        if mode == UpgradeMode.FULL:
-            return {"image_tag": to}
+        release = release_or_default(to)
         preview = instance_preview(instance=instance, release=release)
         self.stdout.write(preview.preview.summary())
         self.stdout.write(preview.coverage.format())

@@ -1,0 +1,42 @@
+"""The docker and compose commands every operation runs on a node, in one place: argv lists only."""
+
+import json
+
+from ccp.errors import CCPError
+
+
+def compose_argv(instance, *args: str) -> list[str]:
+    """`docker compose` for the instance's project (run it with cwd=instance.install_dir)."""
+    return ["docker", "compose", "--project-name", instance.compose_project or instance.slug, *args]
+
+
+def compose_ps(driver, instance, *, include_stopped: bool = False, timeout: float = 60) -> list[dict]:
+    """One dict per container of the project (Service, Image, State, Health, ID)."""
+    args = ["ps", "--all", "--format", "json"] if include_stopped else ["ps", "--format", "json"]
+    result = driver.run(compose_argv(instance, *args), cwd=instance.install_dir, timeout=timeout)
+    text = result.stdout.decode().strip()
+    if not text:
+        return []
+    if text.startswith("["):  # older compose versions print one JSON array
+        return json.loads(text)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def docker_versions(driver, node) -> tuple[str, str]:
+    """(docker server version, compose version), or CCPError saying which of the two does not answer."""
+    docker = driver.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30)
+    if docker.exit_code != 0:
+        output = (docker.stdout + docker.stderr).decode(errors="replace").strip()
+        raise CCPError(f"Docker does not answer on {node}: {output[-300:]}")
+    compose = driver.run(["docker", "compose", "version", "--short"], timeout=30)
+    if compose.exit_code != 0:
+        raise CCPError(f"docker compose v2 is not installed on {node}.")
+    return docker.stdout.decode().strip(), compose.stdout.decode().strip()
+
+
+def free_disk_bytes(driver, path: str, *, fallback: str | None = None) -> int:
+    """Free bytes on the file system holding `path` (or `fallback` when `path` does not exist yet)."""
+    result = driver.run(["df", "-Pk", path], timeout=30, check=fallback is None)
+    if result.exit_code != 0:
+        result = driver.run(["df", "-Pk", fallback], timeout=30, check=True)
+    return int(result.stdout.decode().splitlines()[-1].split()[3]) * 1024
