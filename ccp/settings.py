@@ -147,6 +147,9 @@ CCP_IMAGE_REGISTRY = env.str("CCP_IMAGE_REGISTRY", default="registry.example.com
 CCP_LOCK_STALE_SECONDS = env.int("CCP_LOCK_STALE_SECONDS", default=120)
 CCP_MIN_FREE_DISK_MB = env.int("CCP_MIN_FREE_DISK_MB", default=1024)
 CCP_HEALTH_TIMEOUT = env.int("CCP_HEALTH_TIMEOUT", default=60)
+# Protected paths are compared by a listing of stat data (cost independent of their size); on, their
+# content is also hashed in full before (overlapped with the pull) and after every upgrade.
+CCP_PROTECTED_FULL_HASH = env.bool("CCP_PROTECTED_FULL_HASH", default=False)
 # Backups (README "Backups"): keep the newest N per label, and the newest of each day for D days.
 CCP_BACKUP_KEEP_PER_LABEL = env.int("CCP_BACKUP_KEEP_PER_LABEL", default=7)
 CCP_BACKUP_KEEP_DAILY_DAYS = env.int("CCP_BACKUP_KEEP_DAILY_DAYS", default=14)

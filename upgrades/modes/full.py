@@ -13,6 +13,7 @@ import time
 
 from ..runner import AlreadyDone, Step, StepContext, StepError
 from . import node_ops as ops
+from . import protection
 from .backup_step import pre_upgrade_backup
 
 POLL_SECONDS = 1.0
@@ -23,6 +24,7 @@ def steps(ctx: StepContext) -> list[Step]:
         Step("precheck", lambda c: ops.precheck(c, need_files=(c.instance.upgrade_script,)), timeout=60),
         Step("pre-upgrade backup", pre_upgrade_backup, timeout=3600),
         Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
+        *protection.content_hash_steps(),  # nothing to overlap with here: waited for at once
         Step("compare with the running version", _already_there, timeout=60),
         Step("run the upgrade script", _run_script, changes=True, timeout=6 * 3600),
         Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),

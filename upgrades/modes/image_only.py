@@ -7,6 +7,7 @@ Rollback: put the kept .env back, up -d --wait, health.
 
 from ..runner import AlreadyDone, Step, StepContext
 from . import node_ops as ops
+from . import protection
 
 
 def steps(ctx: StepContext) -> list[Step]:
@@ -17,6 +18,7 @@ def steps(ctx: StepContext) -> list[Step]:
         Step("compare with the running version", _already_there, timeout=60),
         Step("set IMAGE_TAG in .env", _set_tag, changes=True, timeout=60),
         Step("pull images", ops.pull_images, changes=True, timeout=900),
+        *protection.content_hash_steps(),  # with CCP_PROTECTED_FULL_HASH: hashed while the pull ran
         Step("start containers (up -d --wait)", lambda c: _up(c), changes=True, timeout=600),
         Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
         Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),

@@ -13,6 +13,7 @@ from instances.health import health_urls_of, probe_until_healthy
 from instances.node_commands import compose_argv, compose_ps, docker_versions, free_disk_bytes
 
 from ..runner import StepContext, StepError
+from . import protection
 
 ENV_FILE = ".env"
 IMAGE_TAG_LINE = re.compile(r"^(\s*(?:export\s+)?IMAGE_TAG\s*=).*$", re.MULTILINE)
@@ -136,36 +137,14 @@ def check_health(ctx: StepContext, *, within: float | None = None) -> str:
     return "healthy: " + ", ".join(urls)
 
 
-# --- protected content ---------------------------------------------------------------------------
-
-def protected_checksums(ctx: StepContext) -> dict[str, str]:
-    paths = [p for p in ctx.instance.protected_paths if ctx.driver.exists(path_in(ctx, p))]
-    if not paths:
-        return {}
-    return ctx.driver.checksums([path_in(ctx, p) for p in paths], base=ctx.instance.install_dir)
-
-
-def compare_protected(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    changed = [p for p in before if after.get(p) != before[p]]
-    added = [p for p in after if p not in before]
-    return sorted(changed + added)
-
+# --- protected content (the listing and its digest: see protection.py) ---------------------------
 
 def checksum_protected_before(ctx: StepContext) -> str:
-    """Record the protected files' checksums on the upgrade row, so a resumed run can compare too."""
-    ctx.upgrade.state["protected_before"] = protected_checksums(ctx)
-    ctx.upgrade.save(update_fields=["state"])
-    return f"{len(ctx.upgrade.state['protected_before'])} protected files"
+    return protection.snapshot_before(ctx)
 
 
 def protected_unchanged(ctx: StepContext) -> str:
-    before = ctx.upgrade.state["protected_before"]
-    after = protected_checksums(ctx)
-    differences = compare_protected(before, after)
-    if differences:
-        shown = ", ".join(differences[:10]) + (f" and {len(differences) - 10} more" if len(differences) > 10 else "")
-        raise StepError(f"Protected content changed during the upgrade: {shown}.")
-    return f"{len(after)} protected files unchanged"
+    return protection.verify_unchanged(ctx)
 
 
 def run_hook(name: str, ctx: StepContext) -> None:

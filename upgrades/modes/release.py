@@ -15,6 +15,7 @@ from templates_engine import FileStatus
 
 from ..runner import AlreadyDone, Step, StepContext, StepError
 from . import node_ops as ops
+from . import protection
 from .backup_step import pre_upgrade_backup
 
 
@@ -28,6 +29,7 @@ def steps(ctx: StepContext) -> list[Step]:
         Step("copy the files it will overwrite", _keep_copies, timeout=300),
         Step("write rendered files", _write_files, changes=True, timeout=300),
         Step("pull images", ops.pull_images, changes=True, timeout=900),
+        *protection.content_hash_steps(),  # with CCP_PROTECTED_FULL_HASH: hashed while the pull ran
         Step("start containers (up -d --wait --remove-orphans)", lambda c: _up(c), changes=True, timeout=600),
         Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
         Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
