@@ -10,10 +10,11 @@ from django.conf import settings
 
 from instances.drivers import LocalDriver
 from instances.health import health_urls_of, probe_until_healthy
-from instances.node_commands import compose_argv, compose_ps, docker_versions, free_disk_bytes
+from instances.node_commands import compose_argv, compose_ps
 
 from ..runner import StepContext, StepError
 from . import protection
+from .precheck import precheck as run_precheck
 
 ENV_FILE = ".env"
 IMAGE_TAG_LINE = re.compile(r"^(\s*(?:export\s+)?IMAGE_TAG\s*=).*$", re.MULTILINE)
@@ -36,24 +37,8 @@ def decoded(result) -> str:
 # --- precheck ------------------------------------------------------------------------------------
 
 def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = (), need_compose: bool = True) -> str:
-    """The node answers, docker and compose answer, the instance directory has its files (and a compose
-    project that loads), and there is free disk."""
-    docker, compose_version = docker_versions(ctx.driver, ctx.node)
-    lines = [f"docker {docker}", f"compose {compose_version}"]
-    for name in need_files:
-        if not ctx.driver.exists(path_in(ctx, name)):
-            raise StepError(f"{path_in(ctx, name)} does not exist on {ctx.node}.")
-    if need_compose:
-        config = compose(ctx, "config", "--quiet", timeout=60, check=False)
-        if config.exit_code != 0:
-            raise StepError(f"The compose project in {ctx.instance.install_dir} does not load: "
-                            f"{decoded(config).strip()[-400:]}")
-    free_mb = free_disk_bytes(ctx.driver, ctx.instance.install_dir) // (1024 * 1024)
-    minimum = settings.CCP_MIN_FREE_DISK_MB
-    if free_mb < minimum:
-        raise StepError(f"Only {free_mb} MB free under {ctx.instance.install_dir}; at least {minimum} MB needed.")
-    lines.append(f"{free_mb} MB free")
-    return "\n".join(lines)
+    """One round trip: see precheck.py."""
+    return run_precheck(ctx, need_files=need_files, need_compose=need_compose)
 
 
 # --- .env ----------------------------------------------------------------------------------------
