@@ -91,3 +91,27 @@ def test_viewer_cannot_cancel(api, viewer, operator, make_instance):
                                  {"mode": "image_only", "image_tag": "v2"}, format="json").json()
     assert api(viewer).post(f"/api/v1/upgrades/{started['id']}/cancel/").status_code == 403
     assert Upgrade.objects.get(pk=started["id"]).status == UpgradeStatus.PENDING
+
+
+def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api, viewer, make_instance):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from upgrades.models import UpgradeStep
+
+    instance = make_instance()
+    for _ in range(3):
+        upgrade = Upgrade.objects.create(instance=instance, mode="image_only", target_tag="v2", status="succeeded")
+        for position in (1, 2):
+            UpgradeStep.objects.create(upgrade=upgrade, position=position, name=f"step {position}",
+                                       status="succeeded", started_at=timezone.now(), finished_at=timezone.now(),
+                                       output="x" * 16_000)
+    with CaptureQueriesContext(connection) as queries:
+        rows = api(viewer).get("/api/v1/upgrades/").json()["results"]
+    assert len(rows) == 3 and all(len(r["steps"]) == 2 for r in rows)
+    assert set(rows[0]["steps"][0]) == {"position", "name", "is_rollback", "status", "started_at", "finished_at",
+                                        "duration_seconds"}
+    assert not any("upgrades_upgradestep\".\"output" in q["sql"] for q in queries.captured_queries)
+    detail = api(viewer).get(rows[0]["url"]).json()
+    assert detail["steps"][0]["output"] == "x" * 16_000

@@ -13,13 +13,19 @@ class ReleaseSerializer(serializers.ModelSerializer):
         validators = []
 
 
-class UpgradeStepSerializer(serializers.ModelSerializer):
+class UpgradeStepSummarySerializer(serializers.ModelSerializer):
+    """A step as the upgrade list shows it: name, status and timing. Its output is on the detail."""
+
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = UpgradeStep
-        fields = ["position", "name", "is_rollback", "status", "started_at", "finished_at", "duration_seconds",
-                  "output"]
+        fields = ["position", "name", "is_rollback", "status", "started_at", "finished_at", "duration_seconds"]
+
+
+class UpgradeStepSerializer(UpgradeStepSummarySerializer):
+    class Meta(UpgradeStepSummarySerializer.Meta):
+        fields = [*UpgradeStepSummarySerializer.Meta.fields, "output"]
 
 
 class UpgradeSerializer(serializers.ModelSerializer):
@@ -35,6 +41,12 @@ class UpgradeSerializer(serializers.ModelSerializer):
         fields = ["id", "url", "instance", "mode", "release", "from_version", "to_version", "target_tag", "status",
                   "requested_by", "task_id", "approved_preview_hash", "cancel_requested", "error", "created_at",
                   "started_at", "finished_at", "duration_seconds", "steps"]
+
+
+class UpgradeListSerializer(UpgradeSerializer):
+    """The list: every step's output (up to 16 kB each) would make a page megabytes long."""
+
+    steps = UpgradeStepSummarySerializer(many=True, read_only=True)
 
 
 class UpgradeRequestSerializer(serializers.Serializer):

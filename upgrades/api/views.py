@@ -10,7 +10,7 @@ from upgrades import services
 from upgrades.models import Release, Upgrade, UpgradeStep
 
 from .filtersets import UpgradeFilterSet
-from .serializers import ReleaseSerializer, UpgradeSerializer
+from .serializers import ReleaseSerializer, UpgradeListSerializer, UpgradeSerializer
 
 
 class ReleaseViewSet(AuditedModelViewSet):
@@ -37,6 +37,17 @@ class UpgradeViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = UpgradeSerializer
     filterset_class = UpgradeFilterSet
     ordering_fields = ["created_at", "finished_at"]
+
+    def get_queryset(self):
+        if self.action != "list":
+            return super().get_queryset()
+        # The list shows steps without their output: do not even read it from the database.
+        steps = UpgradeStep.objects.order_by("position").defer("output")
+        return Upgrade.objects.select_related("instance", "release", "requested_by").prefetch_related(
+            Prefetch("steps", queryset=steps))
+
+    def get_serializer_class(self):
+        return UpgradeListSerializer if self.action == "list" else UpgradeSerializer
 
     @extend_schema(request=None, responses={202: UpgradeSerializer})
     @action(detail=True, methods=["post"], permission_classes=[operation_permission("upgrades.cancel_upgrade")])
