@@ -199,6 +199,8 @@ if not CELERY_BROKER_URL:
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        # kombu polls the folder once a second by default: a queued task waited up to 1 s to start.
+        "polling_interval": 0.1,
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = "django-db"

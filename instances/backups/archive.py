@@ -1,7 +1,8 @@
 """Moving archives between a node and the backup folder, hashing in the same pass.
 
-Nothing is staged on the node: `tar czf -` writes to the SSH channel, and each chunk is written to
-the local file and fed to sha256 before the next one is read.
+Nothing is staged on the node: `tar czf -` (compressing with pigz where the node has it) writes to
+the SSH channel, and each chunk is written to the local file and fed to sha256 before the next one
+is read.
 """
 
 from __future__ import annotations
@@ -23,9 +24,20 @@ READ_CHUNK = 1024 * 1024
 Progress = Callable[[str, int], None]  # (file name, bytes so far)
 
 
+# $1: the install directory; $2…: the entries to archive. The same .tar.gz either way: pigz (parallel
+# gzip, every core of the node) when the node has it, else tar's own gzip. tar runs the compressor
+# itself and fails when it fails, so no pipe hides an error.
+TAR_GZ = r"""
+dir=$1
+shift
+if command -v pigz >/dev/null 2>&1; then compress=--use-compress-program=pigz; else compress=--gzip; fi
+exec tar -C "$dir" --numeric-owner "$compress" -cf - -- "$@"
+"""
+
+
 def tar_create_argv(install_dir: str, paths: tuple[str, ...]) -> list[str]:
     # Numeric owners: a restore on the node gives files back the ids they had, whatever the panel's users.
-    return ["tar", "-C", install_dir, "--numeric-owner", "-czf", "-", "--", *paths]
+    return ["sh", "-c", TAR_GZ, "ccp-tar", install_dir, *paths]
 
 
 def stream_from_node(driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (),
