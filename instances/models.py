@@ -113,6 +113,10 @@ class Instance(models.Model):
                                     violation_error_message="Another instance on this node already uses this "
                                                             "compose project name."),
         ]
+        indexes = [
+            # The dashboard's "needs attention" list: a handful of rows among thousands.
+            models.Index(fields=["slug"], condition=~models.Q(attention=""), name="instance_needs_attention"),
+        ]
         permissions = [
             ("operate_instance", "Can run operations (upgrade, back up, check) on instances"),
             ("reveal_secrets", "Can see secret values in rendered files"),

@@ -44,3 +44,25 @@ def test_fleet_status_command(fleet, capsys):
     assert lines[0].split() == ["INSTANCE", "NODE", "STATUS", "VERSION", "HEALTH", "LAST", "UPGRADE"]
     assert any(line.startswith("busy ") and "v2 pending" in line for line in lines)
     assert "running: upgrade #" in out and "attention: troubled: Upgrade #9 failed" in out
+
+
+def test_dashboard_and_instance_list_cost_the_same_queries_for_any_fleet_size(client, superuser, make_node,
+                                                                             make_instance):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(superuser)
+    node = make_node(name="edge-9")
+
+    def queries(url):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured.captured_queries)
+
+    make_instance(node=node, slug="first", attention="Look at me.")
+    small = queries("/admin/fleet/"), queries("/admin/instances/instance/")
+    for n in range(30):
+        make_instance(node=node, slug=f"more-{n}", attention="Look at me too." if n % 3 == 0 else "")
+    assert (queries("/admin/fleet/"), queries("/admin/instances/instance/")) == small
+    page = client.get("/admin/fleet/").content.decode()
+    assert "31 instances on 1 node" in page and "Needs attention (11)" in page
