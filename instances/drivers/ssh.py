@@ -39,8 +39,17 @@ TIMED_OUT = (124, 137, -1)
 SFTP_WRITE_REQUEST = 128 * 1024
 WRITE_CHUNK = 1024 * 1024
 RECV_SIZE = 256 * 1024
+# Several operations share one connection (a worker runs many at once in threads). OpenSSH allows 10
+# sessions per connection (MaxSessions): commands and streams take at most this many at a time, so
+# the one SFTP session and a nested stream always find room. A thread's nested channels reuse its slot.
+MAX_COMMAND_SESSIONS = 8
+SESSION_RETRY_SECONDS = 5.0
 
 T = TypeVar("T")
+
+
+class SessionRefused(DriverError):
+    """sshd refused one more session on a live connection (MaxSessions)."""
 
 
 def remote_command(argv: Sequence[str], *, cwd: str | None = None, timeout: float | None = None) -> str:
@@ -80,6 +89,10 @@ class SSHDriver(Driver):
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
+        # paramiko's SFTPClient is not safe for concurrent requests: one file operation at a time.
+        self._sftp_lock = threading.Lock()
+        self._sessions = threading.BoundedSemaphore(MAX_COMMAND_SESSIONS)
+        self._thread = threading.local()
         self._busy = 0
         self.last_used = time.monotonic()
 
@@ -133,6 +146,20 @@ class SSHDriver(Driver):
                 self._busy -= 1
                 self.last_used = time.monotonic()
 
+    @contextmanager
+    def _session_slot(self) -> Iterator[None]:
+        """Wait for one of the connection's command sessions (a thread's nested ones share its slot)."""
+        depth = getattr(self._thread, "depth", 0)
+        if depth == 0:
+            self._sessions.acquire()
+        self._thread.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._thread.depth = depth
+            if depth == 0:
+                self._sessions.release()
+
     def idle_for(self) -> float | None:
         """Seconds since the last operation ended, or None while one is running."""
         with self._lock:
@@ -147,8 +174,8 @@ class SSHDriver(Driver):
                 return open_(transport)
             except paramiko.ChannelException as error:
                 # The connection is fine; sshd refused one more session on it (MaxSessions).
-                raise DriverError(f"Node {self.label} refused a new session: {describe(error)}.",
-                                  node=self.label) from None
+                raise SessionRefused(f"Node {self.label} refused a new session: {describe(error)}.",
+                                     node=self.label) from None
             except (paramiko.SSHException, EOFError, OSError) as error:
                 with self._lock:
                     if self._transport is transport:
@@ -158,7 +185,16 @@ class SSHDriver(Driver):
         raise AssertionError("unreachable")
 
     def _channel(self) -> paramiko.Channel:
-        return self._reconnecting(lambda transport: transport.open_session(timeout=self.connect_timeout))
+        # sshd frees a closed session a moment after our close: a refusal right after many sessions
+        # ended is retried briefly before it counts as the node refusing.
+        deadline = time.monotonic() + SESSION_RETRY_SECONDS
+        while True:
+            try:
+                return self._reconnecting(lambda transport: transport.open_session(timeout=self.connect_timeout))
+            except SessionRefused:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def _sftp_client(self) -> paramiko.SFTPClient:
         with self._lock:
@@ -178,7 +214,7 @@ class SSHDriver(Driver):
         cwd: str | None = None,
     ) -> Result:
         argv = as_argv(argv)
-        with self._using():
+        with self._using(), self._session_slot():
             channel = self._channel()
             try:
                 started = time.monotonic()
@@ -263,7 +299,7 @@ class SSHDriver(Driver):
     @contextmanager
     def open_stream_out(self, argv: Sequence[str]) -> Iterator[CommandOutput]:
         argv = as_argv(argv)
-        with self._using():
+        with self._using(), self._session_slot():
             channel = self._start_stream(argv)
             try:
                 channel.shutdown_write()
@@ -292,7 +328,7 @@ class SSHDriver(Driver):
     @contextmanager
     def open_stream_in(self, argv: Sequence[str]) -> Iterator[CommandInput]:
         argv = as_argv(argv)
-        with self._using():
+        with self._using(), self._session_slot():
             channel = self._start_stream(argv)
             try:
                 stdout, stderr = Tail(), Tail()
@@ -328,7 +364,7 @@ class SSHDriver(Driver):
     # -- files ----------------------------------------------------------------------------------
 
     def read_file(self, path: str) -> bytes:
-        with self._using():
+        with self._using(), self._sftp_lock:
             sftp = self._sftp_client()
             try:
                 with sftp.open(path, "rb") as f:
@@ -340,7 +376,7 @@ class SSHDriver(Driver):
                 raise self._file_error("read", path, error) from None
 
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
-        with self._using():
+        with self._using(), self._sftp_lock:
             sftp = self._sftp_client()
             temp = join(dirname(path), f".{basename(path)}.{uuid.uuid4().hex[:12]}.ccp-tmp")
             try:
@@ -368,7 +404,7 @@ class SSHDriver(Driver):
             return DEFAULT_FILE_MODE
 
     def exists(self, path: str) -> bool:
-        with self._using():
+        with self._using(), self._sftp_lock:
             try:
                 self._sftp_client().stat(path)
             except FileNotFoundError:

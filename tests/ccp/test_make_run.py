@@ -75,6 +75,8 @@ def test_make_run_serves_the_admin_and_stops_on_ctrl_c(tmp_path):
                 break
             time.sleep(0.5)
         assert "ready." in output, output[-3000:]
+        # The default pool: threads, sized for tens of node operations at once (README "Celery and long operations").
+        assert "concurrency: 20 (thread)" in output, output[-3000:]
         assert "beat: Starting" in output, output[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGINT)

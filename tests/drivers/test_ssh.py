@@ -181,9 +181,10 @@ def test_a_command_line_is_never_assembled_from_values(ssh_node: SSHNode, node_w
     assert sorted(p.name for p in node_workdir.iterdir()) == [weird.name]
 
 
-def test_too_many_sessions_is_an_error_that_keeps_the_connection(ssh_node: SSHNode) -> None:
+def test_too_many_sessions_is_an_error_that_keeps_the_connection(ssh_node: SSHNode, monkeypatch) -> None:
     # OpenSSH allows 10 sessions per connection (MaxSessions); the pooled connection must survive
-    # a caller who asks for an eleventh.
+    # a caller who asks for an eleventh (after the short wait for a session to be freed).
+    monkeypatch.setattr("instances.drivers.ssh.SESSION_RETRY_SECONDS", 0.2)
     with ssh_driver(ssh_node) as driver, ExitStack() as streams:
         open_streams = [streams.enter_context(driver.open_stream_out(["sh", "-c", "sleep 1; echo ok"]))
                         for _ in range(10)]
