@@ -5,7 +5,7 @@ from django.contrib.admin.models import LogEntry
 from django.utils.html import format_html_join
 
 from ccp.admin_mixins import ReadOnlyAdmin
-from upgrades.admin_actions import quick_upgrade, upgrade_to_release
+from upgrades.admin_actions import quick_upgrade, upgrade_to_release, upgrade_urls
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 
 from . import services
@@ -102,7 +102,7 @@ class InstanceAdmin(admin.ModelAdmin):
         self.message_user(request, f"Health check queued for {len(ids)} instance(s); results appear in the list.")
 
     def get_urls(self):
-        return preview_urls(self) + super().get_urls()
+        return preview_urls(self) + upgrade_urls(self) + super().get_urls()
 
     def get_queryset(self, request):
         return annotate_last_backup(annotate_last_upgrade(super().get_queryset(request)))

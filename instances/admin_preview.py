@@ -1,44 +1,31 @@
 """Admin pages that preview a release upgrade: one instance (its own URL) or a selection (an action).
 
-Read-only: nothing is written to a node. Each instance's preview is a `PreviewBlock`, rendered by the
-include `admin/instances/includes/preview_block.html` (with `preview_styles.html` once per page), so
-other admin pages (the "Upgrade to release…" confirmation) can show exactly the same thing.
+Read-only: nothing is written to a node. One instance is previewed in the request; a selection is
+a PreviewRun computed by a worker (instances.preview_runs), whose page shows its progress and then
+the stored previews. Each instance's preview is a `PreviewBlock`, rendered by the include
+`admin/instances/includes/preview_block.html` (with `preview_styles.html` once per page), so other
+admin pages (the "Upgrade to release…" confirmation) can show exactly the same thing.
 """
-
-from dataclasses import dataclass
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 
 from ccp.admin_mixins import page_context
 from ccp.errors import CCPError
 
+from .choices import PreviewPurpose
+from .models import PreviewRun
 from .preview import release_or_default
-from .redaction import redact, secret_values
-from .selectors import PreviewReport, instance_preview_report
+from .preview_runs import preview_block, preview_run_blocks, preview_run_request
 
 PREVIEW_TEMPLATE = "admin/instances/instance/preview.html"
-
-
-@dataclass(frozen=True)
-class PreviewBlock:
-    """One instance's preview for a page: the report, or why there is none (already redacted)."""
-
-    instance: object
-    report: PreviewReport | None = None
-    error: str = ""
-
-
-def preview_block(*, instance, release) -> PreviewBlock:
-    try:
-        return PreviewBlock(instance, report=instance_preview_report(instance=instance, release=release))
-    except CCPError as exc:
-        return PreviewBlock(instance, error=redact(exc.message, secret_values(instance)))
+PROGRESS_TEMPLATE = "admin/instances/instance/preview_progress.html"
 
 
 class ReleasePickForm(forms.Form):
@@ -81,21 +68,58 @@ def preview_view(modeladmin, request, object_id: str):
 
 @admin.action(description="Preview upgrade to release…", permissions=["view"])
 def preview_release(modeladmin, request, queryset):
-    """Changelist action: the preview of every selected instance against one release (read-only)."""
+    """Changelist action: queue the preview of every selected instance against one release (read-only
+    for the nodes), then show its page, which follows the worker's progress."""
     try:
-        form, release = _picked_release(request.POST)
+        _, release = _picked_release(request.POST)
     except CCPError as exc:
         modeladmin.message_user(request, exc.message, messages.ERROR)
         return None
-    queryset = queryset.select_related("node")
-    blocks = [preview_block(instance=instance, release=release) for instance in queryset]
+    run = preview_run_request(instance_ids=list(queryset.values_list("pk", flat=True)), release=release,
+                              purpose=PreviewPurpose.PREVIEW, user=request.user)
+    return HttpResponseRedirect(reverse(preview_run_url_name(modeladmin), args=[run.pk]))
+
+
+def preview_run_url_name(modeladmin, suffix: str = "preview_run") -> str:
+    opts = modeladmin.model._meta
+    return f"admin:{opts.app_label}_{opts.model_name}_{suffix}"
+
+
+def preview_run_for(modeladmin, request, run_id: int, *, purpose: str) -> PreviewRun:
+    run = get_object_or_404(PreviewRun, pk=run_id, purpose=purpose)
+    if not modeladmin.has_view_permission(request):
+        raise PermissionDenied
+    return run
+
+
+def preview_progress_response(modeladmin, request, run: PreviewRun, *, title: str) -> TemplateResponse:
+    """The page while the worker computes the previews: refreshes itself until they are there."""
+    return TemplateResponse(request, PROGRESS_TEMPLATE, page_context(modeladmin, request, title=title, run=run))
+
+
+def preview_run_view(modeladmin, request, run_id: int):
+    """GET preview-runs/<id>/: progress while the worker runs, then every instance's stored preview."""
+    run = preview_run_for(modeladmin, request, run_id, purpose=PreviewPurpose.PREVIEW)
+    title = f"Preview of {run.total} instance(s) for release {run.release_version}"
+    if not run.is_final:
+        return preview_progress_response(modeladmin, request, run, title=title)
+    if run.error:
+        modeladmin.message_user(request, run.error, messages.ERROR)
+    release = release_or_default(run.release_version) if not run.error else None
+    selection = modeladmin.model.objects.filter(pk__in=run.instance_ids)
     return TemplateResponse(request, PREVIEW_TEMPLATE, page_context(
-        modeladmin, request, title=f"Preview of {len(blocks)} instance(s) for release {release}",
-        form=form, release=release, blocks=blocks, selection=queryset, action_name="preview_release"))
+        modeladmin, request, title=title, form=ReleasePickForm(initial={"release": run.release_version}),
+        release=release, blocks=preview_run_blocks(run), selection=selection, action_name="preview_release"))
 
 
 def preview_urls(modeladmin) -> list:
-    """URL of the per-instance page, for `InstanceAdmin.get_urls`: admin:instances_instance_preview."""
+    """URLs of the per-instance page (admin:instances_instance_preview) and of a selection's preview
+    run (admin:instances_instance_preview_run), for `InstanceAdmin.get_urls`."""
     opts = modeladmin.model._meta
-    view = modeladmin.admin_site.admin_view(lambda request, object_id: preview_view(modeladmin, request, object_id))
-    return [path("<path:object_id>/preview/", view, name=f"{opts.app_label}_{opts.model_name}_preview")]
+    site = modeladmin.admin_site
+    one = site.admin_view(lambda request, object_id: preview_view(modeladmin, request, object_id))
+    many = site.admin_view(lambda request, run_id: preview_run_view(modeladmin, request, run_id))
+    return [
+        path("preview-runs/<int:run_id>/", many, name=f"{opts.app_label}_{opts.model_name}_preview_run"),
+        path("<path:object_id>/preview/", one, name=f"{opts.app_label}_{opts.model_name}_preview"),
+    ]

@@ -39,3 +39,15 @@ class RestoreStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     INTERRUPTED = "interrupted", "Interrupted"
+
+
+class PreviewPurpose(models.TextChoices):
+    PREVIEW = "preview", "Preview"
+    UPGRADE = "upgrade", "Upgrade to release"
+
+
+class PreviewRunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

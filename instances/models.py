@@ -4,7 +4,16 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import secrets, validators
-from .choices import BackupLabel, BackupStatus, DriverKind, Health, InstanceStatus, RestoreStatus
+from .choices import (
+    BackupLabel,
+    BackupStatus,
+    DriverKind,
+    Health,
+    InstanceStatus,
+    PreviewPurpose,
+    PreviewRunStatus,
+    RestoreStatus,
+)
 
 
 def default_protected_paths() -> list[str]:
@@ -203,3 +212,35 @@ class Restore(models.Model):
 
     def __str__(self) -> str:
         return f"restore #{self.pk} of {self.source or 'a pruned backup'} onto {self.instance_id}"
+
+
+class PreviewRun(models.Model):
+    """Previews of a selection of instances against one release, computed by a worker in parallel
+    across nodes (never in a web request). The admin page shows its progress, then the stored
+    reports — already redacted — and, for an upgrade, the approval form."""
+
+    purpose = models.CharField(max_length=16, choices=PreviewPurpose.choices, default=PreviewPurpose.PREVIEW)
+    release_version = models.CharField(max_length=64)
+    instance_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=PreviewRunStatus.choices, default=PreviewRunStatus.PENDING)
+    done = models.PositiveIntegerField(default=0, help_text="How many instances are previewed so far.")
+    results = models.JSONField(default=dict, blank=True,
+                               help_text="instance id → its redacted preview report, or the error.")
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"preview #{self.pk} of {len(self.instance_ids)} instance(s) for {self.release_version}"
+
+    @property
+    def total(self) -> int:
+        return len(self.instance_ids)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (PreviewRunStatus.SUCCEEDED, PreviewRunStatus.FAILED)

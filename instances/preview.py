@@ -13,6 +13,7 @@ from templates_engine import render as render_set
 
 from .context import render_context, template_set_named
 from .drivers import driver_for
+from .node_files import read_files
 from .services import instance_fill_secrets
 
 
@@ -86,12 +87,13 @@ def instance_preview(*, instance, release=None, driver=None) -> InstancePreview:
     """Render for `release` and compare with the node's files (read through the driver)."""
     release, template_set, files = instance_render(instance=instance, release=release)
     driver = driver or driver_for(instance.node)
-    actual = {path: _read_or_none(driver, posixpath.join(instance.install_dir, path)) for path in files}
+    # Every file in one stream; a registered tenant's own .env too (coverage is checked against it).
+    on_node = read_files(driver, instance.install_dir, sorted({*files, template_set.env_file}))
+    actual = {path: on_node[path] for path in files}
     if template_set.env_file in files:
         env_bytes = files[template_set.env_file].content
     else:
-        # A registered tenant keeps its own .env: coverage is checked against the file on the node.
-        env_bytes = _read_or_none(driver, posixpath.join(instance.install_dir, template_set.env_file))
+        env_bytes = on_node[template_set.env_file]
     env_text = env_bytes.decode(errors="replace") if env_bytes is not None else ""
     compose_text = files[template_set.compose_file].content.decode()
     coverage = env_coverage(compose_text, parse_env(env_text), also_required=template_set.required_env)
@@ -99,14 +101,6 @@ def instance_preview(*, instance, release=None, driver=None) -> InstancePreview:
     return InstancePreview(instance=instance, release=release, template_set=template_set, files=files,
                            actual=actual, preview=preview, coverage=coverage, env_text=env_text,
                            env_found=env_bytes is not None)
-
-
-def _read_or_none(driver, path: str) -> bytes | None:
-    """The file's bytes, or None when the node has no such file (one round trip, no exists() race)."""
-    try:
-        return driver.read_file(path)
-    except FileNotFoundError:  # the drivers' PathNotFound is one
-        return None
 
 
 def _names(names: list[str]) -> str:

@@ -8,6 +8,7 @@ from instances.backups.tasks import *  # noqa: F401,F403 - registers the backup 
 from .health import instance_check_health
 from .models import Instance, Node
 from .node_checks import node_check
+from .preview_runs import preview_run_execute
 
 
 @shared_task(name="instances.tasks.node_check_task")
@@ -28,3 +29,8 @@ def instance_check_health_task(instance_id: int) -> dict:
         return instance_check_health(instance=instance)
     except CCPError as exc:
         return {"instance": instance.slug, "healthy": False, "error": exc.message}
+
+
+@shared_task(name="instances.tasks.preview_run_task")
+def preview_run_task(run_id: int) -> str:
+    return preview_run_execute(run_id=run_id)

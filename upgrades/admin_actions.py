@@ -1,19 +1,25 @@
 """The upgrade actions on the Instance changelist: "Quick upgrade…" and "Upgrade to release…".
 
-Both follow Django's delete_selected pattern: the first phase renders an intermediate page that
-re-posts the selected ids; the second (post=yes) calls the same service the API calls.
+Both follow Django's delete_selected pattern: the first phase shows an intermediate page that
+re-posts the selected ids; the second (post=yes) calls the same service the API calls. For "Upgrade
+to release…" that page needs every instance's preview: the first phase queues a PreviewRun (a
+worker reads the nodes) and its page follows the progress, then shows the approval form.
 """
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from ccp.admin_mixins import page_context
 from ccp.errors import CCPError
-from instances.admin_preview import preview_block
+from instances.admin_preview import preview_progress_response, preview_run_for, preview_run_url_name
+from instances.choices import PreviewPurpose
 from instances.preview import release_or_default
+from instances.preview_runs import preview_run_blocks, preview_run_request
 from instances.validators import validate_image_tag
 
 from .choices import UpgradeMode
@@ -72,15 +78,38 @@ def upgrade_to_release(modeladmin, request, queryset):
         return None
     form = ReleaseChoiceForm(request.POST if "release" in request.POST else None)
     release = form.cleaned_data["release"] if form.is_bound and form.is_valid() else None
-    if release is None:
-        try:
-            release = release_or_default()
-        except CCPError as exc:
-            modeladmin.message_user(request, exc.message, messages.ERROR)
-            return None
-        form = ReleaseChoiceForm(initial={"release": release})
-    blocks = [preview_block(instance=instance, release=release) for instance in queryset]
-    rows = [{"block": b, "confirmable": b.report is not None and not b.report.blocked} for b in blocks]
+    try:
+        release = release or release_or_default()
+    except CCPError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return None
+    # The previews are computed by a worker; the confirmation page follows its progress.
+    run = preview_run_request(instance_ids=list(queryset.values_list("pk", flat=True)), release=release,
+                              purpose=PreviewPurpose.UPGRADE, user=request.user)
+    return HttpResponseRedirect(reverse(preview_run_url_name(modeladmin, "upgrade_confirm"), args=[run.pk]))
+
+
+def upgrade_confirm_view(modeladmin, request, run_id: int):
+    """GET upgrade-to-release/<id>/: progress while the worker previews, then each instance's preview
+    with its approval box (the form posts the approved hashes back to the changelist action)."""
+    if not modeladmin.has_operate_permission(request):
+        raise PermissionDenied
+    run = preview_run_for(modeladmin, request, run_id, purpose=PreviewPurpose.UPGRADE)
+    if not run.is_final:
+        return preview_progress_response(modeladmin, request, run, title=f"Upgrade to release {run.release_version}")
+    if run.error:
+        modeladmin.message_user(request, run.error, messages.ERROR)
+        return HttpResponseRedirect(reverse(preview_run_url_name(modeladmin, "changelist")))
+    release = release_or_default(run.release_version)
+    rows = [{"block": b, "confirmable": b.report is not None and not b.report.blocked} for b in preview_run_blocks(run)]
     return TemplateResponse(request, "admin/upgrades/upgrade_to_release.html", page_context(
-        modeladmin, request, queryset=queryset, form=form, release=release, rows=rows,
+        modeladmin, request, queryset=[row["block"].instance for row in rows],
+        form=ReleaseChoiceForm(initial={"release": release}), release=release, rows=rows,
         any_confirmable=any(r["confirmable"] for r in rows), title=f"Upgrade to release {release}"))
+
+
+def upgrade_urls(modeladmin) -> list:
+    """URL of the confirmation page, for `InstanceAdmin.get_urls`: admin:instances_instance_upgrade_confirm."""
+    opts = modeladmin.model._meta
+    view = modeladmin.admin_site.admin_view(lambda request, run_id: upgrade_confirm_view(modeladmin, request, run_id))
+    return [path("upgrade-to-release/<int:run_id>/", view, name=f"{opts.app_label}_{opts.model_name}_upgrade_confirm")]

@@ -103,13 +103,24 @@ def test_change_page_links_to_the_preview(client, viewer, testbed_release, make_
     assert preview_url(tenant) in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_preview_action_on_a_selection(client, viewer, testbed_release, make_tenant):
+    from instances.models import PreviewRun
+    from instances.preview_runs import preview_run_execute
+
     first, second = make_tenant(), make_tenant()
     install(first)
     client.force_login(viewer)
 
-    response = client.post(CHANGELIST, {"action": "preview_release", "_selected_action": [first.pk, second.pk]})
+    queued = client.post(CHANGELIST, {"action": "preview_release", "_selected_action": [first.pk, second.pk]})
 
+    # The request only queues the work: the page follows the worker's progress.
+    run = PreviewRun.objects.get()
+    assert queued.status_code == 302 and queued.url == f"{CHANGELIST}preview-runs/{run.pk}/"
+    waiting = client.get(queued.url).content.decode()
+    assert "Queued: waiting for a worker to preview 2 instances." in waiting and 'http-equiv="refresh"' in waiting
+    preview_run_execute(run_id=run.pk)  # what the worker's task does
+    response = client.get(queued.url)
     assert response.status_code == 200
     blocks = {block.instance.slug: block for block in response.context["blocks"]}
     assert not blocks[first.slug].report.has_changes

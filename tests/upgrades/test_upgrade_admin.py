@@ -42,8 +42,12 @@ def test_viewer_does_not_get_the_upgrade_actions(client, viewer, make_instance):
     assert "quick_upgrade" not in page and "upgrade_to_release" not in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(client, operator, make_node, make_instance,
                                                                          tmp_path):
+    from instances.models import PreviewRun
+    from instances.preview_runs import preview_run_execute
+
     Release.objects.create(version="v1", image_tag="v1", template_set="testbed", is_default=True)
     node = make_node(driver="local")
     ok = make_instance(node=node, install_dir=str(tmp_path / "ok"),
@@ -54,7 +58,12 @@ def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(client
     (tmp_path / "gap" / ".env").write_text("COMPOSE_PROJECT_NAME=gap\nWEB_PORT=31011\n")
     client.force_login(operator)
 
-    page = post_action(client, "upgrade_to_release", [ok, gap]).content.decode()
+    queued = post_action(client, "upgrade_to_release", [ok, gap])
+    run = PreviewRun.objects.get()
+    assert queued.status_code == 302 and queued.url.endswith(f"/upgrade-to-release/{run.pk}/")
+    assert "Queued" in client.get(queued.url).content.decode()
+    preview_run_execute(run_id=run.pk)  # what the worker's task does
+    page = client.get(queued.url).content.decode()
 
     assert f'name="approve_{ok.pk}"' in page and f'name="approve_{gap.pk}"' not in page
     assert "Blocked:" in page and "API_PORT" in page
