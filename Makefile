@@ -33,5 +33,9 @@ lint: $(VENV)/.dev-deps
 testbed: $(VENV)/.dev-deps
 	bash tests/testbed/install.sh
 
+# Every benchmark of bench/ in one run, their ratios summed up at the end (needs the testbed).
+bench: $(VENV)/.dev-deps
+	$(PY) bench/run_all.py
+
 migrate: $(VENV)/.run-deps
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput

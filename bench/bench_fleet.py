@@ -79,7 +79,7 @@ def measure(client, url: str, runs: int = 7) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--instances", type=int, default=5000)
+    parser.add_argument("--instances", type=int, default=int(os.environ.get("BENCH_FLEET_INSTANCES", "5000")))
     parser.add_argument("--small", type=int, default=50, help="the fleet size the query count is compared with")
     parser.add_argument("--target-ms", type=float, default=100.0)
     args = parser.parse_args()
@@ -102,7 +102,7 @@ def main() -> None:
             (_, q_small), (ms_large, q_large) = small[name], large[name]
             ok = q_small == q_large and ms_large * 1000 < args.target_ms
             failed |= not ok
-            print(f"{name}: {q_small} queries at {args.small} instances, {q_large} at {args.instances}; "
+            print(f"RATIO {name}: {q_small} queries at {args.small} instances, {q_large} at {args.instances}; "
                   f"{ms_large * 1000:.1f} ms at {args.instances} (ratio to the {args.target_ms:.0f} ms target "
                   f"{ms_large * 1000 / args.target_ms:.2f}) {'meets' if ok else 'MISSES'} the target")
     finally:
