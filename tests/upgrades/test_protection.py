@@ -135,3 +135,22 @@ def quick_foreground(tenant, tag, upgrade_run):
     upgrade_run(upgrade_id=upgrade.pk)
     upgrade.refresh_from_db()
     return upgrade
+
+
+@pytest.mark.testbed
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_recorded_by_an_older_ccp_is_still_compared(make_tenant, after_up):
+    """A full upgrade resumed across an update of the panel has every file's sha256 on its row."""
+    from upgrades.services import upgrade_run
+
+    tenant = make_tenant()
+
+    def older_record_then_tamper(ctx):
+        base = ctx.instance.install_dir
+        ctx.upgrade.state["protected_before"] = ctx.driver.checksums([f"{base}/mkdocs/"], base=base)
+        (tenant.path / "mkdocs" / "index.md").write_bytes(b"tampered\n")
+
+    after_up(older_record_then_tamper)
+    upgrade = quick_foreground(tenant, "v2", upgrade_run)
+
+    assert upgrade.status == UpgradeStatus.ROLLED_BACK and "mkdocs/index.md" in upgrade.error

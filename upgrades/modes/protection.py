@@ -200,6 +200,8 @@ def verify_unchanged(ctx: StepContext) -> str:
     """Step: list again (and hash again, when the content was hashed before) and compare digests;
     on a difference, name the paths from the two listings kept on the node."""
     recorded = ctx.upgrade.state["protected_before"]
+    if recorded and not ({STAT, CONTENT} & recorded.keys()):
+        return _verify_legacy(ctx, recorded)
     checked = []
     for kind in (STAT, CONTENT):
         if kind not in recorded:
@@ -211,6 +213,19 @@ def verify_unchanged(ctx: StepContext) -> str:
         checked.append(after)
     what = "listing and content" if len(checked) == 2 else "listing"
     return f"{checked[0].describe()} unchanged ({what} compared)"
+
+
+def _verify_legacy(ctx: StepContext, before: dict[str, str]) -> str:
+    """An upgrade started by an older CCP recorded every file's sha256 on its row (a full upgrade
+    resumed across an update of the panel): compare the same way once more."""
+    paths = [p for p in ctx.instance.protected_paths if ctx.driver.exists(posixpath.join(ctx.instance.install_dir, p))]
+    after = ctx.driver.checksums([posixpath.join(ctx.instance.install_dir, p) for p in paths],
+                                 base=ctx.instance.install_dir) if paths else {}
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise StepError(f"Protected content changed during the upgrade: {shown}.")
+    return f"{len(after)} protected files unchanged"
 
 
 def _named_changes(ctx: StepContext, before: Snapshot, after: Snapshot) -> str:
