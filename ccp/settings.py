@@ -186,6 +186,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Upgrades and their steps appear in two components each (the list and the detail): name their
+    # status choices once, rather than by a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "UpgradeStatusEnum": "upgrades.choices.UpgradeStatus",
+        "StepStatusEnum": "upgrades.choices.StepStatus",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------
