@@ -7,7 +7,7 @@ with four small protected files and for tenants whose mkdocs/ holds 300 MB / 1,6
 Both sides make the same change to the same tenant on a real sshd node and docker engine:
 - bare: one `ssh` session running `sed IMAGE_TAG` + `docker compose pull` + `docker compose up -d --wait`;
 - CCP: `upgrade_run` of an image_only Upgrade (every step recorded in the database, protected paths
-  checksummed before and after, .env kept, health URLs probed), in this process, no Celery queueing.
+  listed before and after, .env kept, health URLs probed), in this process, no Celery queueing.
 
 Needs the testbed (run `make testbed` as root).
 Run: `.venv/bin/python bench/bench_upgrade.py [--pairs 5] [--sizes 0:0,300:1600,2048:20000]`.

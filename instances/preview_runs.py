@@ -11,6 +11,7 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -26,6 +27,9 @@ from .models import Instance, PreviewRun
 from .preview import release_or_default
 from .redaction import redact, secret_values
 from .selectors import CoverageNote, PreviewReport, ShownFileDiff, instance_preview_report
+
+# Stored previews (diffs of every selected instance) are kept this long, then removed.
+PREVIEW_RUN_KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ def preview_block(*, instance, release) -> PreviewBlock:
 @transaction.atomic
 def preview_run_request(*, instance_ids: list[int], release, purpose: str = PreviewPurpose.PREVIEW,
                         user=None) -> PreviewRun:
-    """Create the row and queue the task (after commit). Does no node I/O."""
+    """Create the row and queue the task (after commit). Does no node I/O. Runs older than
+    PREVIEW_RUN_KEEP are removed: a preview is only worth approving while it is fresh."""
+    PreviewRun.objects.filter(created_at__lt=timezone.now() - PREVIEW_RUN_KEEP).delete()
     run = PreviewRun.objects.create(purpose=purpose, release_version=release.version,
                                     instance_ids=sorted(set(instance_ids)),
                                     requested_by=user if user and user.is_authenticated else None)
@@ -68,7 +74,8 @@ def preview_run_execute(*, run_id: int) -> str:
     on one node (each preview is one `tar` of its managed files over the node's shared connection)."""
     if not PreviewRun.objects.filter(pk=run_id, status=PreviewRunStatus.PENDING).update(
             status=PreviewRunStatus.RUNNING):
-        return PreviewRun.objects.get(pk=run_id).status
+        # Taken by another worker already, or removed (retention) before a worker got to it.
+        return PreviewRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or "removed"
     run = PreviewRun.objects.get(pk=run_id)
     try:
         release = release_or_default(run.release_version)

@@ -113,3 +113,14 @@ def test_read_files_is_one_stream_and_says_what_it_cannot_read(fleet):
     with pytest.raises(CCPError, match="it is not a file"):
         read_files(driver, tenant.install_dir, ["configs"])
     assert read_files(driver, tenant.install_dir + "/gone", ["a"]) == {"a": None}
+
+
+def test_old_preview_runs_are_removed_when_a_new_one_is_requested(testbed_release):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = PreviewRun.objects.create(release_version=testbed_release.version, instance_ids=[1])
+    PreviewRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    fresh = preview_run_request(instance_ids=[], release=testbed_release)
+    assert list(PreviewRun.objects.values_list("pk", flat=True)) == [fresh.pk]
