@@ -100,9 +100,9 @@ def parse_listing(data: bytes, kind: str) -> dict[str, tuple[str, str]]:
         if not record:
             continue
         text = record.decode("utf-8", errors="surrogateescape")
-        if kind == STAT:
-            path, rest = text.rsplit(" ", 8)[0], text.rsplit(" ", 8)[1:]
-            entries[path] = (" ".join(rest), rest[0])
+        if kind == STAT:  # the path may hold spaces; the eight fields after it never do
+            path, *fields = text.rsplit(" ", 8)
+            entries[path] = (" ".join(fields), fields[0])
         else:
             digest, _, path = text.partition("  ")
             entries[path] = (digest, "f")
