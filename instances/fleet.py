@@ -9,6 +9,7 @@ from upgrades.models import InstanceLock, Upgrade
 from upgrades.selectors import annotate_last_upgrade
 
 from .models import Instance, Node
+from .selectors import with_open_attention
 
 
 @dataclass
@@ -23,14 +24,15 @@ class FleetSummary:
 
 
 def fleet_summary() -> FleetSummary:
-    instances = list(annotate_last_upgrade(Instance.objects.select_related("node")).order_by("node__name", "slug"))
+    instances = list(with_open_attention(annotate_last_upgrade(Instance.objects.select_related("node")))
+                     .order_by("node__name", "slug"))
     return FleetSummary(
         instances=instances,
         by_health=dict(Instance.objects.values_list("health").annotate(n=Count("pk")).order_by()),
         by_status=dict(Instance.objects.values_list("status").annotate(n=Count("pk")).order_by()),
         nodes=list(Node.objects.annotate(instance_count=Count("instances")).order_by("name")),
         running=list(InstanceLock.objects.select_related("instance").order_by("acquired_at")),
-        attention=[i for i in instances if i.attention],
+        attention=[i for i in instances if i.unresolved_attention],  # resolved records are history
         recent_failures=list(Upgrade.objects.select_related("instance").filter(
             status__in=[UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK, UpgradeStatus.INTERRUPTED])
             .order_by("-created_at")[:20]),

@@ -40,3 +40,29 @@ def free_disk_bytes(driver, path: str, *, fallback: str | None = None) -> int:
     if result.exit_code != 0:
         result = driver.run(["df", "-Pk", fallback], timeout=30, check=True)
     return int(result.stdout.decode().splitlines()[-1].split()[3]) * 1024
+
+
+def compose_config(driver, instance, *, timeout: float = 60) -> dict:
+    """The project's resolved compose model (`config --format json`): what `up` would run, with the
+    .env interpolated and inactive profiles left out."""
+    result = driver.run(compose_argv(instance, "config", "--format", "json"), cwd=instance.install_dir,
+                        timeout=timeout)
+    if result.exit_code != 0:
+        output = (result.stdout + result.stderr).decode(errors="replace").strip()
+        raise CCPError(f"The compose project in {instance.install_dir} does not load: {output[-400:]}")
+    return json.loads(result.stdout.decode())
+
+
+def image_id(driver, image: str, *, timeout: float = 60) -> str | None:
+    """The ID (sha256:…) of an image on the engine the driver reaches, by reference or ID; None when absent."""
+    result = driver.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], timeout=timeout)
+    return result.stdout.decode().strip() or None if result.exit_code == 0 else None
+
+
+def container_image_ids(driver, container_ids: list[str], *, timeout: float = 60) -> dict[str, str]:
+    """{full container ID: the ID of the image it runs}, read from the engine (not from compose's labels)."""
+    if not container_ids:
+        return {}
+    result = driver.run(["docker", "container", "inspect", "--format", "{{.Id}} {{.Image}}", *container_ids],
+                        timeout=timeout, check=True)
+    return dict(line.split(" ", 1) for line in result.stdout.decode().splitlines() if " " in line)
