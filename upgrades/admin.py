@@ -47,8 +47,8 @@ class UpgradeAdmin(ReadOnlyAdmin):
     list_select_related = ("instance", "requested_by")
     inlines = [UpgradeStepInline]
     change_form_template = "admin/upgrades/upgrade/change_form.html"
-    fields = ("instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version", "status", "error", "requested_by",
-              "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at", "task_id")
+    fields = ("instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version", "status", "error",
+              "requested_by", "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at", "task_id")
     readonly_fields = fields
 
     @admin.display(description="What", ordering="mode")

@@ -35,7 +35,8 @@ class UpgradeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Upgrade
-        fields = ["id", "url", "instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version", "target_tag", "status",
+        fields = ["id", "url", "instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version",
+                  "target_tag", "status",
                   "requested_by", "task_id", "approved_preview_hash", "cancel_requested", "error", "created_at",
                   "started_at", "finished_at", "duration_seconds", "steps"]
 
