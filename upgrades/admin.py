@@ -48,7 +48,8 @@ class UpgradeAdmin(ReadOnlyAdmin):
     inlines = [UpgradeStepInline]
     change_form_template = "admin/upgrades/upgrade/change_form.html"
     fields = ("instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version", "status", "error",
-              "requested_by", "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at", "task_id")
+              "requested_by", "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at",
+              "task_id")
     readonly_fields = fields
 
     @admin.display(description="What", ordering="mode")
