@@ -9,7 +9,7 @@ from upgrades.admin_actions import quick_upgrade, upgrade_to_release
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 
 from . import services
-from .admin_attention import NeedsAttentionFilter, OpenAttentionInline, acknowledge_attention, attention_column
+from .admin_attention import NeedsAttentionFilter, acknowledge_attention, attention_column
 from .admin_backups import back_up_now, last_backup  # also registers BackupAdmin and RestoreAdmin
 from .admin_preview import preview_release, preview_urls
 from .backups.selectors import annotate_last_backup
@@ -91,7 +91,6 @@ class InstanceAdmin(admin.ModelAdmin):
     list_select_related = ("node",)
     actions = [quick_upgrade, upgrade_to_release, preview_release, back_up_now, "check_health",
                acknowledge_attention]
-    inlines = [OpenAttentionInline]
 
     @admin.action(description="Check health (probe health URLs, read running version)", permissions=["operate"])
     def check_health(self, request, queryset) -> None:

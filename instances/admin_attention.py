@@ -1,10 +1,11 @@
 """Attention in the admin: the Instance changelist's column, filter and "Acknowledge attention…" action,
-the open records on an instance's page, and the Attention list (history, read-only)."""
+and the Attention list (history, read-only). An instance's page shows its open records' reasons in the
+read-only *Attention* field."""
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline, page_context
+from ccp.admin_mixins import ReadOnlyAdmin, page_context
 from ccp.errors import CCPError
 
 from .attention import attention_acknowledge
@@ -29,16 +30,6 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 def attention_column(instance) -> str:
     """Only unresolved records (the changelist prefetches them)."""
     return instance.attention or ""
-
-
-class OpenAttentionInline(ReadOnlyInline):
-    model = Attention
-    verbose_name_plural = "Needs attention (unresolved)"
-    fields = ("raised_at", "reason", "operation_kind", "operation_id")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(resolved_at__isnull=True)
 
 
 @admin.action(description="Acknowledge attention (resolve with a note)…", permissions=["operate"])

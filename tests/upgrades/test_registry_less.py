@@ -39,6 +39,14 @@ def in_registry(docker_engine, tag: str) -> bool:
         return False
 
 
+def build_on(docker_host: str | None, image: str, base: str) -> None:
+    """`FROM base` plus a label unique to this run, built on one engine (no registry involved)."""
+    argv = ["docker", *(["--host", docker_host] if docker_host else []), "build", "-q", "-t", image, "-"]
+    built = subprocess.run(argv, input=f"FROM {base}\nLABEL org.ccp.test={uuid.uuid4().hex}\n", text=True,
+                           capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"})
+    assert built.returncode == 0, built.stderr
+
+
 @pytest.fixture
 def engine_node(db, engine_ssh_node) -> Node:
     node = Node(name=f"own-{uuid.uuid4().hex[:6]}", instance_root="/srv/ccp-testbed", registry_access=False,
@@ -73,8 +81,10 @@ def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_t
     tenant = engine_tenant
     tag, again = f"local-{uuid.uuid4().hex[:6]}", f"local-{uuid.uuid4().hex[:6]}"
     image = docker_engine.image(tag)
-    subprocess.run(["docker", "tag", docker_engine.image("v2"), image], check=True)
+    # Built on the panel host (v2 plus a label of this run): an ID no registry and no node has.
+    build_on(None, image, docker_engine.image("v2"))
     assert not in_registry(docker_engine, tag) and tenant.image_id(image) is None
+    assert tenant.image_id(panel_id(image)) is None
     try:
         upgrade = wait_final(quick(tenant, tag))
 
@@ -94,7 +104,7 @@ def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_t
         assert len(tenant.project_container_names()) == 3
 
         # The same image under another tag: the node has that ID already, nothing is transferred.
-        subprocess.run(["docker", "tag", docker_engine.image("v2"), docker_engine.image(again)], check=True)
+        subprocess.run(["docker", "tag", image, docker_engine.image(again)], check=True)
         second = wait_final(quick(tenant, again))
         assert second.status == UpgradeStatus.SUCCEEDED, second.error
         output = second.steps.get(name="pull images").output
@@ -102,7 +112,8 @@ def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_t
                "nothing transferred" in output and "shipped" not in output
         assert tenant.image_id(docker_engine.image(again)) == wanted
     finally:
-        subprocess.run(["docker", "image", "rm", image, docker_engine.image(again)], capture_output=True)
+        tenant.remove_containers()  # first: an image a container uses is only untagged
+        subprocess.run(["docker", "image", "rm", "--force", image, docker_engine.image(again)], capture_output=True)
         tenant.docker("image", "rm", "--force", image, docker_engine.image(again))
 
 
@@ -112,10 +123,7 @@ def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(make_tena
     tag = f"built-{uuid.uuid4().hex[:6]}"
     image = docker_engine.image(tag)
     copy_image(docker_engine.image("v1"), to_host=node_engine)
-    built = subprocess.run(["docker", "--host", node_engine, "build", "-q", "-t", image, "-"],
-                           input=f"FROM {docker_engine.image('v1')}\nLABEL org.ccp.test={tag}\n", text=True,
-                           capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"})
-    assert built.returncode == 0, built.stderr
+    build_on(node_engine, image, docker_engine.image("v1"))
     tenant = make_tenant()  # on a node that shares the panel host's engine
     Node.objects.filter(pk=tenant.node.pk).update(registry_access=False, image_source=engine_node)
     tenant.node.refresh_from_db()
