@@ -1,6 +1,7 @@
 """The docker and compose commands every operation runs on a node, in one place: argv lists only."""
 
 import json
+from dataclasses import dataclass
 
 from ccp.errors import CCPError
 
@@ -53,16 +54,51 @@ def compose_config(driver, instance, *, timeout: float = 60) -> dict:
     return json.loads(result.stdout.decode())
 
 
+# One round trip for many images: one line per argument, its ID or empty when the engine lacks it.
+_IMAGE_IDS = 'for i in "$@"; do docker image inspect --format "{{.Id}}" "$i" 2>/dev/null || echo; done'
+
+# The project's containers as the engine sees them (not compose's view): one line each with the ID,
+# the image ID it runs, its service, state and health. One-off `compose run` containers are left out.
+_PROJECT_CONTAINERS = (
+    'ids=$(docker ps --all --quiet --no-trunc --filter "label=com.docker.compose.project=$1" '
+    '--filter "label=com.docker.compose.oneoff=False") || exit $?; [ -z "$ids" ] && exit 0; '
+    'exec docker container inspect --format '
+    '\'{{.Id}} {{.Image}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} '
+    '{{if .State.Health}}{{.State.Health.Status}}{{end}}\' $ids'
+)
+
+
 def image_id(driver, image: str, *, timeout: float = 60) -> str | None:
     """The ID (sha256:…) of an image on the engine the driver reaches, by reference or ID; None when absent."""
-    result = driver.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], timeout=timeout)
-    return result.stdout.decode().strip() or None if result.exit_code == 0 else None
+    return image_ids(driver, [image], timeout=timeout)[image]
 
 
-def container_image_ids(driver, container_ids: list[str], *, timeout: float = 60) -> dict[str, str]:
-    """{full container ID: the ID of the image it runs}, read from the engine (not from compose's labels)."""
-    if not container_ids:
+def image_ids(driver, images: list[str], *, timeout: float = 60) -> dict[str, str | None]:
+    """{image: its ID on the engine the driver reaches, or None when absent}, in one command."""
+    if not images:
         return {}
-    result = driver.run(["docker", "container", "inspect", "--format", "{{.Id}} {{.Image}}", *container_ids],
-                        timeout=timeout, check=True)
-    return dict(line.split(" ", 1) for line in result.stdout.decode().splitlines() if " " in line)
+    result = driver.run(["sh", "-c", _IMAGE_IDS, "ccp-image-ids", *images], timeout=timeout, check=True)
+    lines = result.stdout.decode().split("\n")
+    return {image: (lines[n].strip() if n < len(lines) else "") or None for n, image in enumerate(images)}
+
+
+@dataclass(frozen=True)
+class ProjectContainer:
+    id: str
+    image_id: str
+    service: str
+    state: str
+    health: str  # "" when the container has no healthcheck
+
+
+def project_containers(driver, instance, *, timeout: float = 60) -> list[ProjectContainer]:
+    """Every container of the instance's compose project, running or not, as its engine reports it."""
+    project = instance.compose_project or instance.slug
+    result = driver.run(["sh", "-c", _PROJECT_CONTAINERS, "ccp-containers", project], timeout=timeout, check=True)
+    found = []
+    for line in result.stdout.decode().splitlines():
+        fields = line.split(" ")
+        if len(fields) >= 4:
+            found.append(ProjectContainer(fields[0], fields[1], fields[2], fields[3],
+                                          fields[4] if len(fields) > 4 else ""))
+    return found

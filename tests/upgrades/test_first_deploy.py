@@ -6,6 +6,10 @@ import uuid
 
 import pytest
 
+from instances.attention import attention_raise
+from instances.backups.restore import backup_restore_request, backup_restore_run
+from instances.backups.services import backup_request, backup_run
+from instances.choices import RestoreStatus
 from instances.models import Instance
 from instances.preview import instance_preview
 from instances.services import instance_save
@@ -14,7 +18,7 @@ from tests.testbed.tenant import Tenant, free_port
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
-from .handmade import public_registry_mentions
+from .handmade import chown_like_parent, public_registry_mentions
 from .test_quick_upgrade import wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
@@ -80,6 +84,34 @@ def test_6_a_first_deploy_creates_the_directory_and_bind_folders_as_the_node_acc
     assert upgrade.steps.get(name="pre-upgrade backup").output.startswith("first deploy: there is nothing")
     tenant.instance.refresh_from_db()
     assert tenant.instance.observed_version == "v2.0.0"
+
+
+def test_6_after_a_first_deploy_a_backup_and_a_restore_work_and_the_restore_resolves_attention(
+        new_tenant, testbed_release, celery_worker_thread, settings, tmp_path):
+    settings.BACKUP_ROOT = tmp_path / "backups"
+    settings.BACKUP_ROOT.mkdir()
+    tenant = new_tenant()
+    upgrade, _ = deploy(tenant, testbed_release("v1", "v1"))
+    assert wait_final(upgrade).status == UpgradeStatus.SUCCEEDED
+    page = tenant.path / "mkdocs" / "index.md"
+    page.write_bytes(b"# Written by the tenant after the deploy\n")
+    chown_like_parent(page)
+    backup = backup_request(instance=tenant.instance, enqueue=False)
+    backup_run(backup_id=backup.pk)
+    page.write_bytes(b"# edited later, to be undone\n")
+    attention_raise(instance=tenant.instance, reason="An operator suspects the docs were overwritten.")
+
+    restore = backup_restore_request(backup=backup, enqueue=False)
+    status = backup_restore_run(restore_id=restore.pk)
+
+    restore.refresh_from_db()
+    assert status == RestoreStatus.SUCCEEDED, restore.error  # mkdocs/ is the node account's: it can be swapped
+    assert page.read_bytes() == b"# Written by the tenant after the deploy\n" and owner(page.parent) == NODE_USER
+    assert tenant.all_healthy()
+    assert "resolved 1 attention record(s)" in restore.log
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.attention == ""
+    assert tenant.instance.attentions.get().resolution == f"Resolved automatically: restore #{restore.pk} succeeded."
 
 
 def test_7_a_failed_first_deploy_leaves_nothing_running_and_removes_what_it_created(

@@ -89,7 +89,7 @@ def _restore_env(ctx: StepContext) -> str:
 
 
 def _verify_after_rollback(ctx: StepContext) -> str:
-    output = images.verify_running(ctx)
+    output = images.verify_running_now(ctx)
     tags = {ops.env_image_tag(ops.read_env(ctx).decode())}
     ops.record_version(ctx, tags.pop())
     return output

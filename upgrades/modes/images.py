@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from instances.drivers import LocalDriver, driver_for
-from instances.node_commands import compose_config, compose_ps, container_image_ids, image_id
+from instances.node_commands import compose_config, image_id, image_ids, project_containers
 
 from ..runner import StepContext, StepError
 from .node_ops import compose, decoded
@@ -29,13 +29,18 @@ class ServiceImage:
     buildable: bool
 
 
-def project_images(ctx: StepContext) -> list[ServiceImage]:
+def project_images(ctx: StepContext, *, fresh: bool = False) -> list[ServiceImage]:
     """Each active service of the project and the image it runs (compose's default name for a built
-    service without `image:`)."""
+    service without `image:`). Read once per upgrade when the images are fetched and reused by the
+    verification after `up`; `fresh` reads again (the rollback, after the old files are back)."""
+    if not fresh and "project_images" in ctx.state:
+        return ctx.state["project_images"]
     config = compose_config(ctx.driver, ctx.instance, timeout=ctx.timeout)
     project = config.get("name") or ctx.instance.compose_project or ctx.instance.slug
-    return [ServiceImage(name, service.get("image") or f"{project}-{name}", "build" in service)
-            for name, service in sorted((config.get("services") or {}).items())]
+    found = [ServiceImage(name, service.get("image") or f"{project}-{name}", "build" in service)
+             for name, service in sorted((config.get("services") or {}).items())]
+    ctx.state["project_images"] = found
+    return found
 
 
 def short(image_id_: str | None) -> str:
@@ -45,7 +50,7 @@ def short(image_id_: str | None) -> str:
 # --- getting images onto the node ----------------------------------------------------------------
 
 def pull_images(ctx: StepContext) -> str:
-    images = project_images(ctx)
+    images = project_images(ctx, fresh=True)
     lines = []
     fetched = sorted({s.image for s in images if not s.buildable})
     if fetched:
@@ -140,42 +145,50 @@ def _stream(ctx: StepContext, source, image: str) -> int:
 
 # --- what really runs ----------------------------------------------------------------------------
 
-def running_differences(ctx: StepContext) -> tuple[list[str], list[str]]:
+def running_differences(ctx: StepContext, *, fresh: bool = False) -> tuple[list[str], list[str]]:
     """Compare the image ID each container of the project runs with the ID its service's image has on
     the node. Returns (problems, one line per service that matches)."""
-    expected = {s.service: (s.image, image_id(ctx.driver, s.image)) for s in project_images(ctx)}
-    containers = compose_ps(ctx.driver, ctx.instance, include_stopped=True)
-    running = container_image_ids(ctx.driver, [c["ID"] for c in containers])
+    services = project_images(ctx, fresh=fresh)
+    ids = image_ids(ctx.driver, sorted({s.image for s in services}))
+    expected = {s.service: (s.image, ids[s.image]) for s in services}
     problems, matches, seen = [], [], set()
-    for container in containers:
-        service = container.get("Service", "")
-        if service not in expected:
+    for container in project_containers(ctx.driver, ctx.instance):
+        if container.service not in expected:
             continue  # an orphan of an earlier layout: not part of what this upgrade runs
-        seen.add(service)
-        image, wanted = expected[service]
-        actual = next((img for cid, img in running.items() if cid.startswith(container["ID"])), None)
+        seen.add(container.service)
+        image, wanted = expected[container.service]
         if wanted is None:
-            problems.append(f"{service}: its image {image} is not on the node")
-        elif actual != wanted:
-            problems.append(f"{service} runs {short(actual)}, but {image} is {short(wanted)}")
-        elif container.get("State") != "running":
-            problems.append(f"{service} is {container.get('State')}")
+            problems.append(f"{container.service}: its image {image} is not on the node")
+        elif container.image_id != wanted:
+            problems.append(f"{container.service} runs {short(container.image_id)}, but {image} is {short(wanted)}")
+        elif container.state != "running":
+            problems.append(f"{container.service} is {container.state}")
+        elif container.health not in ("", "healthy"):
+            problems.append(f"{container.service} is {container.health}")
         else:
-            matches.append(f"{service} runs {image} ({short(actual)})")
+            matches.append(f"{container.service} runs {image} ({short(container.image_id)})")
     problems += [f"{service} has no container" for service in sorted(set(expected) - seen)]
     return problems, matches
 
 
 def verify_running(ctx: StepContext) -> str:
+    """After `up`: every container runs the image ID its target image has (read when the images were fetched)."""
     problems, matches = running_differences(ctx)
     if problems:
         raise StepError("The containers do not run the target images: " + "; ".join(problems) + ".")
     return "\n".join(matches)
 
 
+def verify_running_now(ctx: StepContext) -> str:
+    """The same against the project as its files say now (after a rollback put the old ones back)."""
+    problems, matches = running_differences(ctx, fresh=True)
+    if problems:
+        raise StepError("The containers do not run the images their configuration names: "
+                        + "; ".join(problems) + ".")
+    return "\n".join(matches)
+
+
 def runs_target(ctx: StepContext) -> bool:
-    """Every service runs, healthy where it has a check, exactly the image its configuration names."""
-    problems, matches = running_differences(ctx)
-    if problems or not matches:
-        return False
-    return all(c.get("Health", "") in ("", "healthy") for c in compose_ps(ctx.driver, ctx.instance))
+    """Every service runs, healthy where it has a check, exactly the image its configuration names now."""
+    problems, matches = running_differences(ctx, fresh=True)
+    return not problems and bool(matches)
