@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from instances.preview import instance_preview
 from upgrades.choices import StepStatus, UpgradeMode, UpgradeStatus
 from upgrades.models import InstanceLock
 from upgrades.services import upgrade_request
@@ -89,3 +90,36 @@ def test_9_a_failed_full_upgrade_names_the_backup_to_restore_from(make_tenant, c
     with tarfile.open(folder / "config-files.tar.gz") as archive:
         kept = archive.extractfile(archive.getmember(".env")).read()
     assert kept == env_before and io.BytesIO(kept).read() != tenant.env()
+
+
+@pytest.mark.timeout(300)
+def test_8_a_release_upgrade_whose_worker_is_killed_puts_every_file_back(make_tenant, testbed_release,
+                                                                        worker_process_env, docker_engine, tmp_path):
+    tenant = make_tenant()
+    v2 = testbed_release("v2.0.0", "v2")
+    managed = [tenant.path / name for name in (".env", "docker-compose.yml", "configs/app.conf")]
+    (tenant.path / "configs" / "app.conf").write_bytes(b"# tuned on the node\n")  # the release overwrites it
+    before = {path: path.read_bytes() for path in managed}
+    v1 = registry_id(docker_engine, "v1")
+    log = tmp_path / "worker.log"
+    first = start_worker_process(worker_process_env, log)
+    second = None
+    try:
+        preview = instance_preview(instance=tenant.instance, release=v2)
+        upgrade = upgrade_request(instance=tenant.instance, mode=UpgradeMode.RELEASE, release=v2,
+                                  preview_hash=preview.preview_hash)
+        wait_for_step_start(upgrade, "pull images")  # every rendered file is written by now
+        kill_group(first)
+        assert b"IMAGE_TAG=v2" in (tenant.path / ".env").read_bytes()
+        second = start_worker_process(worker_process_env, log)
+        upgrade = wait_final(upgrade, timeout=180)
+    finally:
+        for process in (first, second):
+            if process and process.poll() is None:
+                kill_group(process)
+
+    assert upgrade.status == UpgradeStatus.ROLLED_BACK_INTERRUPTED, f"{upgrade.error}\n{log.read_text()[-3000:]}"
+    assert {path: path.read_bytes() for path in managed} == before
+    assert set(tenant.running_image_ids().values()) == {v1} and tenant.all_healthy()
+    assert all(s.status != StepStatus.RUNNING and s.finished_at for s in upgrade.steps.all())
+    assert upgrade.steps.filter(status=StepStatus.INTERRUPTED).count() == 1
