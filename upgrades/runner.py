@@ -9,6 +9,10 @@ the first change to the node, runs the mode's rollback steps. Final status:
 - cancelled    cancelled before anything on the node changed;
 - failed       a step failed before any change, or the rollback failed too (the instance is then
                marked as needing attention, with the reason).
+
+A success resolves the instance's open attention records. `run_rollback` is the recovery of an upgrade
+whose worker died (upgrades.services.upgrade_recover): only the rollback, ending "rolled back
+(interrupted)".
 """
 
 import logging

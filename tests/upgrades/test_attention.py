@@ -20,13 +20,18 @@ def flag_by_a_failed_rollback(tenant, after_up) -> tuple[int, bytes]:
     compose = tenant.path / "docker-compose.yml"
     good = compose.read_bytes()
 
+    page = tenant.path / "mkdocs" / "index.md"
+    content = page.read_bytes()
+
     def break_compose(ctx):
-        compose.write_text(compose.read_text().replace("services:", "services: [broken"))
+        page.write_bytes(b"tampered\n")  # the upgrade fails ...
+        compose.write_text(compose.read_text().replace("services:", "services: [broken"))  # ... and its rollback
 
     after_up(break_compose)
     upgrade = wait_final(quick(tenant, "v2"))
     assert upgrade.status == "failed" and "Rollback failed too" in upgrade.error
     hooks.clear()
+    page.write_bytes(content)
     return upgrade.pk, good
 
 
