@@ -109,6 +109,7 @@ def test_4_a_service_built_on_the_node_is_built_there_and_no_registry_is_asked(m
         assert public_registry_mentions(upgrade) == []
         pull = upgrade.steps.get(name="pull images").output
         assert f"builder: built {image}:v2" in pull
+        assert f"naming to {image}:v2" in pull  # compose build's own output is in the step
         built = tenant.image_id(f"{image}:v2")
         running = tenant.running_image_ids()
         assert built and running["builder"] == built  # the tag it did not have was built on the node

@@ -9,6 +9,7 @@
 - Verify: after `up`, the image ID every container runs must be the ID its service's image resolves to.
 """
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -78,11 +79,23 @@ def build_missing(ctx: StepContext, services: list[ServiceImage]) -> str:
         names = [s.service for s in missing]
         ctx.output(f"building {', '.join(names)} on the node\n")
         result = compose(ctx, "build", *names, timeout=ctx.timeout, check=False)
+        output = local_names(decoded(result))
         if result.exit_code != 0:
-            raise StepError(f"docker compose build of {', '.join(names)} failed: {decoded(result).strip()[-600:]}")
+            raise StepError(f"docker compose build of {', '.join(names)} failed: {output.strip()[-600:]}")
+        ctx.output(output)
         for service in missing:
             lines.append(f"{service.service}: built {service.image} ({short(image_id(ctx.driver, service.image))})")
     return "\n".join(lines)
+
+
+# BuildKit reports the tag it gives a built image under its canonical name ("naming to
+# docker.io/tenant-app:v2") although nothing leaves the node. Shown as the tenant wrote it, so that a
+# registry named in a step's output always means one was really asked (e.g. "load metadata for …").
+_CANONICAL_LOCAL_NAME = re.compile(r"(naming to )docker\.io/(?:library/)?")
+
+
+def local_names(build_output: str) -> str:
+    return _CANONICAL_LOCAL_NAME.sub(r"\1", build_output)
 
 
 def ship_images(ctx: StepContext, images: list[str]) -> str:
