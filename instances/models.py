@@ -56,6 +56,13 @@ class Node(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.image_source_id and self.image_source_id == self.pk:
+            raise ValidationError({"image_source": "A node cannot be its own image source."})
+        if self.image_source_id and self.registry_access:
+            raise ValidationError({"image_source": "Only a node without registry access uses an image source: "
+                                                   "untick Registry access, or clear the image source."})
+
     def get_private_key(self) -> str:
         return secrets.decrypt_text(self.ssh_private_key_encrypted)
 
