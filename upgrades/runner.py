@@ -126,6 +126,8 @@ class StepRunner:
                     upgrade.state["changed"] = True
                     upgrade.save(update_fields=["state"])
                 self._run_step(step, is_rollback=False)
+                # A step may find out that it changed the node (a first deploy creating its directory).
+                changed = bool(self.ctx.state.get("changed"))
         except AlreadyDone as done:
             self._skip_rest(steps, done.reason)
             return self._finish(UpgradeStatus.SUCCEEDED, "")

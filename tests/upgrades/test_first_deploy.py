@@ -131,3 +131,16 @@ def test_7_a_failed_first_deploy_leaves_nothing_running_and_removes_what_it_crea
                         ("remove what the deploy created", "succeeded")]
     tenant.instance.refresh_from_db()
     assert tenant.instance.attention == ""
+
+
+def test_7_a_first_deploy_that_fails_its_precheck_removes_the_directory_it_created(
+        new_tenant, testbed_release, celery_worker_thread, settings):
+    settings.CCP_MIN_FREE_DISK_MB = 1 << 40  # no node has that much: the precheck fails after the mkdir
+    tenant = new_tenant()
+
+    upgrade, _ = deploy(tenant, testbed_release("v1", "v1"))
+    upgrade = wait_final(upgrade)
+
+    assert upgrade.status == UpgradeStatus.ROLLED_BACK and "MB free" in upgrade.error, upgrade.error
+    assert not tenant.path.exists() and tenant.project_container_names() == []
+    assert "nothing was started" in upgrade.steps.get(name="stop the deployed stack (compose down)").output

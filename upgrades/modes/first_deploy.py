@@ -26,6 +26,7 @@ def prepare(ctx: StepContext) -> str:
     created = not ctx.driver.exists(instance.install_dir)
     if created:
         ctx.driver.run(["mkdir", "-p", "--", instance.install_dir], timeout=30, check=True)
+        ctx.state["changed"] = True  # from here on a failure must remove it again (the rollback)
     upgrade.is_first_deploy = True
     upgrade.state["created_install_dir"] = created
     upgrade.save(update_fields=["is_first_deploy", "state"])
@@ -67,6 +68,9 @@ def rollback(ctx: StepContext) -> list[Step]:
 
 
 def _down(ctx: StepContext) -> str:
+    compose_file = template_set_for(ctx.instance, ctx.upgrade.release).compose_file
+    if not ctx.driver.exists(ops.path_in(ctx, compose_file)):
+        return "nothing was started: the compose file was not written yet"
     result = ops.compose(ctx, "down", "--remove-orphans", timeout=ctx.timeout, check=False)
     left = compose_ps(ctx.driver, ctx.instance, include_stopped=True)
     if result.exit_code != 0 or left:
