@@ -108,7 +108,13 @@ def ship_images(ctx: StepContext, images: list[str]) -> str:
 
 
 def _ship_one(ctx: StepContext, image: str) -> str:
-    source, where, wanted = _image_source(ctx, image)
+    found = _image_source(ctx, image)
+    if found is None:
+        on_node = image_id(ctx.driver, image)
+        if on_node:  # e.g. built on the node by hand: nothing else to compare with, and nothing to send
+            return f"{image}: only the node has it ({short(on_node)}); nothing transferred"
+        found = _pull_on_panel(ctx, image)
+    source, where, wanted = found
     if image_id(ctx.driver, wanted):  # the node has this exact image, maybe under another name
         if image_id(ctx.driver, image) != wanted:
             ctx.driver.run(["docker", "image", "tag", wanted, image], timeout=60, check=True)
@@ -122,7 +128,7 @@ def _ship_one(ctx: StepContext, image: str) -> str:
 
 def _image_source(ctx: StepContext, image: str):
     """(driver, description, image ID) of where the image is: the panel host, else the node named as
-    image source; pulled on the panel host only when neither has it."""
+    image source; None when neither has it."""
     panel = LocalDriver()
     found = image_id(panel, image)
     if found:
@@ -133,12 +139,18 @@ def _image_source(ctx: StepContext, image: str):
         found = image_id(other, image)
         if found:
             return other, f"node {source_node}", found
+    return None
+
+
+def _pull_on_panel(ctx: StepContext, image: str):
+    """Neither the panel host nor the image source node has the image: pull it on the panel host."""
+    panel, source_node = LocalDriver(), ctx.node.image_source
     ctx.output(f"{image}: neither the panel host nor an image source node has it; pulling it on the panel host\n")
     pulled = panel.run(["docker", "pull", "--quiet", image], timeout=ctx.timeout)
     found = image_id(panel, image) if pulled.exit_code == 0 else None
     if not found:
         where = f"the panel host or node {source_node}" if source_node else "the panel host"
-        raise StepError(f"{image} is not on {where}, and pulling it on the panel host failed: "
+        raise StepError(f"{image} is not on {where} nor on {ctx.node}, and pulling it on the panel host failed: "
                         f"{decoded(pulled).strip()[-300:]}")
     return panel, "the panel host (pulled)", found
 
