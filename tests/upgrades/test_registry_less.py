@@ -142,3 +142,22 @@ def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(make_tena
         tenant.remove_containers()
         subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
         subprocess.run(["docker", "--host", node_engine, "image", "rm", "--force", image], capture_output=True)
+
+
+def test_5_an_image_only_the_node_itself_has_is_used_as_it_is(engine_tenant, celery_worker_thread, docker_engine,
+                                                             node_engine):
+    tenant = engine_tenant
+    tag = f"onnode-{uuid.uuid4().hex[:6]}"
+    image = docker_engine.image(tag)
+    build_on(node_engine, image, docker_engine.image("v1"))  # built on the node by hand
+    try:
+        upgrade = wait_final(quick(tenant, tag))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        pull = upgrade.steps.get(name="pull images").output
+        assert f"{image}: only the node has it" in pull and "pulling" not in pull
+        assert panel_id(image) is None  # nothing was pulled on the panel host
+        assert set(tenant.running_image_ids().values()) == {tenant.image_id(image)}
+    finally:
+        tenant.remove_containers()
+        tenant.docker("image", "rm", "--force", image)
