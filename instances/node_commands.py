@@ -58,13 +58,13 @@ def compose_config(driver, instance, *, timeout: float = 60) -> dict:
 _IMAGE_IDS = 'for i in "$@"; do docker image inspect --format "{{.Id}}" "$i" 2>/dev/null || echo; done'
 
 # The project's containers as the engine sees them (not compose's view): one line each with the ID,
-# the image ID it runs, its service, state and health. One-off `compose run` containers are left out.
+# the image ID it runs, its service, state, exit code and health. One-off `compose run` containers are left out.
 _PROJECT_CONTAINERS = (
     'ids=$(docker ps --all --quiet --no-trunc --filter "label=com.docker.compose.project=$1" '
     '--filter "label=com.docker.compose.oneoff=False") || exit $?; [ -z "$ids" ] && exit 0; '
     'exec docker container inspect --format '
     '\'{{.Id}} {{.Image}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} '
-    '{{if .State.Health}}{{.State.Health.Status}}{{end}}\' $ids'
+    '{{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{end}}\' $ids'
 )
 
 
@@ -88,6 +88,7 @@ class ProjectContainer:
     image_id: str
     service: str
     state: str
+    exit_code: int
     health: str  # "" when the container has no healthcheck
 
 
@@ -98,7 +99,8 @@ def project_containers(driver, instance, *, timeout: float = 60) -> list[Project
     found = []
     for line in result.stdout.decode().splitlines():
         fields = line.split(" ")
-        if len(fields) >= 4:
+        if len(fields) >= 5:
             found.append(ProjectContainer(fields[0], fields[1], fields[2], fields[3],
-                                          fields[4] if len(fields) > 4 else ""))
+                                          int(fields[4]) if fields[4].lstrip("-").isdigit() else -1,
+                                          fields[5] if len(fields) > 5 else ""))
     return found

@@ -39,9 +39,15 @@ def project_images(ctx: StepContext, *, fresh: bool = False) -> list[ServiceImag
     config = compose_config(ctx.driver, ctx.instance, timeout=ctx.timeout)
     project = config.get("name") or ctx.instance.compose_project or ctx.instance.slug
     found = [ServiceImage(name, service.get("image") or f"{project}-{name}", "build" in service)
-             for name, service in sorted((config.get("services") or {}).items())]
+             for name, service in sorted((config.get("services") or {}).items()) if _replicas(service) != 0]
     ctx.state["project_images"] = found
     return found
+
+
+def _replicas(service: dict) -> int | None:
+    """A service scaled to 0 runs no container, and none is expected."""
+    replicas = (service.get("deploy") or {}).get("replicas", service.get("scale"))
+    return int(replicas) if isinstance(replicas, int | str) and str(replicas).isdigit() else None
 
 
 def short(image_id_: str | None) -> str:
@@ -186,6 +192,9 @@ def running_differences(ctx: StepContext, *, fresh: bool = False) -> tuple[list[
             problems.append(f"{container.service}: its image {image} is not on the node")
         elif container.image_id != wanted:
             problems.append(f"{container.service} runs {short(container.image_id)}, but {image} is {short(wanted)}")
+        elif container.state == "exited" and container.exit_code == 0:
+            # a one-shot job (migrations, an asset build) that ran on the target image and completed
+            matches.append(f"{container.service} ran {image} ({short(container.image_id)}) and completed")
         elif container.state != "running":
             problems.append(f"{container.service} is {container.state}")
         elif container.health not in ("", "healthy"):
