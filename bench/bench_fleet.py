@@ -40,7 +40,7 @@ def grow_fleet(total: int, start: int) -> None:
     from django.utils import timezone
 
     from instances.choices import BackupLabel, BackupStatus
-    from instances.models import Backup, Instance, Node
+    from instances.models import Attention, Backup, Instance, Node
     from upgrades.models import Upgrade
 
     nodes = list(Node.objects.order_by("pk"))
@@ -50,9 +50,11 @@ def grow_fleet(total: int, start: int) -> None:
     now = timezone.now()
     instances = Instance.objects.bulk_create(
         Instance(name=f"tenant {i}", slug=f"tenant-{i:05d}", node=nodes[i % len(nodes)], install_dir=f"/srv/ccp/t{i}",
-                 compose_project=f"t{i}", observed_version="v1", health=["healthy", "unhealthy", "unknown"][i % 3],
-                 attention="Upgrade #1 failed and its rollback failed." if i % 100 == 7 else "")
+                 compose_project=f"t{i}", observed_version="v1", health=["healthy", "unhealthy", "unknown"][i % 3])
         for i in range(start, total))
+    Attention.objects.bulk_create(
+        Attention(instance=inst, reason="Upgrade #1 failed and its rollback failed.", operation_kind="upgrade",
+                  operation_id=1) for i, inst in enumerate(instances, start) if i % 100 == 7)
     Upgrade.objects.bulk_create(
         Upgrade(instance=inst, mode="image_only", to_version=tag, target_tag=tag, status=status, started_at=now,
                 finished_at=now)

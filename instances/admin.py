@@ -9,11 +9,13 @@ from upgrades.admin_actions import quick_upgrade, upgrade_to_release, upgrade_ur
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 
 from . import services
+from .admin_attention import NeedsAttentionFilter, acknowledge_attention, attention_column
 from .admin_backups import back_up_now, last_backup  # also registers BackupAdmin and RestoreAdmin
 from .admin_preview import preview_release, preview_urls
 from .backups.selectors import annotate_last_backup
 from .forms import InstanceAdminForm, NodeAdminForm
 from .models import Instance, Node
+from .selectors import with_open_attention
 
 NODE_SYSTEM_FIELDS = (
     "host_key_type", "host_key_fingerprint", "host_key_pinned_at", "docker_version", "compose_version",
@@ -31,7 +33,7 @@ class NodeAdmin(admin.ModelAdmin):
     readonly_fields = NODE_SYSTEM_FIELDS
     fieldsets = (
         (None, {"fields": ("name", "address", "ssh_port", "ssh_user", "driver", "instance_root",
-                           "registry_access")}),
+                           "registry_access", "image_source")}),
         ("Credentials", {"fields": ("private_key", "has_private_key", "ssh_key_path")}),
         ("Host key (pinned on first contact)", {"fields": ("host_key_type", "host_key_fingerprint",
                                                            "host_key_pinned_at")}),
@@ -83,13 +85,14 @@ class NodeAdmin(admin.ModelAdmin):
 class InstanceAdmin(admin.ModelAdmin):
     form = InstanceAdminForm
     list_display = ("slug", "name", "node", "status", "effective_tag", "observed_version", "health",
-                    "is_registered", "last_upgrade", last_backup)
-    list_filter = ("status", "health", "is_registered", "node")
+                    "is_registered", "last_upgrade", last_backup, attention_column)
+    list_filter = ("status", "health", NeedsAttentionFilter, "is_registered", "node")
     search_fields = ("slug", "name", "domain")
     list_select_related = ("node",)
     # Rendering a row costs ~1 ms (12 columns); 50 a page, as in the API, keeps the page quick.
     list_per_page = 50
-    actions = [quick_upgrade, upgrade_to_release, preview_release, back_up_now, "check_health"]
+    actions = [quick_upgrade, upgrade_to_release, preview_release, back_up_now, "check_health",
+               acknowledge_attention]
 
     @admin.action(description="Check health (probe health URLs, read running version)", permissions=["operate"])
     def check_health(self, request, queryset) -> None:
@@ -105,7 +108,7 @@ class InstanceAdmin(admin.ModelAdmin):
         return preview_urls(self) + upgrade_urls(self) + super().get_urls()
 
     def get_queryset(self, request):
-        return annotate_last_backup(annotate_last_upgrade(super().get_queryset(request)))
+        return with_open_attention(annotate_last_backup(annotate_last_upgrade(super().get_queryset(request))))
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("instances.operate_instance")

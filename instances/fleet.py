@@ -12,7 +12,8 @@ from upgrades.choices import UpgradeStatus
 from upgrades.models import InstanceLock, Upgrade
 from upgrades.selectors import annotate_last_upgrade
 
-from .models import Instance, Node
+from .models import Attention, Instance, Node
+from .selectors import with_open_attention
 
 # The dashboard names at most this many instances that need attention (and says how many there are).
 ATTENTION_SHOWN = 100
@@ -31,13 +32,13 @@ class FleetSummary:
 
 
 def needing_attention():
-    """Instances an operator must look at (served by the partial index instance_needs_attention)."""
-    return Instance.objects.exclude(attention="")
+    """Instances with an unresolved attention record (served by the partial index attention_open)."""
+    return Instance.objects.filter(pk__in=Attention.objects.filter(resolved_at__isnull=True).values("instance"))
 
 
 def fleet_summary() -> FleetSummary:
     by_status = dict(Instance.objects.values_list("status").annotate(n=Count("pk")).order_by())
-    attention = needing_attention().only("pk", "slug", "attention").order_by("slug")
+    attention = with_open_attention(needing_attention().only("pk", "slug")).order_by("slug")
     return FleetSummary(
         instance_count=sum(by_status.values()),
         by_health=dict(Instance.objects.values_list("health").annotate(n=Count("pk")).order_by()),
@@ -47,11 +48,13 @@ def fleet_summary() -> FleetSummary:
         attention=list(attention[:ATTENTION_SHOWN]),
         attention_count=needing_attention().count(),
         recent_failures=list(Upgrade.objects.select_related("instance").filter(
-            status__in=[UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK, UpgradeStatus.INTERRUPTED])
+            status__in=[UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK, UpgradeStatus.INTERRUPTED,
+                        UpgradeStatus.ROLLED_BACK_INTERRUPTED])
             .order_by("-created_at")[:20]),
     )
 
 
 def fleet_instances() -> list[Instance]:
     """Every instance with its node and last upgrade, for `fleet_status` (a listing of the whole fleet)."""
-    return list(annotate_last_upgrade(Instance.objects.select_related("node")).order_by("node__name", "slug"))
+    return list(with_open_attention(annotate_last_upgrade(Instance.objects.select_related("node")))
+                .order_by("node__name", "slug"))

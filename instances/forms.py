@@ -21,7 +21,7 @@ class NodeAdminForm(forms.ModelForm):
     class Meta:
         model = Node
         fields = ["name", "address", "ssh_port", "ssh_user", "driver", "instance_root", "registry_access",
-                  "ssh_key_path"]
+                  "image_source", "ssh_key_path"]
 
     def clean_private_key(self) -> str:
         validate_private_key(self.cleaned_data["private_key"])

@@ -38,6 +38,10 @@ class Node(models.Model):
                                      help_text="Directory under which this node's instances live.")
     registry_access = models.BooleanField(
         default=True, help_text="Off: the node cannot log in to the image registry; images are shipped to it.")
+    image_source = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="For a node without registry access: another node whose engine holds images the panel host "
+                  "does not have (e.g. images built there). Images are shipped from the panel host first.")
 
     host_key_type = models.CharField(max_length=64, blank=True, default="", editable=False)
     host_key_base64 = models.TextField(blank=True, default="", editable=False)
@@ -60,6 +64,13 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.image_source_id and self.image_source_id == self.pk:
+            raise ValidationError({"image_source": "A node cannot be its own image source."})
+        if self.image_source_id and self.registry_access:
+            raise ValidationError({"image_source": "Only a node without registry access uses an image source: "
+                                                   "untick Registry access, or clear the image source."})
 
     def get_private_key(self) -> str:
         return secrets.decrypt_text(self.ssh_private_key_encrypted)
@@ -106,8 +117,6 @@ class Instance(models.Model):
     observed_version = models.CharField(max_length=128, blank=True, default="", editable=False)
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN, editable=False)
     health_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    attention = models.TextField(blank=True, default="", editable=False,
-                                 help_text="Why an operator must look at this instance (set by a failed rollback).")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -121,10 +130,6 @@ class Instance(models.Model):
             models.UniqueConstraint(fields=["node", "compose_project"], name="instance_unique_project_per_node",
                                     violation_error_message="Another instance on this node already uses this "
                                                             "compose project name."),
-        ]
-        indexes = [
-            # The dashboard's "needs attention" list: a handful of rows among thousands.
-            models.Index(fields=["slug"], condition=~models.Q(attention=""), name="instance_needs_attention"),
         ]
         permissions = [
             ("operate_instance", "Can run operations (upgrade, back up, check) on instances"),
@@ -145,6 +150,16 @@ class Instance(models.Model):
         return sorted(self.get_secrets())
 
     @property
+    def attention(self) -> str:
+        """Why an operator must look at this instance: the unresolved attention records, newest first."""
+        return "\n".join(a.reason for a in self.unresolved_attention)
+
+    @property
+    def unresolved_attention(self) -> list["Attention"]:
+        # Uses a prefetch of `attentions` when the caller made one (lists, the dashboard).
+        return [a for a in self.attentions.all() if a.resolved_at is None]
+
+    @property
     def profile_list(self) -> list[str]:
         return [p.strip() for p in self.profiles.split(",") if p.strip()]
 
@@ -160,6 +175,41 @@ class Instance(models.Model):
         clashes = [f"{port} (used by {taken[port]})" for port in self.ports.values() if port in taken]
         if clashes:
             raise ValidationError({"ports": f"Already used on node {self.node}: {', '.join(clashes)}."})
+
+
+class Attention(models.Model):
+    """Something an operator must look at on an instance (a failed rollback, an interrupted operation).
+
+    Raised by the operation that found it; resolved by an operator (with a note, audited) or by a later
+    successful upgrade or restore of the instance, which says so in `resolution`.
+    """
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="attentions")
+    reason = models.TextField()
+    operation_kind = models.CharField(max_length=16, blank=True, default="",
+                                      help_text="upgrade, backup or restore: the operation that raised it.")
+    operation_id = models.BigIntegerField(null=True, blank=True)
+    raised_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    resolution = models.TextField(blank=True, default="",
+                                  help_text="The operator's note, or which operation resolved it.")
+
+    class Meta:
+        ordering = ["-raised_at", "-pk"]
+        indexes = [
+            models.Index(fields=["instance", "resolved_at"]),
+            # The dashboard's "needs attention" list: a handful of open records among thousands.
+            models.Index(fields=["instance"], condition=models.Q(resolved_at__isnull=True), name="attention_open"),
+        ]
+
+    def __str__(self) -> str:
+        raised_by = f"{self.operation_kind} #{self.operation_id}" if self.operation_kind else "CCP"
+        return f"{self.instance_id}: {raised_by}: {self.reason[:80]}"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None
 
 
 class Backup(models.Model):

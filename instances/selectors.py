@@ -7,8 +7,11 @@ bytes, so the text shown never needs a secret).
 
 from dataclasses import dataclass
 
+from django.db.models import Exists, OuterRef, Prefetch
+
 from templates_engine import ChangeKind, Coverage, FileStatus, side_by_side_html
 
+from .models import Attention
 from .preview import InstancePreview, instance_preview, instance_render
 from .redaction import env_secret_values, redact, secret_values
 
@@ -17,6 +20,21 @@ REVEAL_PERMISSION = "instances.reveal_secrets"
 
 def user_may_reveal_secrets(user) -> bool:
     return bool(user and user.has_perm(REVEAL_PERMISSION))
+
+
+# --- attention -------------------------------------------------------------------------------------
+
+
+def needing_attention(queryset, value: bool = True):
+    """Instances with (value=True) or without an unresolved attention record."""
+    flagged = Attention.objects.filter(instance=OuterRef("pk"), resolved_at__isnull=True)
+    return queryset.filter(Exists(flagged)) if value else queryset.exclude(Exists(flagged))
+
+
+def with_open_attention(queryset):
+    """Prefetch only the unresolved attention records (Instance.attention reads them)."""
+    return queryset.prefetch_related(
+        Prefetch("attentions", queryset=Attention.objects.filter(resolved_at__isnull=True)))
 
 
 # --- render ----------------------------------------------------------------------------------------

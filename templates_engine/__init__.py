@@ -39,7 +39,16 @@ Typical use by a release upgrade:
 from .context import PLACEHOLDER_REGISTRY, example_context
 from .diff import ChangeKind, FileDiff, FileStatus, Preview, diff_files, preview_hash, preview_render, side_by_side_html
 from .drift import DriftItem, DriftReport, check_drift, compare_compose
-from .envfile import Coverage, VariableRef, compose_variables, env_coverage, parse_env
+from .envfile import (
+    Coverage,
+    EnvAssignment,
+    VariableRef,
+    compose_variables,
+    env_assignments,
+    env_coverage,
+    parse_env,
+    with_env_value,
+)
 from .errors import ComposeFileError, EnvFileError, RenderError, TemplateSetError, UnsafePathError
 from .render import RenderedFile, env_value, render, write_rendered
 from .sets import HealthCheck, ManagedFile, TemplateSet, clear_template_set_cache, list_template_sets, load_template_set
@@ -62,12 +71,14 @@ __all__ = [
     "TemplateSet",
     "TemplateSetError",
     "UnsafePathError",
+    "EnvAssignment",
     "VariableRef",
     "check_drift",
     "clear_template_set_cache",
     "compare_compose",
     "compose_variables",
     "diff_files",
+    "env_assignments",
     "env_coverage",
     "env_value",
     "example_context",
@@ -78,5 +89,6 @@ __all__ = [
     "preview_render",
     "render",
     "side_by_side_html",
+    "with_env_value",
     "write_rendered",
 ]

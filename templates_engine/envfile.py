@@ -22,9 +22,26 @@ _DOUBLE_QUOTE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', 
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
+@dataclass(frozen=True)
+class EnvAssignment:
+    """One `NAME=value` of a .env file: where its value sits in the text (quotes excluded) and its line."""
+
+    name: str
+    value: str
+    line_no: int
+    start: int  # first character of the value (after an opening quote)
+    end: int  # one past its last character (before a closing quote or an inline comment)
+    quote: str  # "'", '"' or "" (unquoted)
+
+
 def parse_env(text: str) -> dict[str, str]:
     """Parse .env text into a dict. A later definition of a key wins, as in compose."""
-    result: dict[str, str] = {}
+    return {a.name: a.value for a in env_assignments(text)}
+
+
+def env_assignments(text: str) -> list[EnvAssignment]:
+    """Every assignment of the .env text, in file order (a name set twice appears twice)."""
+    found: list[EnvAssignment] = []
     pos, line_no = 0, 1
     while pos < len(text):
         line_end = _line_end(text, pos)
@@ -35,11 +52,32 @@ def parse_env(text: str) -> dict[str, str]:
         match = _ASSIGNMENT.match(text, pos)
         if not match:
             raise EnvFileError(f".env line {line_no}: expected NAME=value, found {_shorten(line)!r}.")
-        value, next_pos = _read_value(text, match.end(), line_no)
-        result[match.group(1)] = value
+        value, start, end, next_pos = _read_value(text, match.end(), line_no)
+        quote = text[match.end()] if start > match.end() else ""
+        found.append(EnvAssignment(match.group(1), value, line_no, start, end, quote))
         line_no += text.count("\n", pos, next_pos)
         pos = next_pos
-    return result
+    return found
+
+
+def with_env_value(text: str, name: str, value: str) -> tuple[str, list[int]]:
+    """The .env text with `name` set to `value`, changing nothing else: comments (also on that line),
+    quoting, `export`, other variables and line endings stay as they are.
+
+    Compose uses the last assignment of a name, so that is the one changed (earlier ones are left:
+    they are dead, and rewriting them would touch lines the tenant wrote). Without any assignment a
+    line is appended. Returns the new text and the line numbers where `name` is assigned (before).
+    `value` must be a plain single-line value (an image tag): it is written without quotes of its own.
+    """
+    if any(c in value for c in "\n\r\"'#\\ $"):
+        raise EnvFileError(f"{name} can only be set to a plain value, not {_shorten(value)!r}.")
+    assignments = [a for a in env_assignments(text) if a.name == name]
+    if not assignments:
+        newline = "\r\n" if "\r\n" in text else "\n"
+        separator = "" if not text or text.endswith("\n") else newline
+        return f"{text}{separator}{name}={value}{newline}", []
+    last = assignments[-1]
+    return text[: last.start] + value + text[last.end :], [a.line_no for a in assignments]
 
 
 def _line_end(text: str, pos: int) -> int:
@@ -47,22 +85,25 @@ def _line_end(text: str, pos: int) -> int:
     return len(text) if end == -1 else end
 
 
-def _read_value(text: str, pos: int, line_no: int) -> tuple[str, int]:
-    """Read the value that starts at `pos`; return it and the position after its (last) line."""
+def _read_value(text: str, pos: int, line_no: int) -> tuple[str, int, int, int]:
+    """Read the value that starts at `pos`: (value, its start, its end, the position after its last line)."""
     quote = text[pos] if pos < len(text) else ""
     if quote in ("'", '"'):
-        value, pos = _read_quoted(text, pos + 1, quote, line_no)
-        end = _line_end(text, pos)
-        trailing = text[pos:end].strip()
+        value, close = _read_quoted(text, pos + 1, quote, line_no)
+        end = _line_end(text, close)
+        trailing = text[close:end].strip()
         if trailing and not trailing.startswith("#"):
             raise EnvFileError(f".env line {line_no}: unexpected text after the closing quote: {_shorten(trailing)!r}.")
-        return value, end + 1
+        return value, pos + 1, close - 1, end + 1
     end = _line_end(text, pos)
-    value = text[pos:end]
-    comment = re.search(r"\s#", value)
+    raw = text[pos:end]
+    comment = re.search(r"\s#", raw)
     if comment:
-        value = value[: comment.start()]
-    return value.strip(), end + 1
+        raw = raw[: comment.start()]
+    stripped = raw.rstrip()
+    if stripped.endswith("\r"):
+        stripped = stripped[:-1]
+    return raw.strip(), pos, pos + len(stripped), end + 1
 
 
 def _read_quoted(text: str, pos: int, quote: str, line_no: int) -> tuple[str, int]:

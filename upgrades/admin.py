@@ -40,16 +40,21 @@ class UpgradeStepInline(ReadOnlyInline):
 
 @admin.register(Upgrade)
 class UpgradeAdmin(ReadOnlyAdmin):
-    list_display = ("id", "instance", "mode", "from_version", "to_version", "status", "requested_by", "created_at",
+    list_display = ("id", "instance", "kind", "from_version", "to_version", "status", "requested_by", "created_at",
                     "duration")
-    list_filter = ("status", "mode")
+    list_filter = ("status", "mode", "is_first_deploy")
     search_fields = ("instance__slug", "to_version", "from_version")
     list_select_related = ("instance", "requested_by")
     inlines = [UpgradeStepInline]
     change_form_template = "admin/upgrades/upgrade/change_form.html"
-    fields = ("instance", "mode", "release", "from_version", "to_version", "status", "error", "requested_by",
-              "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at", "task_id")
+    fields = ("instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version", "status", "error",
+              "requested_by", "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at",
+              "task_id")
     readonly_fields = fields
+
+    @admin.display(description="What", ordering="mode")
+    def kind(self, upgrade: Upgrade) -> str:
+        return upgrade.kind_display
 
     @admin.display(description="Duration")
     def duration(self, upgrade: Upgrade) -> str:

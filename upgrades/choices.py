@@ -21,12 +21,15 @@ class UpgradeStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    # The worker died mid-way; the reconciler rolled the node back from the copies kept on it.
+    ROLLED_BACK_INTERRUPTED = "rolled_back_interrupted", "Rolled back (interrupted)"
     CANCELLED = "cancelled", "Cancelled"
     INTERRUPTED = "interrupted", "Interrupted"
 
 
 FINAL_UPGRADE_STATUSES = {UpgradeStatus.SUCCEEDED, UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK,
-                          UpgradeStatus.CANCELLED, UpgradeStatus.INTERRUPTED}
+                          UpgradeStatus.CANCELLED, UpgradeStatus.INTERRUPTED,
+                          UpgradeStatus.ROLLED_BACK_INTERRUPTED}
 
 
 class StepStatus(models.TextChoices):
@@ -34,3 +37,4 @@ class StepStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
+    INTERRUPTED = "interrupted", "Interrupted"  # its worker died while it ran

@@ -82,12 +82,14 @@ class Upgrade(models.Model):
     from_version = models.CharField(max_length=128, blank=True, default="")
     to_version = models.CharField(max_length=128, blank=True, default="")
     target_tag = models.CharField(max_length=128, blank=True, default="", validators=[validate_image_tag])
-    status = models.CharField(max_length=16, choices=UpgradeStatus.choices, default=UpgradeStatus.PENDING)
+    status = models.CharField(max_length=32, choices=UpgradeStatus.choices, default=UpgradeStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True, default="")
     approved_preview_hash = models.CharField(max_length=64, blank=True, default="")
     detached_job_id = models.CharField(max_length=64, blank=True, default="",
                                        help_text="The tenant script's job on the node (full mode).")
+    is_first_deploy = models.BooleanField(
+        default=False, help_text="The instance had no files on the node: this upgrade deployed it.")
     state = models.JSONField(default=dict, blank=True,
                              help_text="What a resumed run needs (protected checksums before the upgrade).")
     cancel_requested = models.BooleanField(default=False)
@@ -102,11 +104,16 @@ class Upgrade(models.Model):
         indexes = [models.Index(fields=["instance", "-created_at"]), models.Index(fields=["status"])]
 
     def __str__(self) -> str:
-        return f"{self.get_mode_display()} of {self.instance} to {self.to_version or self.target_tag}"
+        return f"{self.kind_display} of {self.instance} to {self.to_version or self.target_tag}"
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_UPGRADE_STATUSES
+
+    @property
+    def kind_display(self) -> str:
+        """What the operator calls it: "Deploy" for a first deploy, else the mode."""
+        return "Deploy" if self.is_first_deploy else self.get_mode_display()
 
     @property
     def duration_seconds(self) -> float | None:

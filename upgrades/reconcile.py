@@ -5,7 +5,10 @@ dies mid-upgrade nobody re-runs the task. Instead this reconciler, run by beat e
 every worker as it starts, looks for locks whose owner is dead:
 
 - a full upgrade whose script runs detached on the node is resumed: a new task re-attaches to the job;
-- any other operation is marked interrupted, its lock released, and the instance flagged for attention.
+- a Quick or release upgrade that had changed the node is rolled back by a new task from the copies kept
+  on the node, its previous stack brought up and checked: "rolled back (interrupted)";
+- any other operation is marked interrupted (steps left running are closed as interrupted), its lock
+  released, and the instance flagged for attention when the node may be half-way.
 
 Taking over a lock is a compare-and-set on (instance, owner), so two reconcilers never both win.
 """
@@ -13,13 +16,21 @@ Taking over a lock is a compare-and-set on (instance, owner), so two reconcilers
 import logging
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
-from .choices import OperationKind, UpgradeMode, UpgradeStatus
+from instances.attention import attention_raise
+from instances.backups.reconcile import operation_interrupted
+
+from .choices import OperationKind, StepStatus, UpgradeMode, UpgradeStatus
 from .locks import owner_id, owner_is_dead
 from .models import InstanceLock, Upgrade
 
 log = logging.getLogger(__name__)
+
+# Modes whose rollback works from the copies kept under .ccp/upgrades/<id>/ on the node.
+RECOVERABLE = (UpgradeMode.IMAGE_ONLY, UpgradeMode.RELEASE)
 
 
 def reconcile_stale_locks() -> list[str]:
@@ -45,28 +56,42 @@ def _handle(lock: InstanceLock) -> str:
         upgrade = Upgrade.objects.filter(pk=lock.operation_id).first()
         if upgrade and upgrade.status == UpgradeStatus.RUNNING and upgrade.mode == UpgradeMode.FULL \
                 and upgrade.detached_job_id:
-            transaction.on_commit(lambda: _enqueue_resume(upgrade.pk))
+            transaction.on_commit(lambda: _enqueue("upgrades.tasks.upgrade_resume_task", upgrade.pk))
             return f"{lock.instance}: upgrade #{upgrade.pk} lost its worker; resuming it on its detached job."
+        if upgrade and upgrade.status == UpgradeStatus.RUNNING and upgrade.mode in RECOVERABLE \
+                and upgrade.state.get("changed"):
+            # The lock stays with the reconciler until the recovery task claims it: no other operation
+            # may start on a half-changed tenant.
+            transaction.on_commit(lambda: _enqueue("upgrades.tasks.upgrade_recover_task", upgrade.pk))
+            return (f"{lock.instance}: upgrade #{upgrade.pk} lost its worker after changing the node; rolling it "
+                    "back from the copies kept on the node.")
         if upgrade and not upgrade.is_final:
+            steps_interrupted(upgrade)
+            changed = bool(upgrade.state.get("changed"))
             upgrade.status, upgrade.finished_at = UpgradeStatus.INTERRUPTED, timezone.now()
-            upgrade.error = ("The worker running this upgrade stopped (lost heartbeat). The node may be "
-                             "half-way; check it, then upgrade again or restore.")
+            upgrade.error = ("The worker running this upgrade stopped (lost heartbeat). The node may be half-way; "
+                             "check it, then upgrade again or restore." if changed else
+                             "The worker running this upgrade stopped (lost heartbeat) before it changed anything "
+                             "on the node: nothing to roll back.")
             upgrade.save(update_fields=["status", "finished_at", "error"])
-            _flag(lock.instance, f"Upgrade #{upgrade.pk} was interrupted when its worker stopped.")
+            if changed:
+                attention_raise(instance=lock.instance, reason=f"Upgrade #{upgrade.pk} was interrupted when its "
+                                f"worker stopped, after it changed the node.", operation_kind="upgrade",
+                                operation_id=upgrade.pk)
     else:
-        from instances.backups.reconcile import operation_interrupted
-
         operation_interrupted(lock)
     InstanceLock.objects.filter(instance_id=lock.instance_id).delete()
     return f"{lock.instance}: {lock.kind} #{lock.operation_id} lost its worker; marked interrupted, lock released."
 
 
-def _flag(instance, text: str) -> None:
-    instance.attention = text
-    instance.save(update_fields=["attention"])
+def steps_interrupted(upgrade: Upgrade) -> int:
+    """Close every step the dead worker left running: interrupted, ended now."""
+    return upgrade.steps.filter(status=StepStatus.RUNNING).update(
+        status=StepStatus.INTERRUPTED, finished_at=timezone.now(),
+        output=Concat("output", Value("\n[interrupted: the worker running this step stopped]")))
 
 
-def _enqueue_resume(upgrade_id: int) -> None:
+def _enqueue(task_name: str, upgrade_id: int) -> None:
     from ccp.celery import app
 
-    app.send_task("upgrades.tasks.upgrade_resume_task", args=[upgrade_id])
+    app.send_task(task_name, args=[upgrade_id])

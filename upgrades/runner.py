@@ -9,6 +9,10 @@ the first change to the node, runs the mode's rollback steps. Final status:
 - cancelled    cancelled before anything on the node changed;
 - failed       a step failed before any change, or the rollback failed too (the instance is then
                marked as needing attention, with the reason).
+
+A success resolves the instance's open attention records. `run_rollback` is the recovery of an upgrade
+whose worker died (upgrades.services.upgrade_recover): only the rollback, ending "rolled back
+(interrupted)".
 """
 
 import logging
@@ -19,6 +23,8 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from ccp.errors import CCPError
+from instances.attention import attention_raise, attention_resolve_by
+from instances.models import Backup
 from instances.redaction import redact as _redact
 
 from .choices import StepStatus, UpgradeStatus
@@ -102,8 +108,10 @@ class StepRunner:
         self.on_step = on_step
         self.position = ctx.upgrade.steps.count()
 
-    def run(self, steps: list[Step], rollback: list[Step]) -> str:
-        """Run `steps`; on failure after a change run `rollback`. Returns the final status."""
+    def run(self, steps: list[Step], rollback: list[Step] | Callable[[StepContext], list[Step]]) -> str:
+        """Run `steps`; on failure after a change run `rollback` (a list, or a function of the context
+        called at that moment: what undoes a first deploy is known only once it ran). Returns the final
+        status."""
         upgrade = self.ctx.upgrade
         changed = bool(self.ctx.state.get("changed"))
         try:
@@ -113,7 +121,13 @@ class StepRunner:
                 self.ctx.check_cancel()
                 changed = changed or step.changes
                 self.ctx.state["changed"] = changed
+                if changed and not upgrade.state.get("changed"):
+                    # Stored, so the reconciler knows a killed worker left the node to roll back.
+                    upgrade.state["changed"] = True
+                    upgrade.save(update_fields=["state"])
                 self._run_step(step, is_rollback=False)
+                # A step may find out that it changed the node (a first deploy creating its directory).
+                changed = bool(self.ctx.state.get("changed"))
         except AlreadyDone as done:
             self._skip_rest(steps, done.reason)
             return self._finish(UpgradeStatus.SUCCEEDED, "")
@@ -122,10 +136,12 @@ class StepRunner:
             cancelled = isinstance(exc, UpgradeCancelled)
             if not changed:
                 return self._finish(UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.FAILED, reason)
+            if callable(rollback):
+                rollback = rollback(self.ctx)
             if not rollback:
                 return self._finish(UpgradeStatus.FAILED, reason, attention=(
                     f"Upgrade #{upgrade.pk} failed after changing the node and this mode has no automatic "
-                    f"rollback: {reason}"))
+                    f"rollback: {reason}{_backup_hint(upgrade)}"))
             try:
                 for step in rollback:
                     self._run_step(step, is_rollback=True)
@@ -136,6 +152,19 @@ class StepRunner:
                                               f"{rollback_reason}")
             return self._finish(UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.ROLLED_BACK, reason)
         return self._finish(UpgradeStatus.SUCCEEDED, "")
+
+    def run_rollback(self, rollback: list[Step], *, reason: str, status: str) -> str:
+        """Only the rollback (a recovery after the worker that ran the upgrade died): `status` when it
+        restores a healthy tenant, failed (and attention) when it does not."""
+        try:
+            for step in rollback:
+                self._run_step(step, is_rollback=True)
+        except Exception as rollback_exc:
+            rollback_reason = _reason(rollback_exc, self.ctx)
+            return self._finish(UpgradeStatus.FAILED, f"{reason} Rollback failed too: {rollback_reason}",
+                                attention=f"Upgrade #{self.ctx.upgrade.pk} was interrupted and its rollback "
+                                          f"failed: {rollback_reason}")
+        return self._finish(status, reason)
 
     def _run_step(self, step: Step, *, is_rollback: bool) -> None:
         self.position += 1
@@ -177,14 +206,40 @@ class StepRunner:
         upgrade.status, upgrade.error, upgrade.finished_at = status, error, timezone.now()
         upgrade.save(update_fields=["status", "error", "finished_at"])
         if attention:
-            instance = upgrade.instance
-            instance.attention = self.ctx.redact(attention)
-            instance.save(update_fields=["attention"])
+            attention_raise(instance=upgrade.instance, reason=self.ctx.redact(attention),
+                            operation_kind="upgrade", operation_id=upgrade.pk)
+        elif status == UpgradeStatus.SUCCEEDED:
+            self._resolve_attention()
         return status
+
+    def _resolve_attention(self) -> None:
+        """A successful upgrade vouches for the instance again: open attention records are resolved."""
+        upgrade = self.ctx.upgrade
+        resolved = attention_resolve_by(instance=upgrade.instance,
+                                        operation=f"{upgrade.kind_display} #{upgrade.pk} succeeded")
+        if resolved:
+            self.position += 1
+            now = timezone.now()
+            record = UpgradeStep.objects.create(
+                upgrade=upgrade, position=self.position, name="resolve attention", status=StepStatus.SUCCEEDED,
+                started_at=now, finished_at=now,
+                output=f"this upgrade succeeded, so it resolved {resolved} open attention record(s) of "
+                       f"{upgrade.instance}")
+            self._notify(record)
 
     def _notify(self, record: UpgradeStep) -> None:
         if self.on_step:
             self.on_step(record)
+
+
+def _backup_hint(upgrade: Upgrade) -> str:
+    """Where to restore from: the pre-upgrade backup the mode took, when there is one."""
+    backup_id = upgrade.state.get("backup_id")
+    backup = Backup.objects.filter(pk=backup_id).first() if backup_id else None
+    if backup is None:
+        return ""
+    return (f" Restore from the pre-upgrade backup #{backup.pk} ({backup.location}), taken before anything "
+            f"changed: Backups › #{backup.pk} › Restore, or POST /api/v1/backups/{backup.pk}/restore/.")
 
 
 def _reason(exc: BaseException, ctx: StepContext) -> str:

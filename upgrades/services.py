@@ -3,16 +3,18 @@
 import logging
 import uuid
 
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from ccp.errors import CCPError
 from instances.choices import InstanceStatus
+from instances.drivers import driver_for
 from instances.services import audit_log
 
 from .choices import OperationKind, StepStatus, UpgradeMode, UpgradeStatus
-from .locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from .locks import Heartbeat, lock_acquire, lock_claim, lock_release, owner_id
 from .models import InstanceLock, Release, Upgrade
+from .reconcile import steps_interrupted
 from .runner import StepContext, StepRunner
 
 log = logging.getLogger(__name__)
@@ -112,8 +114,6 @@ def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
 
 
 def _run_with_lock(upgrade: Upgrade, key: dict, *, on_step, resume: bool) -> str:
-    from instances.drivers import driver_for
-
     module = _mode_module(upgrade.mode)
     secrets = list(upgrade.instance.get_secrets().values())
     with Heartbeat(**key):
@@ -128,11 +128,9 @@ def _run_with_lock(upgrade: Upgrade, key: dict, *, on_step, resume: bool) -> str
             ctx.state["done_steps"] = list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False)
                                            .values_list("name", flat=True))
             ctx.state["changed"] = True
-            upgrade.steps.filter(status=StepStatus.RUNNING).update(
-                status=StepStatus.FAILED, finished_at=timezone.now(),
-                output=models.functions.Concat("output", models.Value("\n[worker lost; resumed by another worker]")))
+            steps_interrupted(upgrade)
         runner = StepRunner(ctx, on_step=on_step)
-        return runner.run(module.steps(ctx), module.rollback(ctx))
+        return runner.run(module.steps(ctx), module.rollback)
 
 
 def _finish_without_lock(upgrade: Upgrade) -> str:
@@ -157,6 +155,35 @@ def upgrade_cancel(*, upgrade: Upgrade, user=None) -> Upgrade:
         upgrade.save(update_fields=["cancel_requested"])
     audit_log(user=user, obj=upgrade.instance, action="changed", message=f"Cancelled upgrade #{upgrade.pk}.")
     return upgrade
+
+
+def upgrade_recover(*, upgrade_id: int) -> str:
+    """Roll back a Quick or release upgrade whose worker died after it changed the node (the reconciler
+    hands it over holding the lock): from the copies kept under .ccp/upgrades/<id>/ on the node, bring the
+    previous stack up and check it. Ends "rolled back (interrupted)", or failed with attention."""
+    upgrade = Upgrade.objects.select_related("instance__node", "release").get(pk=upgrade_id)
+    key = {"instance_id": upgrade.instance_id, "kind": OperationKind.UPGRADE, "operation_id": upgrade.pk}
+    claimed = InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
+        owner=owner_id(), heartbeat_at=timezone.now())
+    if not claimed or upgrade.status != UpgradeStatus.RUNNING:
+        return upgrade.status
+    try:
+        with Heartbeat(**key):
+            steps_interrupted(upgrade)
+            reason = (f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
+                      f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/.")
+            try:
+                driver = driver_for(upgrade.instance.node)
+            except CCPError as exc:
+                driver, reason = None, f"{reason} The node could not be reached: {exc.message}"
+            ctx = StepContext(upgrade=upgrade, driver=driver, secrets=list(upgrade.instance.get_secrets().values()))
+            runner = StepRunner(ctx)
+            rollback = _mode_module(upgrade.mode).rollback(ctx) if driver else []
+            if not rollback:
+                return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
+            return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
+    finally:
+        lock_release(**key)
 
 
 def upgrade_resume(*, upgrade_id: int) -> str:

@@ -17,6 +17,11 @@ def upgrade_resume_task(upgrade_id: int) -> str:
     return services.upgrade_resume(upgrade_id=upgrade_id)
 
 
+@shared_task(name="upgrades.tasks.upgrade_recover_task", acks_late=False)
+def upgrade_recover_task(upgrade_id: int) -> str:
+    return services.upgrade_recover(upgrade_id=upgrade_id)
+
+
 @shared_task(name="upgrades.tasks.reconcile_task")
 def reconcile_task() -> list[str]:
     return reconcile_stale_locks()

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from instances.models import Instance, Node
+from instances.models import Attention, Instance, Node
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -10,12 +10,15 @@ class NodeSerializer(serializers.ModelSerializer):
                                         style={"base_template": "textarea.html"},
                                         help_text="OpenSSH/PEM private key; stored encrypted, never returned.")
     has_private_key = serializers.BooleanField(read_only=True)
+    image_source = serializers.SlugRelatedField(
+        slug_field="name", queryset=Node.objects.all(), required=False, allow_null=True,
+        help_text="Node without registry access: another node whose engine holds images the panel host lacks.")
 
     class Meta:
         model = Node
         fields = [
             "id", "name", "address", "ssh_port", "ssh_user", "driver", "ssh_key_path", "private_key",
-            "has_private_key", "instance_root", "registry_access",
+            "has_private_key", "instance_root", "registry_access", "image_source",
             "host_key_type", "host_key_fingerprint", "host_key_pinned_at",
             "docker_version", "compose_version", "disk_free_bytes", "checked_at", "check_ok", "check_error",
             "created_at", "updated_at",
@@ -26,6 +29,19 @@ class NodeSerializer(serializers.ModelSerializer):
         ]
 
 
+class AttentionSerializer(serializers.ModelSerializer):
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Attention
+        fields = ["id", "reason", "operation_kind", "operation_id", "raised_at", "resolved_at", "resolved_by",
+                  "resolution"]
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, help_text="What you checked or did; kept with the records.")
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     node = serializers.SlugRelatedField(slug_field="name", queryset=Node.objects.all())
     compose_project = serializers.CharField(required=False, allow_blank=True, max_length=63)
@@ -34,6 +50,9 @@ class InstanceSerializer(serializers.ModelSerializer):
         help_text="Secret values to set (an empty value removes the secret). Never returned.")
     secret_names = serializers.ListField(child=serializers.CharField(), read_only=True,
                                          help_text="Names of the secrets that are set.")
+    attention = serializers.CharField(read_only=True, help_text="Why the instance needs attention (unresolved "
+                                                                "records only); empty when it does not.")
+    attention_records = AttentionSerializer(source="unresolved_attention", many=True, read_only=True)
 
     class Meta:
         model = Instance
@@ -41,7 +60,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "id", "name", "slug", "node", "install_dir", "compose_project", "image_tag", "is_registered",
             "domain", "ports", "profiles", "protected_paths", "health_urls", "upgrade_script", "backup_enabled",
             "status", "secrets", "secret_names", "observed_version", "health", "health_checked_at", "attention",
-            "created_at", "updated_at",
+            "attention_records", "created_at", "updated_at",
         ]
         read_only_fields = ["observed_version", "health", "health_checked_at", "attention",
                             "created_at", "updated_at"]

@@ -8,6 +8,7 @@ from ccp.api.permissions import operation_permission
 from ccp.api.responses import accepted
 from ccp.api.viewsets import AuditedModelViewSet
 from instances import selectors, services
+from instances.attention import attention_acknowledge
 from instances.health import instance_check_health
 from instances.models import Instance, Node
 from instances.node_checks import node_check, node_repin_host_key
@@ -18,6 +19,7 @@ from .backup_serializers import BackupRequestSerializer, BackupSerializer
 from .backup_views import instance_backup_create
 from .filtersets import InstanceFilterSet, NodeFilterSet
 from .serializers import (
+    AcknowledgeSerializer,
     InstancePreviewSerializer,
     InstanceRenderSerializer,
     InstanceSerializer,
@@ -60,7 +62,7 @@ class NodeViewSet(AuditedModelViewSet):
 
 
 class InstanceViewSet(AuditedModelViewSet):
-    queryset = Instance.objects.select_related("node")
+    queryset = selectors.with_open_attention(Instance.objects.select_related("node"))
     serializer_class = InstanceSerializer
     lookup_field = "slug"
     filterset_class = InstanceFilterSet
@@ -108,6 +110,17 @@ class InstanceViewSet(AuditedModelViewSet):
         instance_check_health(instance=instance)
         instance.refresh_from_db()
         return Response(self.get_serializer(instance).data)
+
+    @extend_schema(request=AcknowledgeSerializer, responses={200: InstanceSerializer})
+    @action(detail=True, methods=["post"], url_path="acknowledge",
+            permission_classes=[operation_permission("instances.operate_instance")])
+    def acknowledge(self, request, slug=None):
+        """Resolve the instance's open attention records with a note (audited); 400 when there are none."""
+        instance = self.get_object()
+        data = AcknowledgeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        attention_acknowledge(instance=instance, user=request.user, note=data.validated_data["note"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=instance.pk)).data)
 
     @extend_schema(request=UpgradeRequestSerializer, responses={202: UpgradeSerializer})
     @action(detail=True, methods=["post"], url_path="upgrades",

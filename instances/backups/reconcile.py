@@ -7,6 +7,7 @@ import shutil
 
 from django.utils import timezone
 
+from instances.attention import attention_raise
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Restore
 from upgrades.choices import OperationKind
@@ -44,5 +45,5 @@ def _restore_interrupted(restore_id: int, instance) -> None:
         error="Interrupted: the worker running this restore stopped (lost heartbeat). The node may be half-way; "
               f"look in {instance.install_dir}/.ccp-restore-{restore_id}/ on it, then restore again.")
     if updated:
-        instance.attention = f"Restore #{restore_id} was interrupted when its worker stopped."
-        instance.save(update_fields=["attention"])
+        attention_raise(instance=instance, reason=f"Restore #{restore_id} was interrupted when its worker stopped.",
+                        operation_kind="restore", operation_id=restore_id)

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ccp.errors import CCPError
+from instances.attention import attention_raise, attention_resolve_by
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Restore
 from instances.node_commands import compose_argv
@@ -102,8 +103,8 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
                 _restore(restore, driver_for(restore.instance.node), on_progress)
             except HalfRestored as error:
                 _finish(restore, RestoreStatus.FAILED, error.message)
-                restore.instance.attention = f"Restore #{restore.pk} failed half-way: {error.message}"
-                restore.instance.save(update_fields=["attention"])
+                attention_raise(instance=restore.instance, reason=f"Restore #{restore.pk} failed half-way: "
+                                f"{error.message}", operation_kind="restore", operation_id=restore.pk)
             except CCPError as error:
                 _finish(restore, RestoreStatus.FAILED, error.message)
             except Exception as error:
@@ -111,6 +112,10 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
                 _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
             else:
                 _finish(restore, RestoreStatus.SUCCEEDED, "")
+                resolved = attention_resolve_by(instance=restore.instance,
+                                                operation=f"restore #{restore.pk} succeeded")
+                if resolved:
+                    _step(restore, f"resolved {resolved} attention record(s) of {restore.instance}")
     finally:
         lock_release(**key)
     return restore.status

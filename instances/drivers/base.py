@@ -99,6 +99,7 @@ class Driver(ABC):
     @abstractmethod
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         """Replace the file atomically: readers see the old or the new content, never a mix.
+        A path that is a symlink stays one: the file it points to is the one replaced.
         `mode=None` keeps an existing file's mode; new files get 0644."""
 
     @abstractmethod

@@ -139,6 +139,7 @@ class LocalDriver(Driver):
             raise DriverError(f"Cannot read {path} on node {self.label}: {error.strerror}.", node=self.label) from None
 
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        path = os.path.realpath(path)  # a symlinked file stays a link; its target changes
         directory, name = os.path.split(path)
         try:
             current = os.stat(path)

@@ -6,14 +6,16 @@ must be a POSIX shell: it parses the `shlex.join` command lines.
 
 from __future__ import annotations
 
+import errno
 import select
 import shlex
+import stat
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from posixpath import basename, dirname, join
+from posixpath import basename, dirname, join, normpath
 from typing import TypeVar
 
 import paramiko
@@ -44,6 +46,8 @@ RECV_SIZE = 256 * 1024
 # the one SFTP session and a nested stream always find room. A thread's nested channels reuse its slot.
 MAX_COMMAND_SESSIONS = 8
 SESSION_RETRY_SECONDS = 5.0
+# Symlinks followed before a write gives up (Linux's own limit).
+MAX_SYMLINKS = 40
 
 T = TypeVar("T")
 
@@ -378,6 +382,7 @@ class SSHDriver(Driver):
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         with self._using(), self._sftp_lock:
             sftp = self._sftp_client()
+            path = _follow_links(sftp, path)  # a symlinked file stays a link; its target changes
             temp = join(dirname(path), f".{basename(path)}.{uuid.uuid4().hex[:12]}.ccp-tmp")
             try:
                 final_mode = mode if mode is not None else self._mode_of(sftp, path)
@@ -433,6 +438,19 @@ def _create_private(sftp: paramiko.SFTPClient, path: str) -> Iterator[paramiko.S
         raise paramiko.SFTPError("Expected handle")
     with paramiko.SFTPFile(sftp, message.get_binary(), "wb") as f:
         yield f
+
+
+def _follow_links(sftp: paramiko.SFTPClient, path: str) -> str:
+    """The file a path names once its symlinks are followed (the path itself when it is no link)."""
+    for _ in range(MAX_SYMLINKS):
+        try:
+            if not stat.S_ISLNK(sftp.lstat(path).st_mode or 0):
+                return path
+            target = sftp.readlink(path)
+        except FileNotFoundError:
+            return path  # a new file, or a dangling link's target that will be created
+        path = normpath(join(dirname(path), target))
+    raise OSError(errno.ELOOP, "too many levels of symbolic links")
 
 
 def _remove_quietly(sftp: paramiko.SFTPClient, path: str) -> None:

@@ -151,3 +151,16 @@ def test_healthz_names_the_broker_when_it_is_down(client, settings):
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable: broker"
     assert response.json()["database"] == "ok"
+
+
+def test_a_node_without_registry_access_names_its_image_source(api, superuser, make_node):
+    builder = make_node(name="builder-1")
+    client = api(superuser)
+    response = client.post("/api/v1/nodes/", {"name": "edge-9", "address": "127.0.0.9", "registry_access": False,
+                                              "image_source": "builder-1"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["image_source"] == "builder-1" and builder.name == "builder-1"
+    refused = client.patch("/api/v1/nodes/edge-9/", {"registry_access": True}, format="json")
+    assert refused.status_code == 400 and "image_source" in refused.json()
+    itself = client.patch("/api/v1/nodes/edge-9/", {"image_source": "edge-9"}, format="json")
+    assert itself.status_code == 400 and "own image source" in str(itself.json())

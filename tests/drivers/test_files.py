@@ -103,3 +103,25 @@ def test_write_into_a_missing_directory_fails_readably(driver: Driver, node_work
         driver.write_file(str(node_workdir / "missing" / "f"), b"x")
 
     assert str(node_workdir / "missing") in str(caught.value)
+
+
+def test_a_symlinked_file_stays_a_link_and_its_target_is_written(driver: Driver, node_workdir: Path) -> None:
+    shared = node_workdir / "shared"
+    shared.mkdir()
+    target = shared / "tenant.env"
+    target.write_bytes(b"A=1\n")
+    target.chmod(0o640)
+    link = node_workdir / ".env"
+    link.symlink_to("shared/tenant.env")  # relative, as install scripts make them
+    chained = node_workdir / "env.link"
+    chained.symlink_to(link)  # a link to a link
+    owner = node_workdir.stat()
+    for made in (shared, target):
+        os.chown(made, owner.st_uid, owner.st_gid)
+
+    driver.write_file(str(chained), b"A=2\n")
+
+    assert link.is_symlink() and os.readlink(link) == "shared/tenant.env" and chained.is_symlink()
+    assert target.read_bytes() == b"A=2\n" and mode_of(target) == 0o640
+    assert not [p.name for p in node_workdir.iterdir() if p.name.endswith(".ccp-tmp")]
+    assert sorted(p.name for p in shared.iterdir()) == ["tenant.env"]

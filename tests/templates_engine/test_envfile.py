@@ -2,7 +2,7 @@
 
 import pytest
 
-from templates_engine import ComposeFileError, EnvFileError, compose_variables, env_coverage, parse_env
+from templates_engine import ComposeFileError, EnvFileError, compose_variables, env_coverage, parse_env, with_env_value
 from templates_engine.envfile import VariableRef
 
 pytestmark = []
@@ -161,3 +161,25 @@ def test_coverage_of_a_registered_tenant_against_the_campaign_set(campaign):
     coverage = env_coverage(compose, hand_written, also_required=campaign.required_env)
     assert coverage.required_missing == ["DJANGO_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD", "REDIS_PASSWORD"]
     assert "IMAGE_TAG" in coverage.defaulted_missing
+
+
+# --- editing one value (Quick upgrade's IMAGE_TAG) -------------------------------------------------------
+
+def test_with_env_value_changes_only_the_value_compose_reads():
+    text = ("# by install.sh\nIMAGE_TAG=v1\nA='x y'  # quoted\n\nexport IMAGE_TAG=v3  # pinned by ops\r\n"
+            'B="z"\n')
+    new, lines = with_env_value(text, "IMAGE_TAG", "v2")
+    assert new == text.replace("IMAGE_TAG=v3  # pinned", "IMAGE_TAG=v2  # pinned")
+    assert lines == [2, 5] and parse_env(new)["IMAGE_TAG"] == "v2"
+
+
+def test_with_env_value_keeps_quotes_fills_an_empty_value_and_appends_when_absent():
+    assert with_env_value("IMAGE_TAG='v1' # q\n", "IMAGE_TAG", "v2")[0] == "IMAGE_TAG='v2' # q\n"
+    assert with_env_value("IMAGE_TAG=\nA=1\n", "IMAGE_TAG", "v2")[0] == "IMAGE_TAG=v2\nA=1\n"
+    assert with_env_value("A=1", "IMAGE_TAG", "v2") == ("A=1\nIMAGE_TAG=v2\n", [])
+    assert with_env_value("A=1\r\n", "IMAGE_TAG", "v2")[0] == "A=1\r\nIMAGE_TAG=v2\r\n"
+
+
+def test_with_env_value_refuses_a_value_that_would_need_quoting():
+    with pytest.raises(EnvFileError):
+        with_env_value("A=1\n", "IMAGE_TAG", "v2 # x")

@@ -28,6 +28,8 @@ from .sshd import (
 )
 
 COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
+# The second engine install.sh starts: a node whose sshd points DOCKER_HOST here has an engine of its own.
+NODE_ENGINE_HOST = "unix:///run/ccp-testbed-engine/docker.sock"
 INSTALL_SH = Path(__file__).with_name("install.sh")
 INSTALL_HINT = "run tests/testbed/install.sh as root"
 
@@ -109,6 +111,37 @@ def docker_engine() -> Iterator[DockerEngine]:
     if stray:
         subprocess.run(["docker", "network", "rm", *stray], capture_output=True, timeout=60, check=False)
         pytest.fail(f"tests created docker networks {stray} (removed); test services must use network_mode: host")
+
+
+def _node_engine_answers() -> bool:
+    probe = subprocess.run(["docker", "--host", NODE_ENGINE_HOST, "version", "--format", "{{.Server.Version}}"],
+                           capture_output=True, timeout=30, check=False)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def node_engine(docker_engine: DockerEngine) -> str:
+    """DOCKER_HOST of the second docker engine (its own data root, exec root and socket; no bridge)."""
+    if not _node_engine_answers():
+        _start_installed_testbed()
+    if not _node_engine_answers():
+        unavailable(f"the node engine does not answer on {NODE_ENGINE_HOST} ({INSTALL_HINT})")
+    networks = subprocess.run(["docker", "--host", NODE_ENGINE_HOST, "network", "ls", "--format", "{{.Name}}"],
+                              capture_output=True, text=True, timeout=60, check=False).stdout.split()
+    if set(networks) - {"host", "none"}:
+        unavailable(f"the node engine has networks {networks}; it must run with --bridge=none")
+    return NODE_ENGINE_HOST
+
+
+@pytest.fixture(scope="session")
+def engine_ssh_node(_session_nodes: list[SSHNode], node_engine: str) -> SSHNode:
+    """A shared node whose sessions use the node engine, not the panel host's: images must be shipped to it."""
+    try:
+        node = start_node(docker_host=node_engine)
+    except TestbedUnavailable as error:
+        unavailable(str(error))
+    _session_nodes.append(node)
+    return node
 
 
 @pytest.fixture(scope="session")

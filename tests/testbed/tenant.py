@@ -6,6 +6,7 @@ mkdocs/, and brings the stack up; `Tenant` reads back what is on the node and in
 
 import hashlib
 import json
+import os
 import posixpath
 import socket
 import subprocess
@@ -36,6 +37,33 @@ class Tenant:
     instance: Instance
     node: Node
     path: Path
+    docker_host: str = ""  # the node's own engine, when it is not the panel host's
+
+    def docker_env(self) -> dict:
+        return {**os.environ, "DOCKER_HOST": self.docker_host} if self.docker_host else dict(os.environ)
+
+    def docker(self, *args: str) -> subprocess.CompletedProcess:
+        """`docker …` against the node's engine."""
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, env=self.docker_env())
+
+    def image_id(self, image: str) -> str | None:
+        """The ID the node's engine has for `image` (a reference or an ID), or None."""
+        found = self.docker("image", "inspect", "--format", "{{.Id}}", image)
+        return found.stdout.strip() or None if found.returncode == 0 else None
+
+    def running_image_ids(self) -> dict[str, str]:
+        """{service: ID of the image its container really runs}, read with docker inspect."""
+        ids = [c["ID"] for c in self.containers()]
+        if not ids:
+            return {}
+        out = self.docker("container", "inspect", "--format",
+                          '{{index .Config.Labels "com.docker.compose.service"}} {{.Image}}', *ids).stdout
+        return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+    def project_container_names(self) -> list[str]:
+        """`docker ps -a` of the node's engine, for this project (whatever compose thinks)."""
+        label = f"label=com.docker.compose.project={self.instance.compose_project}"
+        return self.docker("ps", "-a", "--filter", label, "--format", "{{.Names}}").stdout.split()
 
     def driver(self):
         return driver_for(self.node)
@@ -45,14 +73,14 @@ class Tenant:
 
     def compose(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "compose", "--project-name", self.instance.compose_project, *args],
-                              cwd=self.path, capture_output=True, text=True, timeout=120)
+                              cwd=self.path, capture_output=True, text=True, timeout=120, env=self.docker_env())
 
     def remove_containers(self) -> None:
         """Remove the project's containers by label: works even when a test broke its compose file."""
         label = f"label=com.docker.compose.project={self.instance.compose_project}"
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True).stdout.split()
+        ids = self.docker("ps", "-aq", "--filter", label).stdout.split()
         if ids:
-            subprocess.run(["docker", "rm", "--force", *ids], capture_output=True, timeout=120)
+            self.docker("rm", "--force", *ids)
 
     def containers(self) -> list[dict]:
         out = self.compose("ps", "--all", "--format", "json").stdout.strip()
@@ -79,6 +107,15 @@ class Tenant:
         root = self.path / "mkdocs"
         return {str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def copy_image(image: str, *, to_host: str, from_host: str = "") -> None:
+    """docker save | docker load between two engines (test set-up: what an operator did by hand)."""
+    source = {**os.environ, "DOCKER_HOST": from_host} if from_host else dict(os.environ)
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, env=source)
+    subprocess.run(["docker", "load", "--quiet"], stdin=save.stdout, check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "DOCKER_HOST": to_host})
+    assert save.wait(timeout=60) == 0
 
 
 def provision(tenant: Tenant, *, tag: str) -> None:

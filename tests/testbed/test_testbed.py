@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -78,3 +79,16 @@ def test_two_nodes_are_two_hosts(ssh_node: SSHNode, second_ssh_node: SSHNode) ->
     for remote in (ssh_node, second_ssh_node):
         with SSHDriver(remote.host, remote.port, remote.user, key_path=remote.key_path) as driver:
             assert driver.run(["id", "-un"], check=True).stdout == b"ccpnode\n"
+
+
+def test_a_node_with_its_own_engine_runs_docker_there_and_not_on_the_panel_hosts(engine_ssh_node: SSHNode,
+                                                                                 node_engine: str) -> None:
+    with SSHDriver(engine_ssh_node.host, engine_ssh_node.port, engine_ssh_node.user,
+                   pkey_text=engine_ssh_node.client_key) as driver:
+        seen = driver.run(["docker", "info", "--format", "{{.DockerRootDir}}"], check=True).stdout.decode()
+    panel = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True,
+                           text=True, check=True).stdout
+    assert seen.split()[0] == "/var/lib/ccp-testbed/node-engine" != panel.split()[0]
+    networks = subprocess.run(["docker", "--host", node_engine, "network", "ls", "--format", "{{.Name}}"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(networks) == ["host", "none"]  # no bridge: no container gets a private address

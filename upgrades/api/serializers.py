@@ -35,10 +35,14 @@ class UpgradeSerializer(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
     steps = UpgradeStepSerializer(many=True, read_only=True)
     url = serializers.HyperlinkedIdentityField(view_name="upgrade-detail")
+    kind = serializers.CharField(source="kind_display", read_only=True,
+                                 help_text='What it is in the operator\'s words: "Deploy" for a first deploy, '
+                                           'else the mode.')
 
     class Meta:
         model = Upgrade
-        fields = ["id", "url", "instance", "mode", "release", "from_version", "to_version", "target_tag", "status",
+        fields = ["id", "url", "instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version",
+                  "target_tag", "status",
                   "requested_by", "task_id", "approved_preview_hash", "cancel_requested", "error", "created_at",
                   "started_at", "finished_at", "duration_seconds", "steps"]
 

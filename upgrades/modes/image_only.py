@@ -1,11 +1,13 @@
 """Quick upgrade: move a tenant to another image tag by changing IMAGE_TAG in its .env.
 
-precheck → checksum protected paths → keep .env → (already there? done) → set IMAGE_TAG → pull →
-up -d --wait → health → protected paths unchanged → record version.
-Rollback: put the kept .env back, up -d --wait, health.
+precheck → checksum protected paths → keep .env → (already there? done) → set IMAGE_TAG → pull (or
+build, or ship) → up -d --wait → verify the image ID every container runs → health → protected paths
+unchanged → record the version observed.
+Rollback: put the kept .env back (from the copy on the node), up -d --wait, health, verify again.
 """
 
 from ..runner import AlreadyDone, Step, StepContext
+from . import images
 from . import node_ops as ops
 from . import protection
 
@@ -17,9 +19,10 @@ def steps(ctx: StepContext) -> list[Step]:
         Step("keep a copy of .env", _keep_env, timeout=60),
         Step("compare with the running version", _already_there, timeout=60),
         Step("set IMAGE_TAG in .env", _set_tag, changes=True, timeout=60),
-        Step("pull images", ops.pull_images, changes=True, timeout=900),
+        Step("pull images", images.pull_images, changes=True, timeout=900),
         *protection.content_hash_steps(),  # with CCP_PROTECTED_FULL_HASH: hashed while the pull ran
         Step("start containers (up -d --wait)", lambda c: _up(c), changes=True, timeout=600),
+        Step("verify running images", images.verify_running, changes=True, timeout=120),
         Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
         Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
         Step("record version", _record, changes=True, timeout=30),
@@ -31,6 +34,7 @@ def rollback(ctx: StepContext) -> list[Step]:
         Step("restore .env", _restore_env, timeout=60),
         Step("start previous containers (up -d --wait)", lambda c: ops.compose_up(c), timeout=600),
         Step("health check after rollback", lambda c: ops.check_health(c), timeout=300),
+        Step("verify running images after rollback", _verify_after_rollback, timeout=120),
     ]
 
 
@@ -40,22 +44,30 @@ def _keep_env(ctx: StepContext) -> str:
     ctx.state["tag_before"] = ops.env_image_tag(env.decode())
     copy = ops.keep_copy(ctx, ops.ENV_FILE, env)
     ctx.upgrade.from_version = ctx.state["tag_before"]
-    ctx.upgrade.save(update_fields=["from_version"])
+    ctx.upgrade.state["kept"] = [ops.ENV_FILE]  # a recovery after a killed worker restores from the copy
+    ctx.upgrade.save(update_fields=["from_version", "state"])
     return f"kept {copy}; IMAGE_TAG was {ctx.state['tag_before'] or '(unset)'}"
 
 
 def _already_there(ctx: StepContext) -> str:
     target = ctx.upgrade.target_tag
-    if ctx.state["tag_before"] == target and ops.running_on_tag(ctx, target):
+    if ctx.state["tag_before"] == target and images.runs_target(ctx):
         ops.record_version(ctx, target)
         raise AlreadyDone(f"already running {target} and healthy: nothing to change")
     return f"{ctx.state['tag_before'] or '(unset)'} → {target}"
 
 
 def _set_tag(ctx: StepContext) -> str:
-    new = ops.with_image_tag(ctx.state["env_before"].decode(), ctx.upgrade.target_tag)
+    new, lines = ops.with_image_tag(ctx.state["env_before"].decode(), ctx.upgrade.target_tag)
     ctx.driver.write_file(ops.path_in(ctx, ops.ENV_FILE), new.encode())
-    return f"IMAGE_TAG={ctx.upgrade.target_tag}"
+    said = f"IMAGE_TAG={ctx.upgrade.target_tag}"
+    if not lines:
+        return f"{said} (appended: .env did not set IMAGE_TAG)"
+    if len(lines) > 1:
+        shown = ", ".join(str(n) for n in lines[:-1])
+        return (f"{said} on line {lines[-1]}: IMAGE_TAG is set on lines {shown} and {lines[-1]}, and compose "
+                f"uses the last one; the earlier line(s) are left as they were")
+    return f"{said} on line {lines[0]}"
 
 
 def _up(ctx: StepContext) -> str:
@@ -65,10 +77,21 @@ def _up(ctx: StepContext) -> str:
 
 
 def _record(ctx: StepContext) -> str:
+    # verify running images passed: every container runs the image the target tag resolves to
     ops.record_version(ctx, ctx.upgrade.target_tag)
     return f"running {ctx.upgrade.target_tag}"
 
 
 def _restore_env(ctx: StepContext) -> str:
-    ctx.driver.write_file(ops.path_in(ctx, ops.ENV_FILE), ctx.state["env_before"])
-    return f"IMAGE_TAG back to {ctx.state['tag_before'] or '(unset)'}"
+    kept = ctx.state.get("env_before")
+    if kept is None:  # a recovery in another worker: the copy on the node is the truth
+        kept = ctx.driver.read_file(ops.kept_copy_path(ctx, ops.ENV_FILE))
+    ctx.driver.write_file(ops.path_in(ctx, ops.ENV_FILE), kept)
+    return f"IMAGE_TAG back to {ops.env_image_tag(kept.decode()) or '(unset)'}"
+
+
+def _verify_after_rollback(ctx: StepContext) -> str:
+    output = images.verify_running_now(ctx)
+    tags = {ops.env_image_tag(ops.read_env(ctx).decode())}
+    ops.record_version(ctx, tags.pop())
+    return output

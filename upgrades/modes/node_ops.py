@@ -4,20 +4,18 @@ Every remote command is an argv list; the driver quotes it with shlex.join.
 """
 
 import posixpath
-import re
 
 from django.conf import settings
 
-from instances.drivers import LocalDriver
 from instances.health import health_urls_of, probe_until_healthy
 from instances.node_commands import compose_argv, compose_ps
+from templates_engine import parse_env, with_env_value
 
 from ..runner import StepContext, StepError
 from . import protection
 from .precheck import precheck as run_precheck
 
 ENV_FILE = ".env"
-IMAGE_TAG_LINE = re.compile(r"^(\s*(?:export\s+)?IMAGE_TAG\s*=).*$", re.MULTILINE)
 
 
 def path_in(ctx: StepContext, relative: str) -> str:
@@ -48,21 +46,22 @@ def read_env(ctx: StepContext) -> bytes:
 
 
 def env_image_tag(env_text: str) -> str:
-    from templates_engine.envfile import parse_env
-
     return parse_env(env_text).get("IMAGE_TAG", "")
 
 
-def with_image_tag(env_text: str, tag: str) -> str:
-    """The .env text with IMAGE_TAG set to `tag`: the existing line replaced, or one appended."""
-    if IMAGE_TAG_LINE.search(env_text):
-        return IMAGE_TAG_LINE.sub(lambda m: f"{m.group(1)}{tag}", env_text, count=1)
-    return env_text + ("" if env_text.endswith("\n") or not env_text else "\n") + f"IMAGE_TAG={tag}\n"
+def with_image_tag(env_text: str, tag: str) -> tuple[str, list[int]]:
+    """The .env text with IMAGE_TAG set to `tag` as compose reads it (its last assignment), nothing
+    else changed; and the lines where IMAGE_TAG was assigned."""
+    return with_env_value(env_text, "IMAGE_TAG", tag)
+
+
+def kept_copy_path(ctx: StepContext, relative: str) -> str:
+    return path_in(ctx, f".ccp/upgrades/{ctx.upgrade.pk}/{relative}")
 
 
 def keep_copy(ctx: StepContext, relative: str, content: bytes) -> str:
     """Keep a copy of a file the upgrade will change under .ccp/upgrades/<id>/ on the node."""
-    copy = path_in(ctx, f".ccp/upgrades/{ctx.upgrade.pk}/{relative}")
+    copy = kept_copy_path(ctx, relative)
     ctx.driver.run(["mkdir", "-p", posixpath.dirname(copy)], timeout=30, check=True)
     ctx.driver.write_file(copy, content, mode=0o600)
     return copy
@@ -76,27 +75,6 @@ def running_on_tag(ctx: StepContext, tag: str) -> bool:
     return bool(current) and all(
         c.get("State") == "running" and c.get("Health", "") in ("", "healthy") and c.get("Image", "").endswith(
             f":{tag}") for c in current)
-
-
-def pull_images(ctx: StepContext) -> str:
-    if ctx.node.registry_access:
-        return decoded(compose(ctx, "pull", "--quiet", timeout=ctx.timeout))
-    return ship_images(ctx)
-
-
-def ship_images(ctx: StepContext) -> str:
-    """The node cannot reach the registry: pull on the panel host, then `docker save | docker load` over SSH."""
-    images = compose(ctx, "config", "--images").stdout.decode().split()
-    local = LocalDriver()
-    shipped = []
-    for image in sorted(set(images)):
-        local.run(["docker", "pull", "--quiet", image], timeout=ctx.timeout, check=True)
-        with local.open_stream_out(["docker", "save", image]) as source, \
-                ctx.driver.open_stream_in(["docker", "load", "--quiet"]) as sink:
-            while chunk := source.read(1 << 20):
-                sink.write(chunk)
-        shipped.append(image)
-    return "shipped without registry: " + ", ".join(shipped)
 
 
 def compose_up(ctx: StepContext, *extra: str) -> str:

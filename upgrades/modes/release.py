@@ -1,10 +1,14 @@
 """Upgrade to release: re-render the release's template set and write what changed.
 
-precheck → render and compare with the approved preview → pre-upgrade backup → checksum protected
-paths → (nothing to change? done) → copy the files it will overwrite → write files atomically (never
-a registered tenant's .env) → pull → up -d --wait --remove-orphans → health → protected paths
-unchanged → record version.
-Rollback: put the copies back, remove files that were new, up -d --wait --remove-orphans, health.
+(first deploy? create the install directory) → precheck → render and compare with the approved preview
+→ pre-upgrade backup (not for a first deploy: nothing is there yet) → checksum protected paths →
+(nothing to change? done) → copy the files it will overwrite → write files atomically (never a
+registered tenant's .env) → create bind-mounted folders → pull (or build, or ship) → up -d --wait
+--remove-orphans → verify the image ID every container runs → health → protected paths unchanged →
+record version.
+Rollback: put the copies back (read from the node, so a recovery after a killed worker can do it too),
+remove files that were new, up -d --wait --remove-orphans, health. A first deploy's rollback is
+`compose down` and removal of what it created (see first_deploy).
 """
 
 import posixpath
@@ -14,6 +18,7 @@ from instances.preview import instance_preview
 from templates_engine import FileStatus
 
 from ..runner import AlreadyDone, Step, StepContext, StepError
+from . import first_deploy, images
 from . import node_ops as ops
 from . import protection
 from .backup_step import pre_upgrade_backup
@@ -21,16 +26,19 @@ from .backup_step import pre_upgrade_backup
 
 def steps(ctx: StepContext) -> list[Step]:
     return [
+        Step("prepare the install directory", first_deploy.prepare, timeout=60),
         Step("precheck", lambda c: ops.precheck(c, need_compose=False), timeout=60),
         Step("render and compare with the approved preview", _render_and_compare, timeout=120),
-        Step("pre-upgrade backup", pre_upgrade_backup, timeout=3600),
+        Step("pre-upgrade backup", _backup, timeout=3600),
         Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
         Step("compare with the running version", _already_there, timeout=60),
         Step("copy the files it will overwrite", _keep_copies, timeout=300),
         Step("write rendered files", _write_files, changes=True, timeout=300),
-        Step("pull images", ops.pull_images, changes=True, timeout=900),
+        Step("create bind-mounted folders", first_deploy.create_bind_folders, changes=True, timeout=60),
+        Step("pull images", images.pull_images, changes=True, timeout=900),
         *protection.content_hash_steps(),  # with CCP_PROTECTED_FULL_HASH: hashed while the pull ran
         Step("start containers (up -d --wait --remove-orphans)", lambda c: _up(c), changes=True, timeout=600),
+        Step("verify running images", images.verify_running, changes=True, timeout=120),
         Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
         Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
         Step("record version", _record, changes=True, timeout=30),
@@ -38,6 +46,8 @@ def steps(ctx: StepContext) -> list[Step]:
 
 
 def rollback(ctx: StepContext) -> list[Step]:
+    if ctx.upgrade.is_first_deploy:
+        return first_deploy.rollback(ctx)
     return [
         Step("restore the copied files", _restore_copies, timeout=300),
         Step("start previous containers (up -d --wait --remove-orphans)",
@@ -58,12 +68,19 @@ def _render_and_compare(ctx: StepContext) -> str:
     return preview.preview.summary() + "\n" + preview.coverage.format()
 
 
+def _backup(ctx: StepContext) -> str:
+    if ctx.upgrade.is_first_deploy:
+        return "first deploy: there is nothing on the node to back up yet"
+    return pre_upgrade_backup(ctx)
+
+
 def _already_there(ctx: StepContext) -> str:
     preview = ctx.state["preview"]
-    tag = ctx.upgrade.release.image_tag
-    if not preview.has_changes and ops.running_on_tag(ctx, tag):
+    if not ctx.upgrade.is_first_deploy and not preview.has_changes and images.runs_target(ctx) \
+            and running_tags(ctx.driver, ctx.instance) == {ctx.upgrade.release.image_tag}:
         ops.record_version(ctx, ctx.upgrade.release.version)
-        raise AlreadyDone(f"already on {ctx.upgrade.release}: every file matches and the stack runs {tag}")
+        raise AlreadyDone(f"already on {ctx.upgrade.release}: every file matches and the stack runs "
+                          f"{ctx.upgrade.release.image_tag}")
     return f"{ctx.instance.observed_version or '(unknown)'} → {ctx.upgrade.release}"
 
 
@@ -82,7 +99,9 @@ def _keep_copies(ctx: StepContext) -> str:
         else:
             ops.keep_copy(ctx, diff.path, before)
             kept.append(diff.path)
-    ctx.state["kept"], ctx.state["new"] = kept, new
+    # On the row too: a recovery after a killed worker restores from these names.
+    ctx.upgrade.state["kept"], ctx.upgrade.state["new"] = kept, new
+    ctx.upgrade.save(update_fields=["state"])
     return f"kept {len(kept)} file(s) under .ccp/upgrades/{ctx.upgrade.pk}/; {len(new)} new file(s)"
 
 
@@ -118,9 +137,9 @@ def _record(ctx: StepContext) -> str:
 
 
 def _restore_copies(ctx: StepContext) -> str:
-    preview = ctx.state["preview"]
-    for path in ctx.state.get("kept", []):
-        ctx.driver.write_file(ops.path_in(ctx, path), preview.actual[path])
-    for path in ctx.state.get("new", []):
+    kept, new = ctx.upgrade.state.get("kept", []), ctx.upgrade.state.get("new", [])
+    for path in kept:
+        ctx.driver.write_file(ops.path_in(ctx, path), ctx.driver.read_file(ops.kept_copy_path(ctx, path)))
+    for path in new:
         ctx.driver.run(["rm", "-f", "--", ops.path_in(ctx, path)], timeout=30, check=True)
-    return f"restored {len(ctx.state.get('kept', []))} file(s), removed {len(ctx.state.get('new', []))} new file(s)"
+    return f"restored {len(kept)} file(s), removed {len(new)} new file(s)"

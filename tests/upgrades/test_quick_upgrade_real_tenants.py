@@ -1,0 +1,125 @@
+"""Quick upgrades of tenants made by hand (issue 10, items 1–4): the result is read from the node
+(image IDs the containers run, file bytes, link status), never only from CCP's records."""
+
+import os
+import stat
+import subprocess
+import uuid
+
+import pytest
+
+from tests.testbed.tenant import free_port
+from upgrades.choices import UpgradeStatus
+
+from .handmade import add_built_service, chown_like_parent, handwritten_env, public_registry_mentions
+from .test_quick_upgrade import quick, wait_final
+
+pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
+
+
+def registry_id(docker_engine, tag: str) -> str:
+    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", docker_engine.image(tag)],
+                           capture_output=True, text=True, check=True)
+    return found.stdout.strip()
+
+
+def test_1_duplicate_image_tag_lines_the_last_one_is_changed(make_tenant, celery_worker_thread, docker_engine):
+    tenant = make_tenant(registered=True)
+    # IMAGE_TAG twice: compose uses the last one (v3), which is what runs.
+    before = handwritten_env(tenant, tag_lines=("IMAGE_TAG=v1", "IMAGE_TAG=v3  # moved to v3 by hand"))
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v3")}
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v2")}
+    assert tenant.served_versions() == {"v2"}
+    # Only the value compose reads changed: the first line, comments and the rest are byte-identical.
+    assert tenant.env() == before.replace(b"IMAGE_TAG=v3  # moved", b"IMAGE_TAG=v2  # moved")
+    step = upgrade.steps.get(name="set IMAGE_TAG in .env")
+    assert "IMAGE_TAG is set on lines 3 and 13" in step.output and "uses the last one" in step.output
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.observed_version == "v2"
+
+
+def test_2_a_container_that_does_not_run_the_target_image_fails_and_rolls_back(make_tenant, celery_worker_thread,
+                                                                             docker_engine, after_up):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+
+    def something_puts_web_back_on_v1(ctx):
+        # What the tenant's own watchdog (or a stale override) does: web is recreated on the old image.
+        env = {**os.environ, "IMAGE_TAG": "v1"}
+        subprocess.run(["docker", "compose", "--project-name", tenant.instance.compose_project, "up", "-d",
+                        "--no-deps", "--wait", "web"], cwd=tenant.path, env=env, check=True, capture_output=True)
+
+    after_up(something_puts_web_back_on_v1)
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.ROLLED_BACK
+    v1, v2 = registry_id(docker_engine, "v1"), registry_id(docker_engine, "v2")
+    assert f"web runs {v1.removeprefix('sha256:')[:12]}, but" in upgrade.error and v2.removeprefix("sha256:")[:12] \
+        in upgrade.error
+    assert set(tenant.running_image_ids().values()) == {v1} and tenant.all_healthy()
+    assert b"IMAGE_TAG=v1  # pinned by ops\n" in tenant.env()
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.observed_version == "v1"  # what was observed, not what was intended
+    assert not upgrade.steps.filter(name="record version").exists()
+
+
+def test_3_a_symlinked_env_with_a_comment_keeps_its_link_its_comment_and_its_mode(make_tenant, celery_worker_thread,
+                                                                                docker_engine):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    shared = tenant.path.parent / f"shared-{uuid.uuid4().hex[:6]}"
+    shared.mkdir()
+    real = shared / "tenant.env"
+    os.replace(tenant.path / ".env", real)
+    real.chmod(0o640)
+    (tenant.path / ".env").symlink_to(os.path.relpath(real, tenant.path))
+    chown_like_parent(shared, real, tenant.path / ".env")
+    before = real.read_bytes()
+    try:
+        upgrade = wait_final(quick(tenant, "v3"))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        link = tenant.path / ".env"
+        assert link.is_symlink() and os.readlink(link) == os.path.relpath(real, tenant.path)
+        assert real.read_bytes() == before.replace(b"IMAGE_TAG=v1  # pinned by ops", b"IMAGE_TAG=v3  # pinned by ops")
+        assert stat.S_IMODE(real.stat().st_mode) == 0o640
+        assert sorted(p.name for p in shared.iterdir()) == ["tenant.env"]  # no temp file left beside it
+        assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v3")}
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=False)
+
+
+def test_4_a_service_built_on_the_node_is_built_there_and_no_registry_is_asked(make_tenant, celery_worker_thread,
+                                                                             docker_engine):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    image = f"ccp-built-{tenant.instance.slug}/app"  # a name no registry has
+    add_built_service(tenant, image=image, port=free_port())
+    assert tenant.compose("up", "-d", "--build", "--wait").returncode == 0
+    assert tenant.image_id(f"{image}:v1") and tenant.image_id(f"{image}:v2") is None
+    try:
+        upgrade = wait_final(quick(tenant, "v2"))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        assert public_registry_mentions(upgrade) == []
+        pull = upgrade.steps.get(name="pull images").output
+        assert f"builder: built {image}:v2" in pull
+        assert f"naming to {image}:v2" in pull  # compose build's own output is in the step
+        built = tenant.image_id(f"{image}:v2")
+        running = tenant.running_image_ids()
+        assert built and running["builder"] == built  # the tag it did not have was built on the node
+        assert {running[s] for s in ("web", "api", "docs")} == {registry_id(docker_engine, "v2")}
+        assert tenant.all_healthy()
+
+        # Again to the same tag: the built image is there, so nothing is rebuilt.
+        again = wait_final(quick(tenant, "v2"))
+        assert again.status == UpgradeStatus.SUCCEEDED and public_registry_mentions(again) == []
+        assert tenant.running_image_ids()["builder"] == built
+    finally:
+        tenant.remove_containers()
+        subprocess.run(["docker", "image", "rm", "--force", f"{image}:v1", f"{image}:v2"], capture_output=True)

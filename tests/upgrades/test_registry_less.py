@@ -1,0 +1,163 @@
+"""Registry-less nodes (issue 10, item 5), proven on a node with a docker engine of its own: images go
+from where they are (the panel host's engine, or a node named as the image source), an image the node
+already has by ID is not sent again, progress is counted in bytes, and no registry is asked."""
+
+import re
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from instances.drivers import close_all
+from instances.models import Instance, Node
+from instances.services import instance_save
+from tests.testbed.tenant import Tenant, copy_image, free_port, provision
+from upgrades.choices import UpgradeStatus
+
+from .handmade import public_registry_mentions
+from .test_quick_upgrade import quick, wait_final
+
+pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
+
+
+def panel_id(image: str) -> str | None:
+    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+    return found.stdout.strip() or None
+
+
+def in_registry(docker_engine, tag: str) -> bool:
+    url = f"http://{docker_engine.registry}/v2/ccp-test/app/manifests/{tag}"
+    request = urllib.request.Request(url, method="HEAD", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - loopback registry
+            return True
+    except urllib.error.HTTPError:
+        return False
+
+
+def build_on(docker_host: str | None, image: str, base: str) -> None:
+    """`FROM base` plus a label unique to this run, built on one engine (no registry involved)."""
+    argv = ["docker", *(["--host", docker_host] if docker_host else []), "build", "-q", "-t", image, "-"]
+    built = subprocess.run(argv, input=f"FROM {base}\nLABEL org.ccp.test={uuid.uuid4().hex}\n", text=True,
+                           capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"})
+    assert built.returncode == 0, built.stderr
+
+
+@pytest.fixture
+def engine_node(db, engine_ssh_node) -> Node:
+    node = Node(name=f"own-{uuid.uuid4().hex[:6]}", instance_root="/srv/ccp-testbed", registry_access=False,
+                **engine_ssh_node.node_fields())
+    node.full_clean()
+    node.save()
+    yield node
+    close_all()
+
+
+@pytest.fixture
+def engine_tenant(engine_node, testbed_release, node_workdir_factory, node_engine, docker_engine, settings):
+    """A registered tenant at v1 on the node with its own engine (v1 was loaded there by hand)."""
+    settings.CCP_HEALTH_TIMEOUT = 20
+    slug = f"e{uuid.uuid4().hex[:8]}"
+    instance = instance_save(instance=Instance(
+        name=slug, slug=slug, node=engine_node, install_dir=str(node_workdir_factory()),
+        compose_project=f"ccp-{slug}",
+        ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()}))
+    tenant = Tenant(instance=instance, node=engine_node, path=Path(instance.install_dir),
+                    docker_host=node_engine)
+    copy_image(docker_engine.image("v1"), to_host=node_engine)
+    provision(tenant, tag="v1")
+    Instance.objects.filter(pk=instance.pk).update(is_registered=True)
+    tenant.instance.refresh_from_db()
+    yield tenant
+    tenant.remove_containers()
+
+
+def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_tenant, celery_worker_thread,
+                                                                       docker_engine):
+    tenant = engine_tenant
+    tag, again = f"local-{uuid.uuid4().hex[:6]}", f"local-{uuid.uuid4().hex[:6]}"
+    image = docker_engine.image(tag)
+    # Built on the panel host (v2 plus a label of this run): an ID no registry and no node has.
+    build_on(None, image, docker_engine.image("v2"))
+    assert not in_registry(docker_engine, tag) and tenant.image_id(image) is None
+    assert tenant.image_id(panel_id(image)) is None
+    try:
+        upgrade = wait_final(quick(tenant, tag))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        wanted = panel_id(image)
+        assert tenant.image_id(image) == wanted  # it reached the node's own engine
+        assert set(tenant.running_image_ids().values()) == {wanted} and tenant.all_healthy()
+        assert tenant.served_versions() == {"v2"}
+        pull = upgrade.steps.get(name="pull images").output
+        sent = re.search(rf"{re.escape(image)}: shipped (\d+) bytes from the panel host", pull)
+        assert sent and int(sent.group(1)) > 1_000_000, pull
+        assert "pulling" not in pull and public_registry_mentions(upgrade) == []
+        # the panel host's engine runs nothing of this tenant: the containers are on the node's engine
+        label = f"label=com.docker.compose.project={tenant.instance.compose_project}"
+        assert subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True,
+                              text=True).stdout.split() == []
+        assert len(tenant.project_container_names()) == 3
+
+        # The same image under another tag: the node has that ID already, nothing is transferred.
+        subprocess.run(["docker", "tag", image, docker_engine.image(again)], check=True)
+        second = wait_final(quick(tenant, again))
+        assert second.status == UpgradeStatus.SUCCEEDED, second.error
+        output = second.steps.get(name="pull images").output
+        assert f"{docker_engine.image(again)}: the node already has {wanted.removeprefix('sha256:')[:12]}; " \
+               "nothing transferred" in output and "shipped" not in output
+        assert tenant.image_id(docker_engine.image(again)) == wanted
+    finally:
+        tenant.remove_containers()  # first: an image a container uses is only untagged
+        subprocess.run(["docker", "image", "rm", "--force", image, docker_engine.image(again)], capture_output=True)
+        tenant.docker("image", "rm", "--force", image, docker_engine.image(again))
+
+
+def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(make_tenant, engine_node, celery_worker_thread,
+                                                                      docker_engine, node_engine):
+    # Built on the node with its own engine (FROM the app, plus a label): no registry, not the panel host.
+    tag = f"built-{uuid.uuid4().hex[:6]}"
+    image = docker_engine.image(tag)
+    copy_image(docker_engine.image("v1"), to_host=node_engine)
+    build_on(node_engine, image, docker_engine.image("v1"))
+    tenant = make_tenant()  # on a node that shares the panel host's engine
+    Node.objects.filter(pk=tenant.node.pk).update(registry_access=False, image_source=engine_node)
+    tenant.node.refresh_from_db()
+    assert panel_id(image) is None and not in_registry(docker_engine, tag)
+    try:
+        upgrade = wait_final(quick(tenant, tag))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        wanted = subprocess.run(["docker", "--host", node_engine, "image", "inspect", "--format", "{{.Id}}", image],
+                                capture_output=True, text=True).stdout.strip()
+        assert panel_id(image) == wanted and set(tenant.running_image_ids().values()) == {wanted}
+        pull = upgrade.steps.get(name="pull images").output
+        assert re.search(rf"{re.escape(image)}: shipped \d+ bytes from node {engine_node.name}", pull), pull
+        assert public_registry_mentions(upgrade) == []
+    finally:
+        tenant.remove_containers()
+        subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
+        subprocess.run(["docker", "--host", node_engine, "image", "rm", "--force", image], capture_output=True)
+
+
+def test_5_an_image_only_the_node_itself_has_is_used_as_it_is(engine_tenant, celery_worker_thread, docker_engine,
+                                                             node_engine):
+    tenant = engine_tenant
+    tag = f"onnode-{uuid.uuid4().hex[:6]}"
+    image = docker_engine.image(tag)
+    build_on(node_engine, image, docker_engine.image("v1"))  # built on the node by hand
+    try:
+        upgrade = wait_final(quick(tenant, tag))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        pull = upgrade.steps.get(name="pull images").output
+        assert f"{image}: only the node has it" in pull and "pulling" not in pull
+        assert panel_id(image) is None  # nothing was pulled on the panel host
+        assert set(tenant.running_image_ids().values()) == {tenant.image_id(image)}
+    finally:
+        tenant.remove_containers()
+        tenant.docker("image", "rm", "--force", image)
