@@ -7,9 +7,8 @@ Rollback: put the kept .env back (from the copy on the node), up -d --wait, heal
 """
 
 from ..runner import AlreadyDone, Step, StepContext
-from . import images
+from . import images, protection
 from . import node_ops as ops
-from . import protection
 
 
 def steps(ctx: StepContext) -> list[Step]:

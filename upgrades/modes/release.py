@@ -18,9 +18,8 @@ from instances.preview import instance_preview
 from templates_engine import FileStatus
 
 from ..runner import AlreadyDone, Step, StepContext, StepError
-from . import first_deploy, images
+from . import first_deploy, images, protection
 from . import node_ops as ops
-from . import protection
 from .backup_step import pre_upgrade_backup
 
 
