@@ -18,12 +18,25 @@ def stat_listing(*entries: tuple[str, str, str]) -> bytes:
     return b"".join(f"{path} {kind} 644 1000 1000 12 {size} 1.5 1.5\0".encode() for path, kind, size in entries)
 
 
-def test_changed_paths_names_files_before_their_directories():
+def test_changed_paths_names_entries_not_the_directories_they_were_added_to():
     before = stat_listing(("mkdocs/", "d", "4096"), ("mkdocs/a b.md", "f", "3"), ("mkdocs/gone.md", "f", "1"))
     after = (stat_listing(("mkdocs/", "d", "4096")).replace(b"1.5 1.5", b"1.5 2.5")
              + stat_listing(("mkdocs/a b.md", "f", "4"), ("mkdocs/new.md", "f", "1")))
     assert changed_paths(before, after, STAT) == ["mkdocs/a b.md", "mkdocs/gone.md", "mkdocs/new.md"]
     assert changed_paths(before, before, STAT) == []
+
+
+def test_a_directory_that_appeared_is_no_change_but_what_is_put_in_it_is():
+    before = stat_listing(("mkdocs/", "d", "4096"))
+    folder = stat_listing(("mkdocs/", "d", "4096")).replace(b"1.5 1.5", b"1.5 2.5") + stat_listing(
+        ("mkdocs/assets", "d", "4096"))
+    assert changed_paths(b"", stat_listing(("mkdocs", "d", "4096")), STAT) == []  # a first deploy's bind folder
+    assert changed_paths(before, folder, STAT) == []
+    assert changed_paths(before, folder + stat_listing(("mkdocs/assets/x.png", "f", "9")), STAT) == [
+        "mkdocs/assets/x.png"]
+    assert changed_paths(folder, before, STAT) == ["mkdocs/assets"]  # a folder that went away counts
+    chmod = stat_listing(("mkdocs/", "d", "4096")).replace(b" 644 ", b" 777 ")
+    assert changed_paths(before, chmod, STAT) == ["mkdocs/"]
 
 
 def test_changed_paths_of_a_content_listing():

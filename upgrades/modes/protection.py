@@ -94,7 +94,10 @@ def parse_snapshot(stdout: bytes, *, kind: str, listing: str) -> Snapshot:
 
 
 def parse_listing(data: bytes, kind: str) -> dict[str, tuple[str, str]]:
-    """path → (what is compared, entry type) for every entry of a listing."""
+    """path → (what is compared, entry type) for every entry of a listing.
+
+    A directory is compared by type, mode, owner and inode only: its size, mtime and ctime change
+    whenever an entry is added to or removed from it, and those entries are listed themselves."""
     entries = {}
     for record in data.split(b"\0"):
         if not record:
@@ -102,7 +105,8 @@ def parse_listing(data: bytes, kind: str) -> dict[str, tuple[str, str]]:
         text = record.decode("utf-8", errors="surrogateescape")
         if kind == STAT:  # the path may hold spaces; the eight fields after it never do
             path, *fields = text.rsplit(" ", 8)
-            entries[path] = (" ".join(fields), fields[0])
+            compared = fields[:5] if fields[0] == "d" else fields
+            entries[path] = (" ".join(compared), fields[0])
         else:
             digest, _, path = text.partition("  ")
             entries[path] = (digest, "f")
@@ -110,12 +114,12 @@ def parse_listing(data: bytes, kind: str) -> dict[str, tuple[str, str]]:
 
 
 def changed_paths(before: bytes, after: bytes, kind: str) -> list[str]:
-    """The entries that changed, appeared or went away. Files are named before directories: a
-    directory changes (its mtime) whenever an entry is added to or removed from it."""
+    """The entries that changed, appeared or went away. A directory that appeared holds no tenant
+    content by itself (a first deploy creates the folders its compose file bind-mounts): only what
+    is put in it counts, and that is listed on its own."""
     old, new = parse_listing(before, kind), parse_listing(after, kind)
-    changed = sorted(p for p in old.keys() | new.keys() if old.get(p, (None,))[0] != new.get(p, (None,))[0])
-    files = [p for p in changed if (new.get(p) or old.get(p))[1] != "d"]
-    return files or changed
+    return sorted(p for p in old.keys() | new.keys()
+                  if old.get(p, (None,))[0] != new.get(p, (None,))[0] and not (p not in old and new[p][1] == "d"))
 
 
 # --- running it ----------------------------------------------------------------------------------
@@ -208,8 +212,9 @@ def verify_unchanged(ctx: StepContext) -> str:
             continue
         before = Snapshot(**recorded[kind])
         after = take_snapshot(ctx.driver, ctx.instance, upgrade_id=ctx.upgrade.pk, kind=kind, moment="after")
-        if after.digest != before.digest:
-            raise StepError(f"Protected content changed during the upgrade: {_named_changes(ctx, before, after)}.")
+        if after.digest != before.digest and (changed := _changes(ctx, before, after)):
+            shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+            raise StepError(f"Protected content changed during the upgrade: {shown}.")
         checked.append(after)
     what = "listing and content" if len(checked) == 2 else "listing"
     return f"{checked[0].describe()} unchanged ({what} compared)"
@@ -228,12 +233,8 @@ def _verify_legacy(ctx: StepContext, before: dict[str, str]) -> str:
     return f"{len(after)} protected files unchanged"
 
 
-def _named_changes(ctx: StepContext, before: Snapshot, after: Snapshot) -> str:
-    read = ctx.driver.read_file
-    base = ctx.instance.install_dir
-    paths = changed_paths(read(posixpath.join(base, before.listing)), read(posixpath.join(base, after.listing)),
-                          before.kind)
-    if not paths:
-        return "the listing differs"
-    shown = ", ".join(paths[:10])
-    return shown + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+def _changes(ctx: StepContext, before: Snapshot, after: Snapshot) -> list[str]:
+    """The changed paths, from the two listings kept on the node (read only when the digests differ)."""
+    read, base = ctx.driver.read_file, ctx.instance.install_dir
+    return changed_paths(read(posixpath.join(base, before.listing)), read(posixpath.join(base, after.listing)),
+                         before.kind)
