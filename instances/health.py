@@ -10,9 +10,11 @@ from .node_commands import compose_ps
 
 def probe_url(driver, url: str) -> tuple[bool, str]:
     """One GET of `url` from the node (curl, or wget where there is no curl). (ok, output)."""
-    result = driver.run(["curl", "--fail", "--silent", "--show-error", "--max-time", "5", url], timeout=15)
-    if result.exit_code == 127:
-        result = driver.run(["wget", "-q", "-O", "-", "-T", "5", url], timeout=15)
+    # --globoff: [] and {} in a URL are not curl ranges; --proto: http(s) only, redirects included.
+    result = driver.run(["curl", "--globoff", "--proto", "=http,https", "--proto-redir", "=http,https", "--fail",
+                         "--silent", "--show-error", "--max-time", "5", url], timeout=15)
+    if result.exit_code == 127:  # wget neither globs nor speaks other schemes than http(s) and ftp
+        result = driver.run(["wget", "-q", "-O", "-", "-T", "5", "--", url], timeout=15)
     return result.exit_code == 0, (result.stdout + result.stderr).decode(errors="replace")
 
 

@@ -62,6 +62,18 @@ class Node(models.Model):
     def has_private_key(self) -> bool:
         return bool(self.ssh_private_key_encrypted)
 
+    def clean(self) -> None:
+        # Panel-host settings (README "Security model"): checked here so admin, API and commands agree.
+        errors = {}
+        for field, check in (("driver", validators.validate_local_driver_allowed),
+                             ("ssh_key_path", validators.validate_ssh_key_path)):
+            try:
+                check(getattr(self, field))
+            except ValidationError as exc:
+                errors[field] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
 
 class Instance(models.Model):
     """A tenant deployment: one docker compose project in a directory on a node."""
@@ -116,6 +128,8 @@ class Instance(models.Model):
         permissions = [
             ("operate_instance", "Can run operations (upgrade, back up, check) on instances"),
             ("reveal_secrets", "Can see secret values in rendered files"),
+            ("relocate_instance", "Can move an instance to another node or change its install directory "
+                                  "or upgrade script"),
         ]
 
     def __str__(self) -> str:
