@@ -1,3 +1,8 @@
 """Real tenants on a real node for the security tests: the upgrade tests' fixtures, shared."""
 
-from tests.upgrades.conftest import make_tenant, testbed_node, testbed_release  # noqa: F401 - pytest fixtures
+from tests.upgrades.conftest import (  # noqa: F401 - pytest fixtures
+    celery_worker_thread,
+    make_tenant,
+    testbed_node,
+    testbed_release,
+)
