@@ -5,4 +5,5 @@ from tests.upgrades.conftest import (  # noqa: F401 - pytest fixtures
     make_tenant,
     testbed_node,
     testbed_release,
+    worker_process_env,
 )

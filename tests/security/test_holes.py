@@ -479,3 +479,17 @@ def test_the_admin_preview_refuses_an_unknown_release(client, superuser, make_in
     page = client.get(f"/admin/instances/instance/{instance.pk}/preview/?release=v404").content.decode()
     assert "There is no release" in page and "v404" in page
     assert "for release v1.0.0" not in page
+
+
+# --- found by schema fuzzing --------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_values_the_database_refuses_are_a_400_not_a_500(api, superuser, make_node):
+    node = make_node()
+    client = api(superuser)
+    nul = client.post("/api/v1/instances/", {"name": "x", "slug": "x", "node": "a\x00b", "install_dir": "/srv/x"},
+                      format="json")
+    assert nul.status_code == 400, nul.content
+    far = client.get("/api/v1/backups/", {"created_before": "7568-09-01T19:28:28.350838-22:36"})
+    assert far.status_code in (200, 400), far.content
+    assert node.pk
