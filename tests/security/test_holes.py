@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.utils import timezone
@@ -393,14 +394,20 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    from cryptography.fernet import Fernet
+    return _python_run(["manage.py", *args], **env)
 
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return _python_run(["-c", code], **env)
+
+
+def _python_run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("SECURE_", "SESSION_", "CSRF_", "CCP_", "DJANGO_SETTINGS"))}
     full = {**clean, "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(), **PRODUCTION_ENV,
             "DJANGO_SETTINGS_MODULE": "ccp.settings", "CCP_VAR_DIR": "/tmp/ccp-deploy-check-var", **env}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=full, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, *argv], cwd=BASE_DIR, env=full, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_check_deploy_is_clean_in_production():
@@ -413,6 +420,11 @@ def test_a_malformed_encryption_key_stops_start_up():
     result = _manage("check", CCP_ENCRYPTION_KEYS="not-a-fernet-key")
     assert result.returncode != 0
     assert "CCP_ENCRYPTION_KEYS" in result.stderr and "not-a-fernet-key" not in result.stderr
+    # the web server's entry point and the worker refuse too (they run no management command)
+    for code in ("import ccp.wsgi", "from ccp.celery import app; from ccp.startup import refuse_to_start_misconfigured;"
+                                   " import django; django.setup(); refuse_to_start_misconfigured()"):
+        started = _python(code, CCP_ENCRYPTION_KEYS="not-a-fernet-key")
+        assert started.returncode != 0 and "CCP_ENCRYPTION_KEYS" in started.stderr, started.stderr[-2000:]
 
 
 @pytest.mark.django_db
