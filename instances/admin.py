@@ -151,6 +151,13 @@ class InstanceAdmin(admin.ModelAdmin):
             return "none"
         return format_html_join(", ", "{} (set)", ((name,) for name in names))
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Never under a running operation (the API answers 409 the same way); history is protected by the
+        # database, which the admin's "Cannot delete" page reports.
+        if obj is not None and getattr(obj, "lock", None) is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"user": request.user})

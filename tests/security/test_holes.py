@@ -505,3 +505,14 @@ def test_values_the_database_refuses_are_a_400_not_a_500(api, superuser, make_no
     far = client.get("/api/v1/backups/", {"created_before": "7568-09-01T19:28:28.350838-22:36"})
     assert far.status_code in (200, 400), far.content
     assert node.pk
+
+
+@pytest.mark.django_db
+def test_an_instance_is_never_deleted_under_a_running_operation(client, api, superuser, make_instance):
+    instance = make_instance()
+    InstanceLock.objects.create(instance=instance, kind=OperationKind.BACKUP, operation_id=5,
+                                heartbeat_at=timezone.now())
+    assert api(superuser).delete(f"/api/v1/instances/{instance.slug}/").status_code == 409
+    client.force_login(superuser)
+    assert client.post(f"/admin/instances/instance/{instance.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Instance.objects.filter(pk=instance.pk).exists() and InstanceLock.objects.filter(instance=instance).exists()
