@@ -3,9 +3,15 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
+
+from ccp.startup import refuse_to_start_misconfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccp.settings")
 
 app = Celery("ccp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+worker_init.connect(refuse_to_start_misconfigured, weak=False)
+beat_init.connect(refuse_to_start_misconfigured, weak=False)

@@ -18,3 +18,9 @@ class Conflict(CCPError):
     """Another operation holds the instance, or the state changed under the caller."""
 
     http_status = 409
+
+
+class Forbidden(CCPError):
+    """The user may not make this change (a panel-host setting, a privileged field)."""
+
+    http_status = 403

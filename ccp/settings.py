@@ -157,6 +157,23 @@ CCP_BACKUP_KEEP_PER_LABEL = env.int("CCP_BACKUP_KEEP_PER_LABEL", default=7)
 CCP_BACKUP_KEEP_DAILY_DAYS = env.int("CCP_BACKUP_KEEP_DAILY_DAYS", default=14)
 CCP_BACKUP_COMMAND_TIMEOUT = env.int("CCP_BACKUP_COMMAND_TIMEOUT", default=120)
 CCP_RESTORE_UP_TIMEOUT = env.int("CCP_RESTORE_UP_TIMEOUT", default=600)
+# Panel-host access (README "Security model"): the local driver runs tenant commands as the panel's own
+# user, so it is off unless the operator of the panel host turns it on; key files must live in one folder.
+CCP_ALLOW_LOCAL_DRIVER = env.bool("CCP_ALLOW_LOCAL_DRIVER", default=False)
+CCP_SSH_KEY_DIR = env.str("CCP_SSH_KEY_DIR", default="")
+# The OpenAPI schema and its docs page describe every endpoint: only for signed-in users unless this is on.
+CCP_PUBLIC_SCHEMA = env.bool("CCP_PUBLIC_SCHEMA", default=False)
+
+# --- HTTPS (production sits behind a TLS proxy; see README "Security model") ---------------------
+# Off in DEBUG (make run serves plain http on 127.0.0.1); on by default in production.
+_proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="" if DEBUG else "HTTP_X_FORWARDED_PROTO")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -192,6 +209,7 @@ SPECTACULAR_SETTINGS = {
         "UpgradeStatusEnum": "upgrades.choices.UpgradeStatus",
         "StepStatusEnum": "upgrades.choices.StepStatus",
     },
+    "SERVE_PERMISSIONS": ["ccp.api.permissions.SchemaAccess"],
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Admin for nodes and instances. Secrets appear as names with "set", never as values."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.db import transaction
+from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
-from ccp.admin_mixins import ReadOnlyAdmin
+from ccp.admin_mixins import ReadOnlyAdmin, page_context
+from ccp.errors import CCPError
 from upgrades.admin_actions import quick_upgrade, upgrade_to_release, upgrade_urls
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 
@@ -15,7 +18,10 @@ from .admin_preview import preview_release, preview_urls
 from .backups.selectors import annotate_last_backup
 from .forms import InstanceAdminForm, NodeAdminForm
 from .models import Instance, Node
+from .node_checks import node_presented_fingerprint, node_repin_host_key
+from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, RELOCATE_PERMISSION
 from .selectors import with_open_attention
+from .tasks import instance_check_health_task, node_check_task
 
 NODE_SYSTEM_FIELDS = (
     "host_key_type", "host_key_fingerprint", "host_key_pinned_at", "docker_version", "compose_version",
@@ -49,36 +55,51 @@ class NodeAdmin(admin.ModelAdmin):
     @admin.action(description="Check node (connect, pin host key on first contact, record versions)",
                   permissions=["operate"])
     def check_nodes(self, request, queryset) -> None:
-        from django.db import transaction
-
-        from .tasks import node_check_task
-
         ids = list(queryset.values_list("pk", flat=True))
         transaction.on_commit(lambda: [node_check_task.delay(pk) for pk in ids])
         self.message_user(request, f"Check queued for {len(ids)} node(s); the results appear on each node.")
 
-    @admin.action(description="Re-pin host key (trust the key the node presents now)", permissions=["operate"])
-    def repin_host_keys(self, request, queryset) -> None:
-        from django.contrib import messages
-
-        from ccp.errors import CCPError
-
-        from .node_checks import node_repin_host_key
-
+    @admin.action(description="Re-pin host key… (trust the key the node presents now, after confirming it)",
+                  permissions=["operate"])
+    def repin_host_keys(self, request, queryset):
+        """Django's delete_selected pattern: a page showing each node's presented fingerprint with a field for
+        the one staff checked out of band; the second phase re-pins the nodes whose entry matches."""
+        if request.POST.get("post") == "yes":
+            for node in queryset:
+                expected = request.POST.get(f"fingerprint_{node.pk}", "").strip()
+                if not expected:
+                    self.message_user(request, f"{node}: no fingerprint entered; its pinned key was kept.",
+                                      messages.WARNING)
+                    continue
+                try:
+                    node = node_repin_host_key(node=node, user=request.user, expected_fingerprint=expected)
+                    self.message_user(request, f"{node}: host key pinned as {node.host_key_fingerprint}.")
+                except CCPError as exc:
+                    self.message_user(request, f"{node}: {exc.message}", messages.ERROR)
+            return None
+        rows = []
         for node in queryset:
             try:
-                node = node_repin_host_key(node=node, user=request.user)
-                self.message_user(request, f"{node}: host key pinned as {node.host_key_fingerprint}.")
+                rows.append({"node": node, "presented": node_presented_fingerprint(node=node)[2]})
             except CCPError as exc:
-                self.message_user(request, f"{node}: {exc.message}", messages.ERROR)
+                rows.append({"node": node, "error": exc.message})
+        context = page_context(self, request, title="Re-pin host keys?", rows=rows, queryset=queryset)
+        return TemplateResponse(request, "admin/instances/node/repin_confirmation.html", context)
 
     @admin.display(boolean=True, description="Private key stored")
     def has_private_key(self, obj: Node) -> bool:
         return obj.has_private_key
 
+    def get_readonly_fields(self, request, obj=None):
+        # The driver and the key path are panel-host settings (README "Security model"): superusers only.
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return (*self.readonly_fields, *NODE_PANEL_HOST_FIELDS)
+
     def save_model(self, request, obj, form, change) -> None:
-        # The admin writes its own log entry; the service only validates, encrypts and saves.
-        services.node_save(node=obj, private_key=form.cleaned_data.get("private_key") or None)
+        # The admin writes its own log entry; the service checks, encrypts, saves and audits panel-host changes.
+        services.node_save(node=obj, user=request.user, private_key=form.cleaned_data.get("private_key") or None,
+                           log_change=False)
 
 
 @admin.register(Instance)
@@ -96,10 +117,6 @@ class InstanceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check health (probe health URLs, read running version)", permissions=["operate"])
     def check_health(self, request, queryset) -> None:
-        from django.db import transaction
-
-        from .tasks import instance_check_health_task
-
         ids = list(queryset.values_list("pk", flat=True))
         transaction.on_commit(lambda: [instance_check_health_task.delay(pk) for pk in ids])
         self.message_user(request, f"Health check queued for {len(ids)} instance(s); results appear in the list.")
@@ -139,9 +156,28 @@ class InstanceAdmin(admin.ModelAdmin):
             return "none"
         return format_html_join(", ", "{} (set)", ((name,) for name in names))
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Never under a running operation (the API answers 409 the same way); history is protected by the
+        # database, which the admin's "Cannot delete" page reports.
+        if obj is not None and getattr(obj, "lock", None) is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+    def get_readonly_fields(self, request, obj=None):
+        # Where an existing instance lives and what its full upgrade runs are privileged (README "Security model").
+        if obj is None or request.user.has_perm(RELOCATE_PERMISSION):
+            return self.readonly_fields
+        return (*self.readonly_fields, *INSTANCE_PRIVILEGED_FIELDS)
+
     def save_model(self, request, obj, form, change) -> None:
-        # The admin writes its own log entry; the service sets secrets, generates a new one's, and saves.
-        services.instance_save(instance=obj, secret_values=form.cleaned_data.get("secret_updates") or None)
+        # The admin writes its own log entry; the service sets secrets, generates a new one's, saves, and
+        # audits privileged changes old → new.
+        services.instance_save(instance=obj, user=request.user, log_change=False,
+                               secret_values=form.cleaned_data.get("secret_updates") or None)
 
 
 @admin.register(LogEntry)

@@ -40,10 +40,13 @@ class ReleasePickForm(forms.Form):
 
 
 def _picked_release(data) -> tuple[ReleasePickForm, object]:
-    """The release chosen in `data` (GET or POST), else the fleet default. CCPError when there is none."""
+    """The release chosen in `data` (GET or POST), else (none chosen) the fleet default. An unknown
+    release is an error, like the API's 400: never silently the default. CCPError when there is none."""
     form = ReleasePickForm(data if data.get("release") else None)
     if form.is_bound and form.is_valid():
         return form, form.cleaned_data["release"]
+    if form.is_bound:
+        release_or_default(str(data.get("release")))  # raises "There is no release '…'."
     release = release_or_default(None)
     return (form if form.is_bound else ReleasePickForm(initial={"release": release.version})), release
 

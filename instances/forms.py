@@ -5,7 +5,10 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
+from ccp.errors import CCPError
+
 from .models import Instance, Node
+from .privileged import instance_check_privileged_change
 from .validators import validate_private_key
 
 SECRET_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
@@ -40,6 +43,15 @@ class InstanceAdminForm(forms.ModelForm):
         fields = ["name", "slug", "node", "status", "install_dir", "compose_project", "image_tag", "is_registered",
                   "domain", "ports", "profiles", "health_urls", "protected_paths", "upgrade_script",
                   "backup_enabled"]
+
+    user = None  # set by InstanceAdmin.get_form: privileged changes are checked for this user
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the instance now holds the submitted values
+        try:
+            instance_check_privileged_change(instance=self.instance, user=self.user)
+        except CCPError as exc:
+            self.add_error(None, exc.message)
 
     def clean_secret_updates(self) -> dict[str, str]:
         updates = {}

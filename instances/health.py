@@ -21,9 +21,10 @@ for url do
     i=$((i + 1))
     (
         if command -v curl >/dev/null 2>&1; then
-            curl --globoff --proto =http,https --fail --silent --show-error --max-time 5 "$url"
+            curl --globoff --proto =http,https --proto-redir =http,https --fail --silent --show-error \
+                --max-time 5 "$url"
         else
-            wget -q -O - -T 5 "$url"
+            wget -q -O - -T 5 -- "$url"
         fi >"$dir/$i.out" 2>&1
         echo "$?" >"$dir/$i.rc"
     ) &

@@ -65,13 +65,6 @@ class Node(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        if self.image_source_id and self.image_source_id == self.pk:
-            raise ValidationError({"image_source": "A node cannot be its own image source."})
-        if self.image_source_id and self.registry_access:
-            raise ValidationError({"image_source": "Only a node without registry access uses an image source: "
-                                                   "untick Registry access, or clear the image source."})
-
     def get_private_key(self) -> str:
         return secrets.decrypt_text(self.ssh_private_key_encrypted)
 
@@ -81,6 +74,23 @@ class Node(models.Model):
     @property
     def has_private_key(self) -> bool:
         return bool(self.ssh_private_key_encrypted)
+
+    def clean(self) -> None:
+        # Panel-host settings (README "Security model"): checked here so admin, API and commands agree.
+        errors = {}
+        for field, check in (("driver", validators.validate_local_driver_allowed),
+                             ("ssh_key_path", validators.validate_ssh_key_path)):
+            try:
+                check(getattr(self, field))
+            except ValidationError as exc:
+                errors[field] = exc.messages
+        if self.image_source_id and self.image_source_id == self.pk:
+            errors["image_source"] = ["A node cannot be its own image source."]
+        elif self.image_source_id and self.registry_access:
+            errors["image_source"] = ["Only a node without registry access uses an image source: untick Registry "
+                                      "access, or clear the image source."]
+        if errors:
+            raise ValidationError(errors)
 
 
 class Instance(models.Model):
@@ -134,6 +144,8 @@ class Instance(models.Model):
         permissions = [
             ("operate_instance", "Can run operations (upgrade, back up, check) on instances"),
             ("reveal_secrets", "Can see secret values in rendered files"),
+            ("relocate_instance", "Can move an instance to another node or change its install directory "
+                                  "or upgrade script"),
         ]
 
     def __str__(self) -> str:

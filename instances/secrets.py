@@ -22,6 +22,17 @@ def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
         raise CCPError("CCP_ENCRYPTION_KEYS holds a value that is not a Fernet key.") from exc
 
 
+def invalid_keys(keys: list[str]) -> list[int]:
+    """1-based positions of the values in `keys` that are not Fernet keys (never the values themselves)."""
+    bad = []
+    for number, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            bad.append(number)
+    return bad
+
+
 def fernet() -> MultiFernet:
     if not settings.CCP_ENCRYPTION_KEYS:
         raise CCPError("CCP_ENCRYPTION_KEYS is empty.")

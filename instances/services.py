@@ -1,26 +1,14 @@
 """Writes for nodes and instances. Admin, API and commands call these; they hold no logic of their own."""
 
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from . import secrets, validators
+from .audit import audit_log
+from .deletion import object_delete  # noqa: F401 - re-exported: adapters call services.object_delete
+from .drivers.pool import drop_connections
 from .models import Instance, Node
-
-_ACTION_FLAGS = {"added": ADDITION, "changed": CHANGE, "deleted": DELETION}
-
-
-def audit_log(*, user, obj, action: str, message: str = "") -> None:
-    """Record who did what to which object, in the admin's LogEntry (visible under "Recent actions")."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return
-    LogEntry.objects.log_actions(
-        user_id=user.pk,
-        queryset=[obj],
-        action_flag=_ACTION_FLAGS[action],
-        change_message=message,
-        single_object=True,
-    )
+from .privileged import instance_check_privileged_change, node_check_panel_host_fields
 
 
 def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
@@ -41,6 +29,11 @@ def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
 def instance_update_secrets(*, instance: Instance, values: dict[str, str]) -> None:
     """Set (or, with an empty value, remove) named secrets. Values are encrypted at once."""
     current = instance.get_secrets()
+    bad = [name for name in values if not validators.SECRET_NAME_RE.match(str(name))]
+    if bad:
+        raise ValidationError({"secrets": [f"{name!r} is not a valid secret name: use upper-case letters, digits "
+                                           "and '_', not starting with a digit (an environment variable name)."
+                                           for name in bad]})
     for name, value in values.items():
         if value:
             current[name] = value
@@ -51,24 +44,36 @@ def instance_update_secrets(*, instance: Instance, values: dict[str, str]) -> No
 
 @transaction.atomic
 def instance_save(*, instance: Instance, user=None, secret_values: dict[str, str] | None = None,
-                  changed_fields: list[str] | None = None) -> Instance:
-    """Validate and save an instance (new or changed), generating secrets for a new one."""
+                  changed_fields: list[str] | None = None, log_change: bool = True) -> Instance:
+    """Validate and save an instance (new or changed), generating secrets for a new one.
+
+    Moving it to another node or changing its install directory or upgrade script is privileged
+    (`instances.relocate_instance`), refused while an operation runs on it, and audited old → new.
+    `user` None is the panel itself (commands, tests); the admin passes log_change=False (it logs its own)."""
     created = instance.pk is None
+    privileged = instance_check_privileged_change(instance=instance, user=user)
     if secret_values:
         instance_update_secrets(instance=instance, values=secret_values)
     if created:
         instance_fill_secrets(instance=instance)
     instance.full_clean()  # also defaults compose_project to the slug (Instance.clean)
     instance.save()
-    audit_log(user=user, obj=instance, action="added" if created else "changed",
-              message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    if log_change:
+        audit_log(user=user, obj=instance, action="added" if created else "changed",
+                  message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    if privileged:
+        audit_log(user=user, obj=instance, action="changed", message="Privileged change: " + privileged)
     return instance
 
 
 @transaction.atomic
 def node_save(*, node: Node, user=None, private_key: str | None = None,
-              changed_fields: list[str] | None = None) -> Node:
+              changed_fields: list[str] | None = None, log_change: bool = True) -> Node:
+    """Validate and save a node. The driver and the key path are panel-host settings: only a superuser
+    (or the panel itself, `user` None) may set or change them. A changed address, port, user, key or
+    pinned host key drops the node's pooled SSH connections (see drivers.pool)."""
     created = node.pk is None
+    panel_host = node_check_panel_host_fields(node=node, user=user)
     if private_key is not None:
         try:
             validators.validate_private_key(private_key)
@@ -77,15 +82,13 @@ def node_save(*, node: Node, user=None, private_key: str | None = None,
         node.set_private_key(private_key)
     node.full_clean()
     node.save()
-    audit_log(user=user, obj=node, action="added" if created else "changed",
-              message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    transaction.on_commit(lambda: drop_connections(node.pk))
+    if log_change:
+        audit_log(user=user, obj=node, action="added" if created else "changed",
+                  message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    if panel_host:
+        audit_log(user=user, obj=node, action="changed", message="Panel-host setting: " + panel_host)
     return node
-
-
-@transaction.atomic
-def object_delete(*, obj, user=None) -> None:
-    audit_log(user=user, obj=obj, action="deleted", message="Deleted via API.")
-    obj.delete()
 
 
 def instance_record_observation(*, instance: Instance, version: str | None = None, healthy: bool | None = None) -> None:

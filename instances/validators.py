@@ -4,9 +4,13 @@ Each says in a sentence what is wrong, because operators meet them in the admin 
 """
 
 import ipaddress
+import os
 import posixpath
 import re
+import socket
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -16,6 +20,7 @@ HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 UNIX_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PROFILE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 PORT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+SECRET_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def validate_slug(value: str) -> None:
@@ -62,16 +67,30 @@ def validate_relative_path(value: str) -> None:
 
 
 def validate_address(value: str) -> None:
-    """A hostname or an IP address."""
+    """A hostname or an IP address. Not the unspecified address (0.0.0.0, ::) and not the shorthand
+    forms the C resolver also takes as IPv4 (`0`, `127.1`, `0x7f000001`): they hide where a node really is."""
     try:
-        ipaddress.ip_address(value)
-        return
+        ip = ipaddress.ip_address(value)
     except ValueError:
-        pass
+        ip = None
+    if ip is not None:
+        if ip.is_unspecified:
+            raise ValidationError("%(value)r is the unspecified address; give the node's real address.",
+                                  params={"value": value}, code="invalid_address")
+        return
     host = (value or "").rstrip(".")
-    if not host or len(host) > 253 or not all(HOSTNAME_LABEL_RE.match(label) for label in host.split(".")):
+    valid = bool(host) and len(host) <= 253 and all(HOSTNAME_LABEL_RE.match(label) for label in host.split("."))
+    if not valid or host.split(".")[-1].isdigit() or _is_ipv4_shorthand(host):
         raise ValidationError("%(value)r is neither a hostname nor an IP address.",
                               params={"value": value}, code="invalid_address")
+
+
+def _is_ipv4_shorthand(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def validate_unix_user(value: str) -> None:
@@ -115,8 +134,56 @@ def validate_path_list(value: list) -> None:
 
 
 def validate_url_list(value: list) -> None:
-    if not isinstance(value, list) or not all(isinstance(u, str) and re.match(r"^https?://", u) for u in value):
+    if not isinstance(value, list):
         raise ValidationError("Expected a list of http(s) URLs.")
+    for url in value:
+        validate_health_url(url)
+
+
+def validate_health_url(url) -> None:
+    """An http or https URL the node fetches: no other scheme (file:, gopher:, ...), a host, and no
+    whitespace or control characters that could end an argument or a header."""
+    if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValidationError("%(value)r is not a URL (no spaces or control characters).",
+                              params={"value": url}, code="invalid_url")
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not url.startswith(scheme + "://") or not host:
+        raise ValidationError("%(value)r is not an http:// or https:// URL with a host.",
+                              params={"value": url}, code="invalid_url")
+
+
+def validate_secret_name(value: str) -> None:
+    """A secret becomes an environment variable in .env: NAME=value, one per line."""
+    if not isinstance(value, str) or not SECRET_NAME_RE.match(value):
+        raise ValidationError("%(value)r is not a valid secret name: use upper-case letters, digits and '_', "
+                              "not starting with a digit (an environment variable name).",
+                              params={"value": value}, code="invalid_secret_name")
+
+
+def validate_local_driver_allowed(driver: str) -> None:
+    if driver == "local" and not settings.CCP_ALLOW_LOCAL_DRIVER:
+        raise ValidationError("The local driver runs commands as the panel's own user on the panel host; it is "
+                              "off unless CCP_ALLOW_LOCAL_DRIVER is set.", code="local_driver_off")
+
+
+def validate_ssh_key_path(value: str) -> None:
+    """A key file on the panel host: only inside CCP_SSH_KEY_DIR (after resolving symlinks and '..'),
+    so a node can never be pointed at another file the panel's user can read."""
+    if not value:
+        return
+    key_dir = settings.CCP_SSH_KEY_DIR
+    if not key_dir:
+        raise ValidationError("SSH key paths are off: set CCP_SSH_KEY_DIR to the folder that holds the key "
+                              "files, or store the private key instead.", code="key_dir_unset")
+    root = os.path.realpath(key_dir)
+    if not os.path.isabs(value) or os.path.commonpath([root, os.path.realpath(value)]) != root:
+        raise ValidationError("%(value)r is not inside CCP_SSH_KEY_DIR (%(root)s).",
+                              params={"value": value, "root": root}, code="key_outside_dir")
 
 
 def validate_private_key(value: str) -> None:

@@ -63,15 +63,18 @@ def render(template_set: TemplateSet, context: Mapping[str, Any], *, include_env
     return files
 
 
-def write_rendered(files: Mapping[str, RenderedFile], out_dir: Path) -> list[Path]:
+def write_rendered(files: Mapping[str, RenderedFile], out_dir: Path, *, private: bool = False) -> list[Path]:
     """Write rendered files under `out_dir` (the render harness; nodes are written by the drivers).
 
-    Each file is written to a temporary file and renamed into place, with its mode. A path is refused if
-    it is unsafe or if any directory on the way is a symlink, which could lead outside `out_dir`.
+    Each file is written to a temporary file and renamed into place, with its mode, or with 0600 (and its
+    folders 0700, `out_dir` included) when `private`: a render holds the tenant's .env. A path is refused
+    if it is unsafe or if any directory on the way is a symlink, which could lead outside `out_dir`.
     """
     base = Path(out_dir)
     base.mkdir(parents=True, exist_ok=True)
     base = base.resolve()
+    if private:
+        os.chmod(base, 0o700)
     written = []
     for rendered in files.values():
         parts = safe_relpath(rendered.path).split("/")
@@ -81,6 +84,8 @@ def write_rendered(files: Mapping[str, RenderedFile], out_dir: Path) -> list[Pat
             if parent.is_symlink():
                 raise UnsafePathError(f"Refusing to write {rendered.path!r}: {parent} is a symlink.")
             parent.mkdir(exist_ok=True)
+            if private:
+                os.chmod(parent, 0o700)
         target = parent / parts[-1]
         if target.is_symlink() or target.is_dir():
             raise UnsafePathError(f"Refusing to write {rendered.path!r}: {target} is a symlink or a directory.")
@@ -88,7 +93,7 @@ def write_rendered(files: Mapping[str, RenderedFile], out_dir: Path) -> list[Pat
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(rendered.content)
-                os.fchmod(handle.fileno(), rendered.mode)
+                os.fchmod(handle.fileno(), 0o600 if private else rendered.mode)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -76,7 +76,8 @@ class InstanceLock(models.Model):
 class Upgrade(models.Model):
     """One upgrade of one instance: a row first, then a Celery task. Steps are its live log."""
 
-    instance = models.ForeignKey("instances.Instance", on_delete=models.CASCADE, related_name="upgrades")
+    # PROTECT: an instance's upgrade history outlives it being switched off (disable it, never delete it).
+    instance = models.ForeignKey("instances.Instance", on_delete=models.PROTECT, related_name="upgrades")
     mode = models.CharField(max_length=16, choices=UpgradeMode.choices)
     release = models.ForeignKey(Release, on_delete=models.PROTECT, null=True, blank=True, related_name="upgrades")
     from_version = models.CharField(max_length=128, blank=True, default="")

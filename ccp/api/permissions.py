@@ -1,5 +1,6 @@
 """API permissions: Django model permissions (view included) plus the operation permissions."""
 
+from django.conf import settings
 from rest_framework import permissions
 
 
@@ -23,3 +24,11 @@ def operation_permission(perm: str) -> type[permissions.BasePermission]:
 
     HasOperationPermission.__name__ = f"Has_{perm.replace('.', '_')}"
     return HasOperationPermission
+
+
+class SchemaAccess(permissions.BasePermission):
+    """The OpenAPI schema and docs: signed-in users only, unless CCP_PUBLIC_SCHEMA is on (read per request,
+    so the setting can change without a code change)."""
+
+    def has_permission(self, request, view) -> bool:
+        return settings.CCP_PUBLIC_SCHEMA or bool(request.user and request.user.is_authenticated)

@@ -42,6 +42,12 @@ class AcknowledgeSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=2000, help_text="What you checked or did; kept with the records.")
 
 
+class RepinRequestSerializer(serializers.Serializer):
+    fingerprint = serializers.RegexField(r"^SHA256:[A-Za-z0-9+/]{43}$", required=False, allow_blank=True,
+                                         help_text="The SHA256 fingerprint checked out of band, e.g. "
+                                                   "SHA256:… as `ssh-keygen -lf` prints it.")
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     node = serializers.SlugRelatedField(slug_field="name", queryset=Node.objects.all())
     compose_project = serializers.CharField(required=False, allow_blank=True, max_length=63)

@@ -11,7 +11,7 @@ from instances import selectors, services
 from instances.attention import attention_acknowledge
 from instances.health import instance_check_health
 from instances.models import Instance, Node
-from instances.node_checks import node_check, node_repin_host_key
+from instances.node_checks import FingerprintConfirmationNeeded, node_check, node_repin_host_key
 from upgrades.api.serializers import UpgradeRequestSerializer, UpgradeSerializer
 from upgrades.services import upgrade_request
 
@@ -25,6 +25,7 @@ from .serializers import (
     InstanceSerializer,
     NodeSerializer,
     ReleaseQuerySerializer,
+    RepinRequestSerializer,
 )
 
 
@@ -52,12 +53,20 @@ class NodeViewSet(AuditedModelViewSet):
         node = node_check(node=self.get_object(), user=request.user)
         return Response(self.get_serializer(node).data)
 
-    @extend_schema(request=None, responses={200: NodeSerializer})
+    @extend_schema(request=RepinRequestSerializer, responses={200: NodeSerializer})
     @action(detail=True, methods=["post"], url_path="repin-host-key",
             permission_classes=[operation_permission("instances.operate_node")])
     def repin_host_key(self, request, name=None):
-        """Trust the host key the node presents now (after checking it out of band); recorded in the audit log."""
-        node = node_repin_host_key(node=self.get_object(), user=request.user)
+        """Trust the host key the node presents now if it is `fingerprint` (checked out of band); audited.
+        Without `fingerprint`: 400 naming the presented one in `presented_fingerprint`. Another key: 409."""
+        data = RepinRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            node = node_repin_host_key(node=self.get_object(), user=request.user,
+                                       expected_fingerprint=data.validated_data.get("fingerprint", ""))
+        except FingerprintConfirmationNeeded as exc:
+            return Response({"detail": exc.message, "presented_fingerprint": exc.presented_fingerprint},
+                            status=exc.http_status)
         return Response(self.get_serializer(node).data)
 
 

@@ -20,6 +20,9 @@ from .manifest import FileEntry
 
 # Local reads (verify, restore) go in chunks of this size.
 READ_CHUNK = 1024 * 1024
+# Backups hold tenants' .env files in the clear: only the panel's user may read them, whatever its umask.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 Progress = Callable[[str, int], None]  # (file name, bytes so far)
 
@@ -40,11 +43,29 @@ def tar_create_argv(install_dir: str, paths: tuple[str, ...]) -> list[str]:
     return ["sh", "-c", TAR_GZ, "ccp-tar", install_dir, *paths]
 
 
+def make_private_dirs(path: Path, *, below: Path) -> None:
+    """Create `path` and any missing folder between `below` and it, each 0700 (`below` itself included).
+    Existing folders are tightened too: a BACKUP_ROOT made by an older version was 0755."""
+    below.mkdir(parents=True, exist_ok=True)
+    folders = [below, *[below / Path(*path.relative_to(below).parts[:n])
+                        for n in range(1, len(path.relative_to(below).parts) + 1)]]
+    for folder in folders:
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, PRIVATE_DIR_MODE)
+
+
+def open_private(target: Path):
+    """A new file (never an existing one), 0600 whatever the umask."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
 def stream_from_node(driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (),
                      on_progress: Progress | None = None) -> FileEntry:
     """Run `argv` on the node and store its stdout as `target`, returning the file's sha256 and size."""
     digest, size = hashlib.sha256(), 0
-    with open(target, "xb") as out:
+    with open_private(target) as out:
         try:
             with driver.open_stream_out(argv) as stream:
                 for chunk in stream:
@@ -61,7 +82,7 @@ def stream_from_node(driver, *, argv: list[str], target: Path, paths: tuple[str,
 
 
 def write_local(target: Path, data: bytes) -> FileEntry:
-    with open(target, "xb") as out:
+    with open_private(target) as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

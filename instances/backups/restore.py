@@ -146,7 +146,9 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     incoming = posixpath.join(staging, "new")
     timeout = settings.CCP_BACKUP_COMMAND_TIMEOUT
     swapped = False
-    driver.run(["mkdir", "-p", "--", incoming], timeout=timeout, check=True)
+    # 0700: the staging folder holds the tenant's .env (restored, and the previous one set aside)
+    driver.run(["mkdir", "-p", "-m", "0700", "--", staging], timeout=timeout, check=True)
+    driver.run(["mkdir", "-m", "0700", "--", incoming], timeout=timeout, check=True)
     try:
         for archive in archives:
             _step(restore, f"unpacking {archive} into {incoming}")

@@ -7,12 +7,12 @@ pruning in retention.py.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,7 +25,15 @@ from upgrades.choices import OperationKind
 from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
 
 from . import layout, node_state
-from .archive import Progress, fsync_dir, hash_local, stream_from_node, tar_create_argv, write_local
+from .archive import (
+    Progress,
+    fsync_dir,
+    hash_local,
+    make_private_dirs,
+    stream_from_node,
+    tar_create_argv,
+    write_local,
+)
 from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
 
 log = logging.getLogger(__name__)
@@ -180,8 +188,7 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
     try:
         files = _write_files(backup, driver, partial, started, on_progress)
         manifest = Manifest(meta=_manifest_meta(backup, started), files=files)
-        (partial / layout.MANIFEST).write_text(format_manifest(manifest))
-        _fsync_file(partial / layout.MANIFEST)
+        write_local(partial / layout.MANIFEST, format_manifest(manifest).encode())
         fsync_dir(partial)
         if lock_lost():
             raise LockLost("The instance lock was taken away while the backup ran (declared stale); "
@@ -207,7 +214,7 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
 
 def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_progress) -> list:
     instance = backup.instance
-    partial.mkdir(parents=True)
+    make_private_dirs(partial, below=Path(settings.BACKUP_ROOT))
     found = node_state.inventory(driver, instance.install_dir)
     files = []
     for plan in layout.archive_plan(found):
@@ -266,14 +273,6 @@ def _describe(error: BaseException) -> str:
         return f"Cannot write the backup: {error.strerror} ({error.filename})."
     log.exception("Backup failed unexpectedly")
     return f"{type(error).__name__}: {error}"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _iso(moment: datetime) -> str:

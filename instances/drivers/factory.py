@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
+
+from instances.validators import validate_local_driver_allowed, validate_ssh_key_path
+
 from .base import Driver
-from .errors import HostKeyMismatch
+from .errors import DriverError, HostKeyMismatch
 from .local import LocalDriver
 from .pool import pool
 from .ssh import SSHDriver
@@ -16,7 +20,16 @@ if TYPE_CHECKING:
 
 
 def driver_for(node: Node) -> Driver:
-    """A `LocalDriver`, or the pooled `SSHDriver` of the node (one connection shared by all steps)."""
+    """A `LocalDriver`, or the pooled `SSHDriver` of the node (one connection shared by all steps).
+
+    The panel-host settings are checked again here, at use, not only when the node was saved: a node
+    saved before CCP_ALLOW_LOCAL_DRIVER was turned off, or a key path that became a symlink out of
+    CCP_SSH_KEY_DIR, is refused before anything runs."""
+    try:
+        validate_local_driver_allowed(node.driver)
+        validate_ssh_key_path(node.ssh_key_path if not node.has_private_key else "")
+    except ValidationError as exc:
+        raise DriverError(f"Node {node.name}: {' '.join(exc.messages)}", node=node.name) from None
     if node.driver == "local":
         return LocalDriver(label=f"{node.name} (local)")
     label = f"{node.address}:{node.ssh_port}"
@@ -29,10 +42,15 @@ def driver_for(node: Node) -> Driver:
         return SSHDriver(node.address, node.ssh_port, node.ssh_user, pkey_text=key_text, key_path=key_path,
                          pinned_host_key=pinned, on_new_host_key=_pin_on_first_contact(node))
 
-    # A pooled driver trusting another key than the node row (re-pinned, or pin cleared by staff
-    # for re-pinning) must not be reused.
-    key = (node.address, node.ssh_port, node.ssh_user, client_key.fingerprint)
-    return pool.get(key, create, reuse=lambda driver: driver.pinned_host_key == pinned)
+    # Every operation re-verifies the pin (free on a live connection): a pooled driver is reused only
+    # if it trusts the key the node row pins now (re-pinned, or pin cleared for re-pinning elsewhere)
+    # and its live connection presented exactly that key.
+    def reuse(driver: SSHDriver) -> bool:
+        live = driver.live_host_key()
+        return driver.pinned_host_key == pinned and (live is None or live == pinned)
+
+    key = (node.pk, node.address, node.ssh_port, node.ssh_user, client_key.fingerprint)
+    return pool.get(key, create, reuse=reuse, group=node.pk)
 
 
 def _pin_on_first_contact(node: Node) -> NewHostKeyCallback:

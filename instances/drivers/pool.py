@@ -1,7 +1,10 @@
 """SSH connections kept open between the steps of an operation, closed after a while unused.
 
-Keyed by (host, port, user, client key fingerprint): every step of an upgrade, and every upgrade a
-worker runs on that node soon after, shares one SSH connection instead of paying a handshake each.
+Keyed by (node id, host, port, user, client key fingerprint): every step of an upgrade, and every
+upgrade a worker runs on that node soon after, shares one SSH connection instead of paying a handshake
+each. A node's connections are dropped when its address, login, key or pinned host key changes: a
+new key for the node (`get` with its `group`) closes the others of the group, and `drop_connections`
+closes them all (saving a node, re-pinning, checking).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Callable
 
 from .ssh import SSHDriver
 
-PoolKey = tuple[str, int, str, str]
+PoolKey = tuple
 
 # An idle connection costs the node a process; keep it for about one operation's pauses.
 IDLE_SECONDS = float(os.environ.get("CCP_SSH_IDLE_SECONDS", "300"))
@@ -27,18 +30,30 @@ class ConnectionPool:
         self._reaper: threading.Thread | None = None
 
     def get(self, key: PoolKey, create: Callable[[], SSHDriver],
-            reuse: Callable[[SSHDriver], bool] = lambda driver: True) -> SSHDriver:
-        """The pooled driver for `key`, or a new one from `create()` (also when `reuse` says no)."""
+            reuse: Callable[[SSHDriver], bool] = lambda driver: True, group=None) -> SSHDriver:
+        """The pooled driver for `key`, or a new one from `create()` (also when `reuse` says no).
+        With `group` (a node id) as `key[0]`, a new driver replaces every other driver of the group."""
         with self._lock:
             driver = self._drivers.get(key)
             if driver is not None and reuse(driver):
                 return driver
-            stale, driver = driver, create()
+            stale = [driver] if driver is not None else []
+            if group is not None:
+                stale += [self._drivers.pop(k) for k in list(self._drivers) if k != key and k[0] == group]
+            driver = create()
             self._drivers[key] = driver
             self._start_reaper()
-        if stale is not None:
-            stale.close()
+        for old in stale:
+            old.close()
         return driver
+
+    def drop_group(self, group) -> int:
+        """Close and forget every driver whose key starts with `group` (a node id)."""
+        with self._lock:
+            dropped = [self._drivers.pop(k) for k in list(self._drivers) if k[0] == group]
+        for driver in dropped:
+            driver.close()
+        return len(dropped)
 
     def close_idle(self) -> int:
         """Close connections unused for `idle_seconds`; returns how many were closed."""
@@ -85,6 +100,11 @@ class ConnectionPool:
 
 pool = ConnectionPool()
 os.register_at_fork(after_in_child=pool.forget_after_fork)
+
+
+def drop_connections(node_id) -> int:
+    """Close this process's pooled connections to a node (its address, login, key or pin changed)."""
+    return pool.drop_group(node_id)
 
 
 def close_all() -> None:

@@ -117,6 +117,14 @@ class SSHDriver(Driver):
             )
             return self._transport
 
+    def live_host_key(self) -> HostKey | None:
+        """(type, base64) of the key the node presented on the live connection; None when not connected."""
+        with self._lock:
+            if not self.connected:
+                return None
+            key = self._transport.get_remote_server_key()
+            return key.get_name(), key.get_base64()
+
     @property
     def connected(self) -> bool:
         return self._transport is not None and self._transport.is_active()

@@ -107,6 +107,19 @@ def open_transport(
         raise
 
 
+def presented_host_key(endpoint: Endpoint) -> tuple[str, str, str]:
+    """(type, base64, SHA256 fingerprint) of the host key the node presents now, from a handshake that
+    stops before logging in: re-pinning looks at the key without sending the node anything of ours."""
+    transport = paramiko.Transport(_open_socket(endpoint))
+    try:
+        _configure(transport, endpoint, None)
+        _negotiate(transport, endpoint)
+        key = transport.get_remote_server_key()
+        return key.get_name(), key.get_base64(), key.fingerprint
+    finally:
+        transport.close()
+
+
 def _open_socket(endpoint: Endpoint) -> socket.socket:
     try:
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.connect_timeout)

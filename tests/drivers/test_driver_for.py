@@ -46,7 +46,8 @@ def test_all_steps_share_one_connection(make_node, ssh_node: SSHNode) -> None:
     assert isinstance(again, SSHDriver) and again.connect() is first.connect()
 
 
-def test_a_stored_key_is_preferred_to_the_key_file(make_node, ssh_node: SSHNode, tmp_path: Path) -> None:
+def test_a_stored_key_is_preferred_to_the_key_file(make_node, ssh_node: SSHNode, tmp_path: Path, settings) -> None:
+    settings.CCP_SSH_KEY_DIR = str(tmp_path)
     node = make_node(**{**ssh_node.node_fields(), "ssh_key_path": str(tmp_path / "missing-key")})
     node.set_private_key(ssh_node.client_key)
     node.save()

@@ -1,5 +1,7 @@
 """Node check and host-key re-pinning, through the service, the API, the admin and a real Celery worker."""
 
+from pathlib import Path
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.admin.models import LogEntry
@@ -38,7 +40,8 @@ def test_check_over_ssh_records_versions_and_pins_the_key(api, operator, node_on
 
 
 @pytest.mark.django_db
-def test_check_of_an_unreachable_node_is_recorded_with_its_reason(api, operator, make_node):
+def test_check_of_an_unreachable_node_is_recorded_with_its_reason(api, operator, make_node, settings):
+    settings.CCP_SSH_KEY_DIR = str(Path(__file__).parent)
     node = make_node(driver="ssh", address="127.0.0.1", ssh_port=1, ssh_key_path=__file__)
     response = api(operator).post(f"/api/v1/nodes/{node.name}/check/")
     assert response.status_code in (400, 502)
@@ -69,7 +72,8 @@ def test_changed_host_key_is_refused_then_repinned_and_recorded(api, operator, n
     assert refused.status_code == 502
     assert old in refused.json()["detail"] and sshd.host_key_fingerprint in refused.json()["detail"]
 
-    repinned = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/")
+    repinned = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": sshd.host_key_fingerprint},
+                           format="json")
     assert repinned.status_code == 200 and repinned.json()["host_key_fingerprint"] == sshd.host_key_fingerprint
     assert client.post(f"/api/v1/nodes/{node.name}/check/").json()["check_ok"] is True
     entry = LogEntry.objects.filter(user=operator, object_repr=node.name, change_message__contains="Re-pinned").get()
@@ -91,7 +95,11 @@ def test_node_check_task_runs_on_a_real_worker(make_node, docker_engine, tmp_pat
 def test_admin_repin_action_pins_the_presented_key(client, superuser, node_on, ssh_node):
     node = node_on(ssh_node)
     client.force_login(superuser)
-    response = client.post("/admin/instances/node/", {"action": "repin_host_keys", "_selected_action": [node.pk]},
+    page = client.post("/admin/instances/node/", {"action": "repin_host_keys", "_selected_action": [node.pk]})
+    assert ssh_node.host_key_fingerprint in page.content.decode()
+    response = client.post("/admin/instances/node/", {"action": "repin_host_keys", "_selected_action": [node.pk],
+                                                      "post": "yes",
+                                                      f"fingerprint_{node.pk}": ssh_node.host_key_fingerprint},
                            follow=True)
     assert response.status_code == 200
     node.refresh_from_db()

@@ -217,6 +217,18 @@ class SSHNode:
         self._new_host_key()
         self.start()
 
+    def restart_with_new_host_key_keeping_connections(self) -> None:
+        """A new host key while connections opened before stay up (sshd's sessions outlive the listener),
+        as when a node is re-keyed under a panel that holds a pooled connection."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            if self.process.stderr:
+                self.process.stderr.close()
+            self.process = None
+        self._new_host_key()
+        self.start()
+
     def authorize(self, public_line: str) -> None:
         """Let in another client key as well (e.g. for a second panel key)."""
         with open(self.state_dir / "authorized_keys", "a") as f:

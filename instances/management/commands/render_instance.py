@@ -36,14 +36,14 @@ class Command(BaseCommand):
                 secrets = secret_values(instance)
                 files = {path: RenderedFile(f.path, redact_bytes(f.content, secrets), f.mode)
                          for path, f in files.items()}
-            write_rendered(files, out)
+            write_rendered(files, out, private=True)  # 0600 files, 0700 folders: a render holds the .env
         except CCPError as exc:
             raise fail(exc.message, instance=instance) from None
         except OSError as exc:
             raise fail(f"Cannot write into {out}: {exc.strerror or exc}.") from None
 
         self.stdout.write(f"Rendered {instance} for release {release_row} (template set {template_set.name}) "
-                          f"into {out}:")
+                          f"into {out} (files 0600, folders 0700; the mode each file gets on the node is shown):")
         for f in files.values():
             self.stdout.write(f"  {f.mode:04o}  {f.path}")
         if instance.is_registered:

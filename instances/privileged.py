@@ -1,0 +1,71 @@
+"""Changes that decide where commands run: who may make them, and what they must wait for.
+
+- A node's driver and SSH key path are settings of the *panel host* (the local driver runs commands as
+  the panel's own user; a key path names a file the panel can read): superusers only.
+- Moving an instance to another node, or changing its install directory or upgrade script, changes
+  what a full upgrade or a restore runs where: `instances.relocate_instance`, never while an operation
+  holds the instance's lock, and audited old → new.
+
+`user` None is the panel itself (management commands, tests), which may do anything.
+"""
+
+from ccp.errors import Conflict, Forbidden
+from upgrades.locks import describe
+from upgrades.models import InstanceLock
+
+from .models import Instance, Node
+
+NODE_PANEL_HOST_FIELDS = ("driver", "ssh_key_path")
+INSTANCE_PRIVILEGED_FIELDS = ("node", "install_dir", "upgrade_script")
+RELOCATE_PERMISSION = "instances.relocate_instance"
+
+
+def _changes(obj, old, fields: tuple[str, ...]) -> list[str]:
+    """'field: old → new' for each of `fields` that differs from the stored row (`old`)."""
+    changed = []
+    for field in fields:
+        before = _shown(old, field) if old is not None else ""
+        after = _shown(obj, field)
+        if before != after:
+            changed.append(f"{field}: {before or '(empty)'} → {after or '(empty)'}")
+    return changed
+
+
+def _shown(obj, field: str) -> str:
+    if field == "node":
+        return str(obj.node) if obj.node_id else ""
+    return str(getattr(obj, field) or "")
+
+
+def node_check_panel_host_fields(*, node: Node, user) -> str:
+    """Refuse a non-superuser who sets the local driver or a key path, or changes either.
+    Returns the change as 'field: old → new; …' ('' when none) for the audit log."""
+    old = Node.objects.filter(pk=node.pk).first() if node.pk else None
+    if old is None:  # a new node: only a non-default value is a panel-host setting
+        old = Node(driver=Node._meta.get_field("driver").default, ssh_key_path="")
+    changed = _changes(node, old, NODE_PANEL_HOST_FIELDS)
+    if changed and user is not None and not user.is_superuser:
+        names = ", ".join(sorted({c.split(":")[0] for c in changed}))
+        raise Forbidden(f"Only a superuser may set {names}: the driver and the SSH key path are settings of the "
+                        "panel host (README \"Security model\").")
+    return "; ".join(changed)
+
+
+def instance_check_privileged_change(*, instance: Instance, user) -> str:
+    """For an existing instance: refuse a move (node, install_dir, upgrade_script) by a user without
+    `instances.relocate_instance`, or while an operation holds the lock. Returns the change for the audit log."""
+    if instance.pk is None:
+        return ""
+    old = Instance.objects.select_related("node").filter(pk=instance.pk).first()
+    changed = _changes(instance, old, INSTANCE_PRIVILEGED_FIELDS)
+    if not changed:
+        return ""
+    if user is not None and not user.has_perm(RELOCATE_PERMISSION):
+        names = ", ".join(c.split(":")[0] for c in changed)
+        raise Forbidden(f"Changing {names} of an instance needs the {RELOCATE_PERMISSION} permission: it decides "
+                        "where upgrades and restores run.")
+    holder = InstanceLock.objects.select_for_update().filter(instance_id=instance.pk).first()
+    if holder is not None:
+        raise Conflict(f"{instance} is busy: {describe(holder)} is running. Its node, install directory and "
+                       "upgrade script cannot change until it finishes.")
+    return "; ".join(changed)

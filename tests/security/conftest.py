@@ -1,0 +1,9 @@
+"""Real tenants on a real node for the security tests: the upgrade tests' fixtures, shared."""
+
+from tests.upgrades.conftest import (  # noqa: F401 - pytest fixtures
+    celery_worker_thread,
+    make_tenant,
+    testbed_node,
+    testbed_release,
+    worker_process_env,
+)
