@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.utils import timezone
 
 from ccp.errors import CCPError
@@ -203,13 +204,15 @@ class StepRunner:
 
     def _finish(self, status: str, error: str, attention: str = "") -> str:
         upgrade = self.ctx.upgrade
-        upgrade.status, upgrade.error, upgrade.finished_at = status, error, timezone.now()
-        upgrade.save(update_fields=["status", "error", "finished_at"])
-        if attention:
-            attention_raise(instance=upgrade.instance, reason=self.ctx.redact(attention),
-                            operation_kind="upgrade", operation_id=upgrade.pk)
-        elif status == UpgradeStatus.SUCCEEDED:
-            self._resolve_attention()
+        # One transaction: whoever sees the final status also sees the attention it raised or resolved.
+        with transaction.atomic():
+            upgrade.status, upgrade.error, upgrade.finished_at = status, error, timezone.now()
+            upgrade.save(update_fields=["status", "error", "finished_at"])
+            if attention:
+                attention_raise(instance=upgrade.instance, reason=self.ctx.redact(attention),
+                                operation_kind="upgrade", operation_id=upgrade.pk)
+            elif status == UpgradeStatus.SUCCEEDED:
+                self._resolve_attention()
         return status
 
     def _resolve_attention(self) -> None:

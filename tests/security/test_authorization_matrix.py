@@ -37,7 +37,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from instances.choices import BackupStatus
-from instances.models import Backup, Instance, Node, Restore
+from instances.models import Attention, Backup, Instance, Node, PreviewRun, Restore
 from tests.conftest import _user, api_client_for
 from upgrades.models import Release, Upgrade, UpgradeStep
 
@@ -68,6 +68,7 @@ EXPECTED: dict[str, str] = {
     "GET api/v1/instances/{slug}/preview/": "LDAAA",
     "GET api/v1/instances/{slug}/render/": "LDAAA",
     "POST api/v1/instances/{slug}/upgrades/": "LDDAA",
+    "POST api/v1/instances/{slug}/acknowledge/": "LDDAA",
     # API: releases (only superusers or an explicit grant change them)
     "GET api/v1/releases/": "LDAAA",
     "POST api/v1/releases/": "LDDDA",
@@ -102,6 +103,13 @@ EXPECTED: dict[str, str] = {
     "admin:instances_instance_delete": "LDDDA",
     "admin:instances_instance_history": "LDAAA",
     "admin:instances_instance_preview": "LDAAA",
+    "admin:instances_instance_preview_run": "LDAAA",
+    "admin:instances_instance_upgrade_confirm": "LDDAA",
+    "admin:instances_attention_changelist": "LDAAA",
+    "admin:instances_attention_add": "LDDDD",
+    "admin:instances_attention_change": "LDAAA",
+    "admin:instances_attention_delete": "LDDDD",
+    "admin:instances_attention_history": "LDAAA",
     "admin:instances_backup_changelist": "LDAAA",
     "admin:instances_backup_add": "LDDDD",
     "admin:instances_backup_change": "LDAAA",
@@ -147,6 +155,7 @@ EXPECTED: dict[str, str] = {
     "action instances.Instance.preview_release": "LDAAA",
     "action instances.Instance.back_up_now": "LDDAA",
     "action instances.Instance.check_health": "LDDAA",
+    "action instances.Instance.acknowledge_attention": "LDDAA",
     "action instances.Instance.delete_selected": "LDDDA",
     "action instances.Backup.verify_selected": "LDDAA",
     "action instances.Backup.restore_selected": "LDDAA",
@@ -233,7 +242,12 @@ def world(db):
     upgrade = Upgrade.objects.create(instance=instance, mode="image_only", to_version="v2", target_tag="v2",
                                      status="succeeded", finished_at=timezone.now())
     UpgradeStep.objects.create(upgrade=upgrade, position=1, name="precheck", started_at=timezone.now())
-    return {"name": node.name, "slug": instance.slug, "version": release.version, "node": node,
+    attention = Attention.objects.create(instance=instance, reason="made by the test")
+    runs = {purpose: PreviewRun.objects.create(purpose=purpose, release_version=release.version,
+                                               instance_ids=[instance.pk], status="succeeded")
+            for purpose in ("preview", "upgrade")}
+    return {"attention": attention, "preview_run": runs["preview"], "upgrade_run": runs["upgrade"],
+            "name": node.name, "slug": instance.slug, "version": release.version, "node": node,
             "instance": instance, "release": release, "backup": backup, "restore": restore, "upgrade": upgrade}
 
 
@@ -259,9 +273,14 @@ def _admin_url(name: str, world: dict) -> str:
             return reverse(candidate)
         except NoReverseMatch:
             continue
+    runs = {"admin:instances_instance_preview_run": "preview_run",
+            "admin:instances_instance_upgrade_confirm": "upgrade_run"}
+    if name in runs:
+        return reverse(name, args=[world[runs[name]].pk])
     model = name.split(":", 1)[1].rsplit("_", 1)[0]
     obj = {"instances_node": world["node"], "instances_instance": world["instance"],
-           "instances_backup": world["backup"], "instances_restore": world["restore"],
+           "instances_backup": world["backup"], "instances_attention": world["attention"],
+           "instances_restore": world["restore"],
            "upgrades_release": world["release"], "upgrades_upgrade": world["upgrade"]}.get(model)
     if name.endswith("_password_change"):
         model = "auth_user"
