@@ -6,6 +6,7 @@ without SECRET_KEY and CCP_ENCRYPTION_KEYS; a local first run (DEBUG on) generat
 
 import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -279,6 +280,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3 *
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Queues by node (README "Queues: workers near their nodes"): node name -> queue, e.g.
+# CCP_NODE_QUEUES=node-a=site-east,node-b=site-east. A task on any other node uses the default queue.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+CCP_NODE_QUEUES = {node.strip(): queue.strip() for node, queue in env.dict("CCP_NODE_QUEUES", default={}).items()}
+for _node, _queue in CCP_NODE_QUEUES.items():
+    if not _QUEUE_NAME.fullmatch(_queue) or not _node:
+        raise ImproperlyConfigured(
+            f"CCP_NODE_QUEUES: {_node}={_queue} is not a node name and a queue name (letters, digits, '.', "
+            f"'_' and '-'); write node-a=site-east,node-b=site-east.")
+CELERY_TASK_ROUTES = ("ccp.routing.route_by_node",)
 # Long operations must never run twice. A task is acknowledged when a worker starts it (acks_late
 # off), so a worker that dies mid-upgrade does not cause the broker to hand the upgrade to another
 # worker beside a job that may still be running on the node; Redis' visibility timeout then only
