@@ -61,12 +61,12 @@ def fleet_metrics(*, now: datetime) -> list[MetricFamily]:
         health_counts[health] = health_counts.get(health, 0) + 1
         status_counts[status] = status_counts.get(status, 0) + 1
         version_counts[version] = version_counts.get(version, 0) + 1
-        info.add(1, instance=slug, node=node, status=status, health=health, version=version)
+        info.add(1, slug=slug, node=node, status=status, health=health, version=version)
         if last_good is None:
-            age.add(float("inf"), instance=slug, node=node)
+            age.add(float("inf"), slug=slug, node=node)
         else:
-            age.add(max(0.0, (now - last_good).total_seconds()), instance=slug, node=node)
-            taken.add(last_good.timestamp(), instance=slug, node=node)
+            age.add(max(0.0, (now - last_good).total_seconds()), slug=slug, node=node)
+            taken.add(last_good.timestamp(), slug=slug, node=node)
     for health, n in health_counts.items():
         by_health.add(n, health=health)
     for status, n in status_counts.items():

@@ -180,7 +180,7 @@ def test_values_match_the_rows(client, token, make_node, make_instance):
     assert value(metrics, "ccp_instances_needing_attention") == 3  # instances 0, 5, 10; resolved ones don't count
 
     for instance in instances:
-        labels = {"instance": instance.slug, "node": instance.node.name}
+        labels = {"slug": instance.slug, "node": instance.node.name}
         good = Backup.objects.filter(instance=instance, status=BackupStatus.SUCCEEDED).exclude(verify_ok=False)
         newest = good.order_by("-started_at").first()
         scraped_age = value(metrics, "ccp_instance_last_good_backup_age_seconds", **labels)

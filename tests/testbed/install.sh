@@ -36,6 +36,8 @@ install_packages() {
     dpkg -s busybox-static >/dev/null 2>&1 || missing="$missing busybox-static"
     # pigz: backups compress with it when a node has it (bench/bench_backup.py measures the gain).
     command -v pigz >/dev/null 2>&1 || missing="$missing pigz"
+    # systemd: only for `systemd-analyze verify` of deploy/systemd/ (tests/ccp/test_deploy_files.py); nothing is started.
+    command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
     [ -z "$missing" ] && return 0
     log "installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
