@@ -1,14 +1,20 @@
 """The production profile, as README "Running in production" tells an operator to run it: DEBUG off,
 settings only from the environment, a PostgreSQL database of its own (made for the test, dropped after),
 `check --deploy`, `migrate`, `collectstatic`, `ensure_admin`, then gunicorn with deploy/gunicorn.conf.py
-serving the admin and the static files (WhiteNoise) to requests that come through a TLS proxy."""
+serving the admin and the static files (WhiteNoise) to requests that come through a TLS proxy — and then
+deploy/nginx/ccp.conf itself, run by a real nginx on loopback ports in front of that gunicorn."""
 
 from __future__ import annotations
 
+import datetime
+import getpass
 import gzip
+import ipaddress
 import os
 import re
 import secrets
+import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -20,13 +26,18 @@ import django.contrib.admin
 import environ
 import psycopg
 import pytest
+from cryptography import x509
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.testbed.fixtures import unavailable
 from tests.testbed.tenant import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+REPO_NGINX = BASE_DIR / "deploy" / "nginx" / "ccp.conf"
 HOST = "ccp.example.test"
 METRICS_TOKEN = secrets.token_urlsafe(32)
 ADMIN_CSS = Path(django.contrib.admin.__file__).parent / "static" / "admin" / "css" / "base.css"
@@ -40,11 +51,13 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(NoRedirect)
 
 
-def fetch(url: str, headers: dict | None = None, data: bytes | None = None):
+def fetch(url: str, headers: dict | None = None, data: bytes | None = None, context: ssl.SSLContext | None = None):
     """(status, headers, body) of one request; redirects are answers, not followed."""
     request = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310 - loopback only
+    opener = OPENER if context is None else urllib.request.build_opener(
+        NoRedirect, urllib.request.HTTPSHandler(context=context))
     try:
-        with OPENER.open(request, timeout=30) as response:
+        with opener.open(request, timeout=30) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
@@ -192,3 +205,101 @@ def test_production_profile_serves_metrics(gunicorn):
     # to https (SECURE_REDIRECT_EXEMPT).
     status, _, body = fetch(f"{gunicorn}/metrics")
     assert status == 200 and b'ccp_instances{health="unknown"} 0' in body
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _site_config(gunicorn_port: int, http_port: int, https_port: int, cert: Path, key: Path) -> str:
+    """deploy/nginx/ccp.conf with this run's ports, name and certificate: each value the README tells the
+    operator to replace must be found, so the example cannot drift from what is tested."""
+    text = (REPO_NGINX).read_text()
+    for old, new in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{gunicorn_port};"),
+                     ("listen 80;", f"listen 127.0.0.1:{http_port};"), ("listen [::]:80;", ""),
+                     ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+                     ("listen [::]:443 ssl http2;", ""),
+                     ("/etc/letsencrypt/live/ccp.example.org/fullchain.pem", str(cert)),
+                     ("/etc/letsencrypt/live/ccp.example.org/privkey.pem", str(key)),
+                     ("ccp.example.org", HOST)):
+        assert old in text, f"deploy/nginx/ccp.conf no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def nginx(gunicorn, tmp_path):
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if binary is None:
+        unavailable("nginx is missing (tests/testbed/install.sh installs it)")
+    prefix = tmp_path / "nginx"
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / sub).mkdir(parents=True)
+    cert, key = _self_signed(tmp_path)
+    http_port, https_port = free_port(), free_port()
+    (prefix / "ccp.conf").write_text(_site_config(int(gunicorn.rsplit(":", 1)[1]), http_port, https_port, cert, key))
+    (prefix / "nginx.conf").write_text(f"""
+user {getpass.getuser()};
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy; fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+    include {prefix}/ccp.conf;
+}}
+""")
+    argv = [binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
+    check = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen([*argv, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    context = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            fetch(f"https://127.0.0.1:{https_port}/healthz", {"Host": HOST}, context=context)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError((prefix / "error.log").read_text()) from None
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}", context
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_through_the_nginx_example(nginx):
+    http_url, https_url, context = nginx
+    host = {"Host": HOST}
+    # Port 80 only redirects; the proxy sets X-Forwarded-Proto itself, so CCP knows https from http.
+    status, headers, _ = fetch(f"{http_url}/admin/login/", host)
+    assert status == 301 and headers["Location"] == f"https://{HOST}/admin/login/"
+    status, headers, body = fetch(f"{https_url}/admin/login/", {**host, "X-Forwarded-Proto": "http"}, context=context)
+    assert status == 200 and "Log in" in body.decode(), (status, body[:500])  # a client's header is overwritten
+    assert "Strict-Transport-Security" in headers
+    assert all("Secure" in c for c in headers.get_all("Set-Cookie"))
+    status, headers, body = fetch(f"{https_url}/static/admin/css/base.css", host, context=context)
+    assert status == 200 and body == ADMIN_CSS.read_bytes() and headers["Content-Type"].startswith("text/css")
+    # nginx connects from 127.0.0.1, a network /metrics allows: through the proxy that must not count.
+    status, _, _ = fetch(f"{https_url}/metrics", host, context=context)
+    assert status == 401
+    status, _, body = fetch(f"{https_url}/metrics", {**host, "Authorization": f"Bearer {METRICS_TOKEN}"},
+                            context=context)
+    assert status == 200 and b"# TYPE ccp_instances gauge" in body

@@ -38,6 +38,9 @@ install_packages() {
     command -v pigz >/dev/null 2>&1 || missing="$missing pigz"
     # systemd: only for `systemd-analyze verify` of deploy/systemd/ (tests/ccp/test_deploy_files.py); nothing is started.
     command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+    # nginx: tests/ccp/test_production.py runs deploy/nginx/ccp.conf in front of gunicorn, on loopback ports of
+    # its own (the package's stock server on port 80 is never started: see policy-rc.d below).
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
     [ -z "$missing" ] && return 0
     log "installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
