@@ -4,7 +4,9 @@ Every variable is listed in the README with its default. Production (DEBUG off) 
 without SECRET_KEY and CCP_ENCRYPTION_KEYS; a local first run (DEBUG on) generates them once into var/.
 """
 
+import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -89,6 +91,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Right after SecurityMiddleware (its HTTPS redirect and headers apply to static files too), before
+    # everything else, so a static file costs no session or database work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,6 +143,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+# The web process serves collectstatic's output itself (WhiteNoise), with gzip/brotli copies made by
+# collectstatic; no separate static server is needed. Not the manifest storage: it would make every page
+# fail until collectstatic has run, which a test run or a first local run never does.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+if DEBUG:
+    # A local run serves static files from the apps (WhiteNoise's finders); an empty STATIC_ROOT keeps it
+    # from warning that collectstatic never ran.
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 # --- CCP ----------------------------------------------------------------------------------------
 BACKUP_ROOT = Path(env.str("BACKUP_ROOT", default=str(VAR_DIR / "backups")))
@@ -164,11 +180,35 @@ CCP_SSH_KEY_DIR = env.str("CCP_SSH_KEY_DIR", default="")
 # The OpenAPI schema and its docs page describe every endpoint: only for signed-in users unless this is on.
 CCP_PUBLIC_SCHEMA = env.bool("CCP_PUBLIC_SCHEMA", default=False)
 
+# /metrics (README "Metrics"): refused to everyone unless a token or networks are set.
+CCP_METRICS_TOKEN = env.str("CCP_METRICS_TOKEN", default="")
+if CCP_METRICS_TOKEN and len(CCP_METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "CCP_METRICS_TOKEN is shorter than 32 characters; make one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+
+
+def _networks(values: list[str]) -> list:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"CCP_METRICS_ALLOWED_NETWORKS: {value.strip()!r} is not an IP address or network "
+                f"(write 10.0.5.0/24, 127.0.0.1 or ::1, separated by commas).") from None
+    return networks
+
+
+CCP_METRICS_ALLOWED_NETWORKS = _networks([v for v in env.list("CCP_METRICS_ALLOWED_NETWORKS", default=[]) if v.strip()])
+
 # --- HTTPS (production sits behind a TLS proxy; see README "Security model") ---------------------
 # Off in DEBUG (make run serves plain http on 127.0.0.1); on by default in production.
 _proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="" if DEBUG else "HTTP_X_FORWARDED_PROTO")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Prometheus scrapes the web process directly in plain http (README "Metrics"); a redirect would break it.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -240,6 +280,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3 *
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Queues by node (README "Queues: workers near their nodes"): node name -> queue, e.g.
+# CCP_NODE_QUEUES=node-a=site-east,node-b=site-east. A task on any other node uses the default queue.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+CCP_NODE_QUEUES = {node.strip(): queue.strip() for node, queue in env.dict("CCP_NODE_QUEUES", default={}).items()}
+for _node, _queue in CCP_NODE_QUEUES.items():
+    if not _QUEUE_NAME.fullmatch(_queue) or not _node:
+        raise ImproperlyConfigured(
+            f"CCP_NODE_QUEUES: {_node}={_queue} is not a node name and a queue name (letters, digits, '.', "
+            f"'_' and '-'); write node-a=site-east,node-b=site-east.")
+CELERY_TASK_ROUTES = ("ccp.routing.route_by_node",)
 # Long operations must never run twice. A task is acknowledged when a worker starts it (acks_late
 # off), so a worker that dies mid-upgrade does not cause the broker to hand the upgrade to another
 # worker beside a job that may still be running on the node; Redis' visibility timeout then only

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from ccp.dashboard import fleet_dashboard
 from ccp.health import healthz
+from ccp.metrics import metrics
 from instances.api.backup_views import BackupViewSet
 from instances.api.views import InstanceViewSet, NodeViewSet
 from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
@@ -27,4 +28,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
 ]

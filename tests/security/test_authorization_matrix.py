@@ -89,6 +89,8 @@ EXPECTED: dict[str, str] = {
     "GET api/schema/": "LAAAA",
     "GET api/docs/": "LAAAA",
     "GET healthz": "AAAAA",
+    # Not for users at all: a bearer token or a listed network, both off by default (tests/ccp/test_metrics.py)
+    "GET metrics": "DDDDD",
     # admin pages of the fleet
     "admin:index": "LAAAA",
     "admin:fleet-dashboard": "LDAAA",

@@ -36,6 +36,11 @@ install_packages() {
     dpkg -s busybox-static >/dev/null 2>&1 || missing="$missing busybox-static"
     # pigz: backups compress with it when a node has it (bench/bench_backup.py measures the gain).
     command -v pigz >/dev/null 2>&1 || missing="$missing pigz"
+    # systemd: only for `systemd-analyze verify` of deploy/systemd/ (tests/ccp/test_deploy_files.py); nothing is started.
+    command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+    # nginx: tests/ccp/test_production.py runs deploy/nginx/ccp.conf in front of gunicorn, on loopback ports of
+    # its own (the package's stock server on port 80 is never started: see policy-rc.d below).
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
     [ -z "$missing" ] && return 0
     log "installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
