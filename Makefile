@@ -22,12 +22,13 @@ run: $(VENV)/.run-deps
 	DEBUG=$${DEBUG:-1} $(PY) manage.py ensure_admin
 	DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
-test: $(VENV)/.dev-deps
-	$(VENV)/bin/ruff check .
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff, and the import-linter contracts of pyproject.toml (the layers: README "Architecture").
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Installs and starts the testbed (sshd, docker engine, compose v2, local registry, test images). Root only.
 testbed: $(VENV)/.dev-deps

@@ -248,7 +248,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-stale-locks": {"task": "upgrades.tasks.reconcile_task", "schedule": 60.0},
+    "reconcile-stale-locks": {"task": "instances.tasks.reconcile_task", "schedule": 60.0},
 }
 
 LOGGING = {

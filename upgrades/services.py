@@ -6,14 +6,19 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.choices import InstanceStatus
 from instances.drivers import driver_for
-from instances.services import audit_log
+from instances.operations.choices import OperationKind
+from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.locks import Heartbeat, lock_acquire, lock_claim, lock_release, owner_id
+from instances.operations.models import InstanceLock
 
-from .choices import OperationKind, StepStatus, UpgradeMode, UpgradeStatus
-from .locks import Heartbeat, lock_acquire, lock_claim, lock_release, owner_id
-from .models import InstanceLock, Release, Upgrade
+from .choices import StepStatus, UpgradeMode, UpgradeStatus
+from .models import Release, Upgrade
+from .modes import full, image_only
+from .modes import release as release_mode
 from .reconcile import steps_interrupted
 from .runner import StepContext, StepRunner
 
@@ -36,9 +41,7 @@ def release_save(*, release: Release, user=None, changed_fields: list[str] | Non
 # --- upgrades ------------------------------------------------------------------------------------
 
 def _mode_module(mode: str):
-    from .modes import full, image_only, release
-
-    return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release, UpgradeMode.FULL: full}[mode]
+    return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release_mode, UpgradeMode.FULL: full}[mode]
 
 
 @transaction.atomic
@@ -74,19 +77,13 @@ def upgrade_request(*, instance, mode: str, user=None, image_tag: str = "", rele
     audit_log(user=user, obj=instance, action="changed",
               message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.")
     if enqueue:
-        transaction.on_commit(lambda: _enqueue("upgrades.tasks.upgrade_run_task", upgrade.pk, upgrade.task_id))
+        enqueue_on_commit("upgrades.tasks.upgrade_run_task", upgrade.pk, task_id=upgrade.task_id)
     return upgrade
 
 
 def _require(value, message: str) -> None:
     if not value:
         raise CCPError(message)
-
-
-def _enqueue(task_name: str, upgrade_id: int, task_id: str) -> None:
-    from ccp.celery import app
-
-    app.send_task(task_name, args=[upgrade_id], task_id=task_id)
 
 
 def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:

@@ -19,14 +19,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.choices import BackupStatus, RestoreStatus
+from instances.drivers import driver_for
 from instances.models import Backup, Restore
 from instances.node_commands import compose_argv
-from instances.services import audit_log
-from upgrades.choices import OperationKind
-from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from instances.operations.choices import OperationKind
+from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.locks import Heartbeat, lock_acquire, lock_claim, lock_release
 
 from . import layout, scripts
 from .archive import SYMLINK, Progress, member_hashes, stream_to_node
@@ -76,7 +78,7 @@ def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -
     if enqueue:
         restore.task_id = str(uuid.uuid4())
         restore.save(update_fields=["task_id"])
-        transaction.on_commit(lambda: _enqueue(restore.pk, restore.task_id))
+        enqueue_on_commit("instances.backups.tasks.backup_restore_task", restore.pk, task_id=restore.task_id)
     return restore
 
 
@@ -97,8 +99,6 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
         return restore.status
     try:
         with Heartbeat(**key):
-            from instances.drivers import driver_for
-
             try:
                 _restore(restore, driver_for(restore.instance.node), on_progress)
             except HalfRestored as error:
@@ -225,9 +225,3 @@ def _remove_quietly(driver, path: str) -> None:
         driver.run(["rm", "-rf", "--", path], timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
     except CCPError as error:
         log.warning("Could not remove %s on the node: %s", path, error.message)
-
-
-def _enqueue(restore_id: int, task_id: str) -> None:
-    from ccp.celery import app
-
-    app.send_task("instances.backups.tasks.backup_restore_task", args=[restore_id], task_id=task_id)

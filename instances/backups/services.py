@@ -17,12 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 
 import ccp
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.choices import BackupLabel, BackupStatus, InstanceStatus
+from instances.drivers import driver_for
 from instances.models import Backup, Instance
-from instances.services import audit_log
-from upgrades.choices import OperationKind
-from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from instances.operations.choices import OperationKind
+from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.locks import Heartbeat, lock_acquire, lock_claim, lock_release
 
 from . import layout, node_state
 from .archive import (
@@ -35,6 +37,7 @@ from .archive import (
     write_local,
 )
 from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
+from .retention import backups_prune
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def backup_request(*, instance: Instance, label: str = BackupLabel.MANUAL, user=
     if enqueue:
         backup.task_id = str(uuid.uuid4())
         backup.save(update_fields=["task_id"])
-        transaction.on_commit(lambda: _enqueue("instances.backups.tasks.backup_run_task", backup.pk, backup.task_id))
+        enqueue_on_commit("instances.backups.tasks.backup_run_task", backup.pk, task_id=backup.task_id)
     return backup
 
 
@@ -81,8 +84,6 @@ def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
         return backup.status
     try:
         with Heartbeat(**key) as heartbeat:
-            from instances.drivers import driver_for
-
             try:
                 driver = driver_for(backup.instance.node)
             except CCPError as error:
@@ -97,8 +98,6 @@ def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
 
 
 def _prune_quietly(instance: Instance) -> None:
-    from .retention import backups_prune
-
     try:
         backups_prune(instance=instance)
     except Exception:  # noqa: BLE001 - a pruning problem must not turn a good backup into a failed one
@@ -281,9 +280,3 @@ def _iso(moment: datetime) -> str:
 
 def _user_or_none(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
-
-
-def _enqueue(task_name: str, object_id: int, task_id: str) -> None:
-    from ccp.celery import app
-
-    app.send_task(task_name, args=[object_id], task_id=task_id)

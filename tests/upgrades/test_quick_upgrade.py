@@ -119,8 +119,8 @@ def test_upgrade_command_runs_in_the_foreground_and_prints_steps(make_tenant, ca
 
 
 def test_a_dead_workers_quick_upgrade_is_marked_interrupted_and_its_lock_released(make_instance):
-    from upgrades.models import InstanceLock
-    from upgrades.reconcile import reconcile_stale_locks
+    from instances.operations.models import InstanceLock
+    from instances.operations.reconcile import reconcile_stale_locks
 
     instance = make_instance()
     upgrade = upgrade_request(instance=instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")

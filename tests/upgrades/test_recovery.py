@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from instances.operations.models import InstanceLock
 from instances.preview import instance_preview
 from upgrades.choices import StepStatus, UpgradeMode, UpgradeStatus
-from upgrades.models import InstanceLock
 from upgrades.services import upgrade_request
 
 from .handmade import handwritten_env
