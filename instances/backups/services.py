@@ -24,7 +24,8 @@ from instances.drivers import driver_for
 from instances.models import Backup, Instance
 from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from instances.operations.locks import lock_acquire
+from instances.operations.run import operation_claim, run_operation
 
 from . import layout, node_state
 from .archive import (
@@ -69,32 +70,28 @@ def backup_request(*, instance: Instance, label: str = BackupLabel.MANUAL, user=
 def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
     """Take a requested backup (the task and the command call this). Only the caller that moves the row
     from pending to running goes on, so a duplicate delivery does nothing."""
-    claimed = Backup.objects.filter(pk=backup_id, status=BackupStatus.PENDING).update(
-        status=BackupStatus.RUNNING, started_at=timezone.now())
-    backup = Backup.objects.select_related("instance__node").filter(pk=backup_id).first()
+    backup, claimed = operation_claim(Backup, backup_id, pending=BackupStatus.PENDING, running=BackupStatus.RUNNING)
     if backup is None:
-        log.warning("Backup %s does not exist (any more): nothing to run.", backup_id)
         return "missing"
     if not claimed:
-        log.warning("Backup %s is %s, not pending: not running it again.", backup_id, backup.status)
         return backup.status
-    key = {"instance_id": backup.instance_id, "kind": OperationKind.BACKUP, "operation_id": backup.pk}
-    if not lock_claim(**key):
+
+    def refused() -> str:
         _fail(backup, "The instance lock was taken away before the backup could start (it was declared stale).")
         return backup.status
-    try:
-        with Heartbeat(**key) as heartbeat:
-            try:
-                driver = driver_for(backup.instance.node)
-            except CCPError as error:
-                _fail(backup, error.message)
-                return backup.status
-            _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
-            if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
-                _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
-    finally:
-        lock_release(**key)
-    return backup.status
+
+    def work(heartbeat) -> str:
+        try:
+            driver = driver_for(backup.instance.node)
+        except CCPError as error:
+            _fail(backup, error.message)
+            return backup.status
+        _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
+        if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
+            _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
+        return backup.status
+
+    return run_operation(kind=OperationKind.BACKUP, row=backup, work=work, refused=refused)
 
 
 def _prune_quietly(instance: Instance) -> None:
