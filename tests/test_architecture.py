@@ -41,6 +41,16 @@ def test_no_module_imports_its_own_project_inside_a_function():
     assert found == [], "function-level imports of the project's own modules:\n" + "\n".join(found)
 
 
+def test_no_test_module_imports_another_test_module():
+    """Helpers shared between test modules live in helpers modules (tests/upgrades/helpers.py, …)."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1].startswith("test_"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
+    assert found == [], "\n".join(found)
+
+
 def test_the_check_sees_a_function_level_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from instances.models import Node\n    import json\n")
