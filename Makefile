@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint testbed bench migrate
+.PHONY: run test test-fast lint testbed bench migrate
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.run-deps
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything that needs no testbed and is not slow: under a minute, for the edit-test loop.
+test-fast: lint
+	$(PY) -m pytest -m "not testbed and not slow" $(PYTEST_ARGS)
 
 # ruff, and the import-linter contracts of pyproject.toml (the layers: README "Architecture").
 lint: $(VENV)/.dev-deps
