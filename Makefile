@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint testbed bench migrate
+.PHONY: run test test-fast lint testbed bench migrate
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,17 @@ run: $(VENV)/.run-deps
 	DEBUG=$${DEBUG:-1} $(PY) manage.py ensure_admin
 	DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
-test: $(VENV)/.dev-deps
-	$(VENV)/bin/ruff check .
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Everything that needs no testbed and is not slow: under a minute, for the edit-test loop.
+test-fast: lint
+	$(PY) -m pytest -m "not testbed and not slow" $(PYTEST_ARGS)
+
+# ruff, and the import-linter contracts of pyproject.toml (the layers: README "Architecture").
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Installs and starts the testbed (sshd, docker engine, compose v2, local registry, test images). Root only.
 testbed: $(VENV)/.dev-deps

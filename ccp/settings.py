@@ -298,7 +298,7 @@ CELERY_TASK_ROUTES = ("ccp.routing.route_by_node",)
 CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-stale-locks": {"task": "upgrades.tasks.reconcile_task", "schedule": 60.0},
+    "reconcile-stale-locks": {"task": "instances.tasks.reconcile_task", "schedule": 60.0},
 }
 
 LOGGING = {

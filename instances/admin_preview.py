@@ -20,6 +20,7 @@ from ccp.admin_mixins import page_context
 from ccp.errors import CCPError
 
 from .choices import PreviewPurpose
+from .context import releases_newest_first
 from .models import PreviewRun
 from .preview import release_or_default
 from .preview_runs import preview_block, preview_run_blocks, preview_run_request
@@ -33,10 +34,8 @@ class ReleasePickForm(forms.Form):
                                      label="Release", help_text="Render with this release and compare.")
 
     def __init__(self, *args, **kwargs):
-        from upgrades.models import Release
-
         super().__init__(*args, **kwargs)
-        self.fields["release"].queryset = Release.objects.order_by("-created_at")
+        self.fields["release"].queryset = releases_newest_first()
 
 
 def _picked_release(data) -> tuple[ReleasePickForm, object]:

@@ -6,4 +6,6 @@ class InstancesConfig(AppConfig):
     verbose_name = "Fleet"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        # Modules that register something on import: the system checks, the reconciler's handlers.
+        from . import checks  # noqa: F401
+        from .backups import reconcile  # noqa: F401

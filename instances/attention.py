@@ -9,10 +9,10 @@ later successful upgrade or restore of the same instance resolves it by itself, 
 from django.db import transaction
 from django.utils import timezone
 
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 
 from .models import Attention, Instance
-from .services import audit_log
 
 
 def attention_raise(*, instance: Instance, reason: str, operation_kind: str = "", operation_id: int | None = None

@@ -1,27 +1,41 @@
-"""What a template set needs from the database: secret names, and the render context of an instance."""
+"""What a template set needs from the database: secret names, releases, and the render context of an instance.
+
+The one place `instances` reads `upgrades.Release` (an edge the import-linter contract allows): the model
+keeps its `upgrades` app label, so its admin URLs and permission names stay as operators know them.
+"""
 
 from django.conf import settings
 
+from templates_engine.sets import load_template_set
+from upgrades.models import Release
 
+from .template_errors import engine_errors
+
+
+@engine_errors()
 def secret_names(template_set: str | None = None) -> list[str]:
     """The secret names a template set's manifest declares; creating an instance generates exactly these."""
-    from templates_engine.sets import load_template_set
-
     name = template_set or settings.CCP_DEFAULT_TEMPLATE_SET
     return list(load_template_set(settings.CCP_TEMPLATE_ROOT, name).secrets)
 
 
+@engine_errors()
 def template_set_named(name: str):
-    from templates_engine.sets import load_template_set
-
     return load_template_set(settings.CCP_TEMPLATE_ROOT, name)
 
 
 def default_release():
     """The fleet default release, else the newest one (None when there is no release yet)."""
-    from upgrades.models import Release
-
     return Release.objects.filter(is_default=True).first() or Release.objects.order_by("-created_at").first()
+
+
+def release_named(version: str):
+    """The release of that version, or None."""
+    return Release.objects.filter(version=version).first()
+
+
+def releases_newest_first():
+    return Release.objects.order_by("-created_at")
 
 
 def template_set_for(instance, release=None):

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 
 from upgrades.choices import UpgradeStatus
-from upgrades.models import InstanceLock, Upgrade
+from upgrades.models import Upgrade
 from upgrades.selectors import annotate_last_upgrade
 
 from .models import Attention, Instance, Node
+from .operations.models import InstanceLock
 from .selectors import with_open_attention
 
 # The dashboard names at most this many instances that need attention (and says how many there are).

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 
 from ccp.errors import CCPError
 
+from .drivers.ssh_connect import validate_private_key
 from .models import Instance, Node
 from .privileged import instance_check_privileged_change
-from .validators import validate_private_key
 
 SECRET_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 

@@ -4,8 +4,10 @@ import time
 
 from django.utils import timezone
 
+from .context import template_set_for
 from .drivers import driver_for
 from .node_commands import compose_ps
+from .services import instance_record_observation
 
 # Seconds between two rounds of probes while waiting for a stack to become healthy.
 POLL_SECONDS = 0.3
@@ -93,8 +95,6 @@ def probe_until_healthy(driver, urls: list[str], *, within: float,
 def health_urls_of(instance) -> list[str]:
     if instance.health_urls:
         return list(instance.health_urls)
-    from .context import template_set_for
-
     return template_set_for(instance).health_urls(instance.ports, instance.profile_list)
 
 
@@ -106,8 +106,6 @@ def running_tags(driver, instance) -> set[str]:
 
 def instance_check_health(*, instance) -> dict:
     """Probe the health URLs once (no retries) and record health and the running image tag."""
-    from .services import instance_record_observation
-
     driver = driver_for(instance.node)
     failing, last = probe_until_healthy(driver, health_urls_of(instance), within=0)
     tags = running_tags(driver, instance)

@@ -14,6 +14,7 @@ from .choices import (
     PreviewRunStatus,
     RestoreStatus,
 )
+from .operations.models import InstanceLock  # noqa: F401 - the lock model belongs to this app
 
 
 def default_protected_paths() -> list[str]:

@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from ccp.audit import audit_log
 from ccp.errors import CCPError, Conflict
 
 from .drivers import driver_for
@@ -12,7 +13,6 @@ from .drivers.pool import drop_connections
 from .drivers.ssh_connect import Endpoint, load_client_key, presented_host_key
 from .models import Node
 from .node_commands import docker_versions, free_disk_bytes
-from .services import audit_log
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ from ccp.errors import CCPError
 from templates_engine import Coverage, Preview, RenderedFile, TemplateSet, env_coverage, parse_env, preview_render
 from templates_engine import render as render_set
 
-from .context import render_context, template_set_named
+from .context import default_release, release_named, render_context, template_set_named
 from .drivers import driver_for
 from .node_files import read_files
 from .services import instance_fill_secrets
+from .template_errors import engine_errors
 
 
 @dataclass
@@ -58,14 +59,10 @@ class InstancePreview:
 
 
 def release_or_default(release=None):
-    from upgrades.models import Release
-
-    from .context import default_release
-
     if isinstance(release, str):  # a version; an empty one means the default
         version, release = release.strip(), None
         if version:
-            release = Release.objects.filter(version=version).first()
+            release = release_named(version)
             if release is None:
                 raise CCPError(f"There is no release {version!r}.")
     release = release or default_release()
@@ -74,6 +71,7 @@ def release_or_default(release=None):
     return release
 
 
+@engine_errors()
 def instance_render(*, instance, release=None) -> tuple[object, TemplateSet, dict[str, RenderedFile]]:
     release = release_or_default(release)
     template_set = template_set_named(release.template_set)
@@ -83,6 +81,7 @@ def instance_render(*, instance, release=None) -> tuple[object, TemplateSet, dic
     return release, template_set, files
 
 
+@engine_errors()
 def instance_preview(*, instance, release=None, driver=None) -> InstancePreview:
     """Render for `release` and compare with the node's files (read through the driver)."""
     release, template_set, files = instance_render(instance=instance, release=release)

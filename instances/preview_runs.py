@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
@@ -24,6 +23,7 @@ from templates_engine import ChangeKind, FileStatus
 
 from .choices import PreviewPurpose, PreviewRunStatus
 from .models import Instance, PreviewRun
+from .operations.enqueue import enqueue_on_commit
 from .preview import release_or_default
 from .redaction import redact, secret_values
 from .selectors import CoverageNote, PreviewReport, ShownFileDiff, instance_preview_report
@@ -61,12 +61,8 @@ def preview_run_request(*, instance_ids: list[int], release, purpose: str = Prev
     run = PreviewRun.objects.create(purpose=purpose, release_version=release.version,
                                     instance_ids=sorted(set(instance_ids)),
                                     requested_by=user if user and user.is_authenticated else None)
-    transaction.on_commit(lambda: _enqueue(run.pk))
+    enqueue_on_commit("instances.tasks.preview_run_task", run.pk)
     return run
-
-
-def _enqueue(run_id: int) -> None:
-    current_app.send_task("instances.tasks.preview_run_task", args=[run_id])
 
 
 def preview_run_execute(*, run_id: int) -> str:

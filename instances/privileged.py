@@ -10,10 +10,10 @@
 """
 
 from ccp.errors import Conflict, Forbidden
-from upgrades.locks import describe
-from upgrades.models import InstanceLock
 
 from .models import Instance, Node
+from .operations.locks import describe
+from .operations.models import InstanceLock
 
 NODE_PANEL_HOST_FIELDS = ("driver", "ssh_key_path")
 INSTANCE_PRIVILEGED_FIELDS = ("node", "install_dir", "upgrade_script")

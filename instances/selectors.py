@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Prefetch
 
+from ccp.audit import audit_log
 from templates_engine import ChangeKind, Coverage, FileStatus, side_by_side_html
 
-from .models import Attention
+from .models import Attention, Instance
 from .preview import InstancePreview, instance_preview, instance_render
 from .redaction import env_secret_values, redact, secret_values
 
@@ -199,3 +200,13 @@ def coverage_notes(preview: InstancePreview) -> list[CoverageNote]:
         whose = "This tenant's .env" if instance.is_registered else "The rendered .env"
         notes.insert(0, CoverageNote("info", f"{whose} defines every variable the new compose file needs."))
     return notes
+
+
+def instance_render_for(*, instance: Instance, user, release=None):
+    """A render as `user` may see it: secret values only with reveal_secrets, and then audited."""
+    reveal = user_may_reveal_secrets(user)
+    shown = instance_render_shown(instance=instance, release=release, reveal_secrets=reveal)
+    if reveal:  # who saw secret values, and when, is worth a line in the audit log
+        audit_log(user=user, obj=instance, action="changed",
+                  message=f"Viewed a render of release {shown.release} with secret values revealed.")
+    return shown

@@ -2,11 +2,15 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
+
+from ccp.audit import audit_log
 
 from . import secrets, validators
-from .audit import audit_log
-from .deletion import object_delete  # noqa: F401 - re-exported: adapters call services.object_delete
+from .choices import Health
+from .context import template_set_for
 from .drivers.pool import drop_connections
+from .drivers.ssh_connect import validate_private_key
 from .models import Instance, Node
 from .privileged import instance_check_privileged_change, node_check_panel_host_fields
 
@@ -14,8 +18,6 @@ from .privileged import instance_check_privileged_change, node_check_panel_host_
 def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
     """Give a panel-provisioned instance a strong random value for every secret its template set
     (the release's, else the fleet default release's) needs and it lacks."""
-    from .context import template_set_for
-
     if instance.is_registered:
         return []
     current = instance.get_secrets()
@@ -76,7 +78,7 @@ def node_save(*, node: Node, user=None, private_key: str | None = None,
     panel_host = node_check_panel_host_fields(node=node, user=user)
     if private_key is not None:
         try:
-            validators.validate_private_key(private_key)
+            validate_private_key(private_key)
         except ValidationError as exc:
             raise ValidationError({"private_key": exc.messages}) from None
         node.set_private_key(private_key)
@@ -93,10 +95,6 @@ def node_save(*, node: Node, user=None, private_key: str | None = None,
 
 def instance_record_observation(*, instance: Instance, version: str | None = None, healthy: bool | None = None) -> None:
     """What CCP saw on the node: the running version and whether it answered its health checks."""
-    from django.utils import timezone
-
-    from .choices import Health
-
     fields = []
     if version is not None:
         instance.observed_version = version
@@ -107,15 +105,3 @@ def instance_record_observation(*, instance: Instance, version: str | None = Non
         fields += ["health", "health_checked_at"]
     if fields:
         instance.save(update_fields=fields)
-
-
-def instance_render_for(*, instance: Instance, user, release=None):
-    """A render as `user` may see it: secret values only with reveal_secrets, and then audited."""
-    from .selectors import instance_render_shown, user_may_reveal_secrets
-
-    reveal = user_may_reveal_secrets(user)
-    shown = instance_render_shown(instance=instance, release=release, reveal_secrets=reveal)
-    if reveal:  # who saw secret values, and when, is worth a line in the audit log
-        audit_log(user=user, obj=instance, action="changed",
-                  message=f"Viewed a render of release {shown.release} with secret values revealed.")
-    return shown

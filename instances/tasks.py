@@ -1,6 +1,7 @@
 """Celery tasks of the instances app: thin adapters that fetch by id and call one service."""
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from ccp.errors import CCPError
 from instances.backups.tasks import *  # noqa: F401,F403 - registers the backup tasks with Celery
@@ -8,6 +9,7 @@ from instances.backups.tasks import *  # noqa: F401,F403 - registers the backup 
 from .health import instance_check_health
 from .models import Instance, Node
 from .node_checks import node_check
+from .operations.reconcile import reconcile_stale_locks
 from .preview_runs import preview_run_execute
 
 
@@ -34,3 +36,15 @@ def instance_check_health_task(instance_id: int) -> dict:
 @shared_task(name="instances.tasks.preview_run_task")
 def preview_run_task(run_id: int) -> str:
     return preview_run_execute(run_id=run_id)
+
+
+@shared_task(name="instances.tasks.reconcile_task")
+def reconcile_task() -> list[str]:
+    return reconcile_stale_locks()
+
+
+@worker_ready.connect
+def _reconcile_on_start(sender=None, **kwargs) -> None:
+    # A worker that starts may be the one that replaced a killed worker: pick up its orphans now
+    # rather than at the next beat tick.
+    sender.app.send_task("instances.tasks.reconcile_task")

@@ -184,17 +184,3 @@ def validate_ssh_key_path(value: str) -> None:
     if not os.path.isabs(value) or os.path.commonpath([root, os.path.realpath(value)]) != root:
         raise ValidationError("%(value)r is not inside CCP_SSH_KEY_DIR (%(root)s).",
                               params={"value": value, "root": root}, code="key_outside_dir")
-
-
-def validate_private_key(value: str) -> None:
-    """An unencrypted OpenSSH/PEM private key the SSH driver can load (empty: none)."""
-    if not value.strip():
-        return
-    from .drivers import AuthenticationFailed
-    from .drivers.ssh_connect import load_client_key
-
-    try:
-        load_client_key(pkey_text=value)
-    except AuthenticationFailed:
-        raise ValidationError("This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa).",
-                              code="invalid_key") from None

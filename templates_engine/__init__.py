@@ -1,8 +1,8 @@
 """Render a release's template set for an instance, preview it, check env coverage and drift.
 
 Pure Python: strings, paths and dicts in, results out. No Django, no ORM, no SSH; reading and writing
-files on a node is the execution drivers' job. The only import from outside is `ccp.errors.CCPError`,
-the base of every error raised here.
+files on a node is the execution drivers' job. Nothing of the panel (`ccp`, `instances`) is imported:
+every error raised here is a `TemplateEngineError`, which the panel turns into its own where it calls in.
 
 Render context (what `render` expects; `example_context` builds a placeholder one):
 
@@ -49,7 +49,7 @@ from .envfile import (
     parse_env,
     with_env_value,
 )
-from .errors import ComposeFileError, EnvFileError, RenderError, TemplateSetError, UnsafePathError
+from .errors import ComposeFileError, EnvFileError, RenderError, TemplateEngineError, TemplateSetError, UnsafePathError
 from .render import RenderedFile, env_value, render, write_rendered
 from .sets import HealthCheck, ManagedFile, TemplateSet, clear_template_set_cache, list_template_sets, load_template_set
 
@@ -69,6 +69,7 @@ __all__ = [
     "RenderError",
     "RenderedFile",
     "TemplateSet",
+    "TemplateEngineError",
     "TemplateSetError",
     "UnsafePathError",
     "EnvAssignment",

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class UpgradesConfig(AppConfig):
     name = "upgrades"
     verbose_name = "Releases and upgrades"
+
+    def ready(self) -> None:
+        from . import reconcile  # noqa: F401 - registers the upgrade handler of the lock reconciler

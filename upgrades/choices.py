@@ -1,12 +1,6 @@
-"""Choices of releases, upgrades and the operation lock, shared by models, filters, admin and API."""
+"""Choices of releases and upgrades, shared by models, filters, admin and API."""
 
 from django.db import models
-
-
-class OperationKind(models.TextChoices):
-    UPGRADE = "upgrade", "Upgrade"
-    BACKUP = "backup", "Backup"
-    RESTORE = "restore", "Restore"
 
 
 class UpgradeMode(models.TextChoices):

@@ -1,4 +1,4 @@
-"""Release (DESIGN.md §4). Upgrade, its steps, the instance lock and Rollout live here too."""
+"""Release (DESIGN.md §4). Upgrade and its steps live here too; the instance lock is instances.operations'."""
 
 import re
 
@@ -8,7 +8,7 @@ from django.db import models
 
 from instances.validators import validate_image_tag
 
-from .choices import FINAL_UPGRADE_STATUSES, OperationKind, StepStatus, UpgradeMode, UpgradeStatus
+from .choices import FINAL_UPGRADE_STATUSES, StepStatus, UpgradeMode, UpgradeStatus
 
 VERSION_RE = re.compile(r"^v?[0-9]+(\.[0-9]+){0,3}([-+.][A-Za-z0-9.]+)?$")
 TEMPLATE_SET_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -53,24 +53,6 @@ class Release(models.Model):
     @property
     def image_registry(self) -> str:
         return self.registry or settings.CCP_IMAGE_REGISTRY
-
-
-class InstanceLock(models.Model):
-    """At most one operation per instance: the primary key *is* the instance, so the database refuses
-    a second row. The holder refreshes `heartbeat_at`; a lock whose holder died is taken away by the
-    reconciler (upgrades.locks.reconcile_stale_locks) and reported on its operation."""
-
-    instance = models.OneToOneField("instances.Instance", on_delete=models.CASCADE, primary_key=True,
-                                    related_name="lock")
-    kind = models.CharField(max_length=16, choices=OperationKind.choices)
-    operation_id = models.BigIntegerField()
-    owner = models.CharField(max_length=200, blank=True, default="",
-                             help_text="host:pid of the worker process holding the lock.")
-    acquired_at = models.DateTimeField(auto_now_add=True)
-    heartbeat_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.kind} #{self.operation_id} on {self.instance_id}"
 
 
 class Upgrade(models.Model):

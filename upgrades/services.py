@@ -6,14 +6,20 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.choices import InstanceStatus
 from instances.drivers import driver_for
-from instances.services import audit_log
+from instances.operations.choices import OperationKind
+from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.locks import lock_acquire, lock_release, owner_id
+from instances.operations.models import InstanceLock
+from instances.operations.run import operation_claim, run_operation
 
-from .choices import OperationKind, StepStatus, UpgradeMode, UpgradeStatus
-from .locks import Heartbeat, lock_acquire, lock_claim, lock_release, owner_id
-from .models import InstanceLock, Release, Upgrade
+from .choices import StepStatus, UpgradeMode, UpgradeStatus
+from .models import Release, Upgrade
+from .modes import full, image_only
+from .modes import release as release_mode
 from .reconcile import steps_interrupted
 from .runner import StepContext, StepRunner
 
@@ -36,9 +42,7 @@ def release_save(*, release: Release, user=None, changed_fields: list[str] | Non
 # --- upgrades ------------------------------------------------------------------------------------
 
 def _mode_module(mode: str):
-    from .modes import full, image_only, release
-
-    return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release, UpgradeMode.FULL: full}[mode]
+    return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release_mode, UpgradeMode.FULL: full}[mode]
 
 
 @transaction.atomic
@@ -74,7 +78,7 @@ def upgrade_request(*, instance, mode: str, user=None, image_tag: str = "", rele
     audit_log(user=user, obj=instance, action="changed",
               message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.")
     if enqueue:
-        transaction.on_commit(lambda: _enqueue("upgrades.tasks.upgrade_run_task", upgrade.pk, upgrade.task_id))
+        enqueue_on_commit("upgrades.tasks.upgrade_run_task", upgrade.pk, task_id=upgrade.task_id)
     return upgrade
 
 
@@ -83,54 +87,41 @@ def _require(value, message: str) -> None:
         raise CCPError(message)
 
 
-def _enqueue(task_name: str, upgrade_id: int, task_id: str) -> None:
-    from ccp.celery import app
-
-    app.send_task(task_name, args=[upgrade_id], task_id=task_id)
-
-
 def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
     """Run (or, with resume, continue) one upgrade to its end. Safe against running twice: only the
     caller that moves the row from pending to running (or re-claims a dead owner's lock) goes on."""
-    now = timezone.now()
-    if resume:
+    if resume:  # the reconciler handed the running upgrade over (upgrade_resume claimed it)
         upgrade = Upgrade.objects.select_related("instance__node", "release").get(pk=upgrade_id)
         if upgrade.status != UpgradeStatus.RUNNING:
             return upgrade.status
     else:
-        claimed = Upgrade.objects.filter(pk=upgrade_id, status=UpgradeStatus.PENDING).update(
-            status=UpgradeStatus.RUNNING, started_at=now)
-        upgrade = Upgrade.objects.select_related("instance__node", "release").get(pk=upgrade_id)
+        upgrade, claimed = operation_claim(Upgrade, upgrade_id, pending=UpgradeStatus.PENDING,
+                                           running=UpgradeStatus.RUNNING, select_related=("instance__node", "release"))
+        if upgrade is None:
+            return "missing"
         if not claimed:
-            log.warning("Upgrade %s is %s, not pending: not running it again.", upgrade_id, upgrade.status)
             return upgrade.status
-    key = {"instance_id": upgrade.instance_id, "kind": OperationKind.UPGRADE, "operation_id": upgrade.pk}
-    if not lock_claim(**key):
-        return _finish_without_lock(upgrade)
-    try:
-        return _run_with_lock(upgrade, key, on_step=on_step, resume=resume)
-    finally:
-        lock_release(**key)
+    return run_operation(kind=OperationKind.UPGRADE, row=upgrade, refused=lambda: _finish_without_lock(upgrade),
+                         work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume))
 
 
-def _run_with_lock(upgrade: Upgrade, key: dict, *, on_step, resume: bool) -> str:
+def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
     module = _mode_module(upgrade.mode)
     secrets = list(upgrade.instance.get_secrets().values())
-    with Heartbeat(**key):
-        try:
-            driver = driver_for(upgrade.instance.node)
-        except CCPError as exc:
-            upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
-            upgrade.save(update_fields=["status", "error", "finished_at"])
-            return upgrade.status
-        ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
-        if resume:
-            ctx.state["done_steps"] = list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False)
-                                           .values_list("name", flat=True))
-            ctx.state["changed"] = True
-            steps_interrupted(upgrade)
-        runner = StepRunner(ctx, on_step=on_step)
-        return runner.run(module.steps(ctx), module.rollback)
+    try:
+        driver = driver_for(upgrade.instance.node)
+    except CCPError as exc:
+        upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
+        upgrade.save(update_fields=["status", "error", "finished_at"])
+        return upgrade.status
+    ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
+    if resume:
+        ctx.state["done_steps"] = list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False)
+                                       .values_list("name", flat=True))
+        ctx.state["changed"] = True
+        steps_interrupted(upgrade)
+    runner = StepRunner(ctx, on_step=on_step)
+    return runner.run(module.steps(ctx), module.rollback)
 
 
 def _finish_without_lock(upgrade: Upgrade) -> str:
@@ -162,28 +153,32 @@ def upgrade_recover(*, upgrade_id: int) -> str:
     hands it over holding the lock): from the copies kept under .ccp/upgrades/<id>/ on the node, bring the
     previous stack up and check it. Ends "rolled back (interrupted)", or failed with attention."""
     upgrade = Upgrade.objects.select_related("instance__node", "release").get(pk=upgrade_id)
-    key = {"instance_id": upgrade.instance_id, "kind": OperationKind.UPGRADE, "operation_id": upgrade.pk}
-    claimed = InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
-        owner=owner_id(), heartbeat_at=timezone.now())
-    if not claimed or upgrade.status != UpgradeStatus.RUNNING:
+    if upgrade.status != UpgradeStatus.RUNNING:
         return upgrade.status
-    try:
-        with Heartbeat(**key):
-            steps_interrupted(upgrade)
-            reason = (f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
-                      f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/.")
-            try:
-                driver = driver_for(upgrade.instance.node)
-            except CCPError as exc:
-                driver, reason = None, f"{reason} The node could not be reached: {exc.message}"
-            ctx = StepContext(upgrade=upgrade, driver=driver, secrets=list(upgrade.instance.get_secrets().values()))
-            runner = StepRunner(ctx)
-            rollback = _mode_module(upgrade.mode).rollback(ctx) if driver else []
-            if not rollback:
-                return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
-            return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
-    finally:
-        lock_release(**key)
+
+    def work(heartbeat) -> str:
+        steps_interrupted(upgrade)
+        reason = (f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
+                  f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/.")
+        try:
+            driver = driver_for(upgrade.instance.node)
+        except CCPError as exc:
+            driver, reason = None, f"{reason} The node could not be reached: {exc.message}"
+        ctx = StepContext(upgrade=upgrade, driver=driver, secrets=list(upgrade.instance.get_secrets().values()))
+        runner = StepRunner(ctx)
+        rollback = _mode_module(upgrade.mode).rollback(ctx) if driver else []
+        if not rollback:
+            return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
+        return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
+
+    return run_operation(kind=OperationKind.UPGRADE, row=upgrade, work=work, refused=lambda: upgrade.status,
+                         claim=_claim_from_reconciler)
+
+
+def _claim_from_reconciler(key: dict) -> bool:
+    """The reconciler holds the lock of the operation it handed over; only its task may take it."""
+    return bool(InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
+        owner=owner_id(), heartbeat_at=timezone.now()))
 
 
 def upgrade_resume(*, upgrade_id: int) -> str:

@@ -2,7 +2,7 @@
 
 from rest_framework import viewsets
 
-from instances.services import object_delete
+from ccp.deletion import object_delete
 
 
 class AuditedModelViewSet(viewsets.ModelViewSet):

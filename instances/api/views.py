@@ -85,7 +85,7 @@ class InstanceViewSet(AuditedModelViewSet):
         has instances.reveal_secrets."""
         query = ReleaseQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        shown = services.instance_render_for(instance=self.get_object(), user=request.user,
+        shown = selectors.instance_render_for(instance=self.get_object(), user=request.user,
                                              release=query.validated_data.get("release", ""))
         return Response(InstanceRenderSerializer(shown).data)
 

@@ -1,4 +1,5 @@
-"""What the lock reconciler (upgrades.reconcile) does with a backup or restore whose worker died."""
+"""What the lock reconciler (instances.operations.reconcile) does with a backup or restore whose worker died:
+the backup is marked failed (its .partial folder removed), the restore interrupted."""
 
 from __future__ import annotations
 
@@ -10,19 +11,22 @@ from django.utils import timezone
 from instances.attention import attention_raise
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Restore
-from upgrades.choices import OperationKind
+from instances.operations.choices import OperationKind
+from instances.operations.reconcile import register_handler
 
 from . import layout
 
 log = logging.getLogger(__name__)
 
 
-def operation_interrupted(lock) -> None:
-    """Mark the lock's backup failed (removing its .partial folder) or its restore interrupted."""
-    if lock.kind == OperationKind.BACKUP:
-        _backup_interrupted(lock.operation_id)
-    elif lock.kind == OperationKind.RESTORE:
-        _restore_interrupted(lock.operation_id, lock.instance)
+@register_handler(OperationKind.BACKUP)
+def backup_lost_worker(lock) -> None:
+    _backup_interrupted(lock.operation_id)
+
+
+@register_handler(OperationKind.RESTORE)
+def restore_lost_worker(lock) -> None:
+    _restore_interrupted(lock.operation_id, lock.instance)
 
 
 def _backup_interrupted(backup_id: int) -> None:

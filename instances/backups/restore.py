@@ -19,14 +19,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.choices import BackupStatus, RestoreStatus
+from instances.drivers import driver_for
 from instances.models import Backup, Restore
 from instances.node_commands import compose_argv
-from instances.services import audit_log
-from upgrades.choices import OperationKind
-from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from instances.operations.choices import OperationKind
+from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.locks import lock_acquire
+from instances.operations.run import operation_claim, run_operation
 
 from . import layout, scripts
 from .archive import SYMLINK, Progress, member_hashes, stream_to_node
@@ -76,49 +79,44 @@ def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -
     if enqueue:
         restore.task_id = str(uuid.uuid4())
         restore.save(update_fields=["task_id"])
-        transaction.on_commit(lambda: _enqueue(restore.pk, restore.task_id))
+        enqueue_on_commit("instances.backups.tasks.backup_restore_task", restore.pk, task_id=restore.task_id)
     return restore
 
 
 def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) -> str:
     """Run a requested restore to its end (the task calls this). Runs once: only the caller that moves
     the row from pending to running goes on."""
-    claimed = Restore.objects.filter(pk=restore_id, status=RestoreStatus.PENDING).update(
-        status=RestoreStatus.RUNNING, started_at=timezone.now())
-    restore = Restore.objects.select_related("instance__node", "backup").filter(pk=restore_id).first()
+    restore, claimed = operation_claim(Restore, restore_id, pending=RestoreStatus.PENDING,
+                                       running=RestoreStatus.RUNNING, select_related=("instance__node", "backup"))
     if restore is None:
-        log.warning("Restore %s does not exist (any more): nothing to run.", restore_id)
         return "missing"
     if not claimed:
         return restore.status
-    key = {"instance_id": restore.instance_id, "kind": OperationKind.RESTORE, "operation_id": restore.pk}
-    if not lock_claim(**key):
+
+    def refused() -> str:
         _finish(restore, RestoreStatus.INTERRUPTED, "The instance lock was taken away before the restore started.")
         return restore.status
-    try:
-        with Heartbeat(**key):
-            from instances.drivers import driver_for
 
-            try:
-                _restore(restore, driver_for(restore.instance.node), on_progress)
-            except HalfRestored as error:
-                _finish(restore, RestoreStatus.FAILED, error.message)
-                attention_raise(instance=restore.instance, reason=f"Restore #{restore.pk} failed half-way: "
-                                f"{error.message}", operation_kind="restore", operation_id=restore.pk)
-            except CCPError as error:
-                _finish(restore, RestoreStatus.FAILED, error.message)
-            except Exception as error:
-                log.exception("Restore #%s failed unexpectedly", restore.pk)
-                _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
-            else:
-                _finish(restore, RestoreStatus.SUCCEEDED, "")
-                resolved = attention_resolve_by(instance=restore.instance,
-                                                operation=f"restore #{restore.pk} succeeded")
-                if resolved:
-                    _step(restore, f"resolved {resolved} attention record(s) of {restore.instance}")
-    finally:
-        lock_release(**key)
-    return restore.status
+    def work(heartbeat) -> str:
+        try:
+            _restore(restore, driver_for(restore.instance.node), on_progress)
+        except HalfRestored as error:
+            _finish(restore, RestoreStatus.FAILED, error.message)
+            attention_raise(instance=restore.instance, reason=f"Restore #{restore.pk} failed half-way: "
+                            f"{error.message}", operation_kind="restore", operation_id=restore.pk)
+        except CCPError as error:
+            _finish(restore, RestoreStatus.FAILED, error.message)
+        except Exception as error:
+            log.exception("Restore #%s failed unexpectedly", restore.pk)
+            _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
+        else:
+            _finish(restore, RestoreStatus.SUCCEEDED, "")
+            resolved = attention_resolve_by(instance=restore.instance, operation=f"restore #{restore.pk} succeeded")
+            if resolved:
+                _step(restore, f"resolved {resolved} attention record(s) of {restore.instance}")
+        return restore.status
+
+    return run_operation(kind=OperationKind.RESTORE, row=restore, work=work, refused=refused)
 
 
 def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
@@ -225,9 +223,3 @@ def _remove_quietly(driver, path: str) -> None:
         driver.run(["rm", "-rf", "--", path], timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
     except CCPError as error:
         log.warning("Could not remove %s on the node: %s", path, error.message)
-
-
-def _enqueue(restore_id: int, task_id: str) -> None:
-    from ccp.celery import app
-
-    app.send_task("instances.backups.tasks.backup_restore_task", args=[restore_id], task_id=task_id)

@@ -17,12 +17,15 @@ from django.db import transaction
 from django.utils import timezone
 
 import ccp
+from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.choices import BackupLabel, BackupStatus, InstanceStatus
+from instances.drivers import driver_for
 from instances.models import Backup, Instance
-from instances.services import audit_log
-from upgrades.choices import OperationKind
-from upgrades.locks import Heartbeat, lock_acquire, lock_claim, lock_release
+from instances.operations.choices import OperationKind
+from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.locks import lock_acquire
+from instances.operations.run import operation_claim, run_operation
 
 from . import layout, node_state
 from .archive import (
@@ -35,6 +38,7 @@ from .archive import (
     write_local,
 )
 from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
+from .retention import backups_prune
 
 log = logging.getLogger(__name__)
 
@@ -59,46 +63,38 @@ def backup_request(*, instance: Instance, label: str = BackupLabel.MANUAL, user=
     if enqueue:
         backup.task_id = str(uuid.uuid4())
         backup.save(update_fields=["task_id"])
-        transaction.on_commit(lambda: _enqueue("instances.backups.tasks.backup_run_task", backup.pk, backup.task_id))
+        enqueue_on_commit("instances.backups.tasks.backup_run_task", backup.pk, task_id=backup.task_id)
     return backup
 
 
 def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
     """Take a requested backup (the task and the command call this). Only the caller that moves the row
     from pending to running goes on, so a duplicate delivery does nothing."""
-    claimed = Backup.objects.filter(pk=backup_id, status=BackupStatus.PENDING).update(
-        status=BackupStatus.RUNNING, started_at=timezone.now())
-    backup = Backup.objects.select_related("instance__node").filter(pk=backup_id).first()
+    backup, claimed = operation_claim(Backup, backup_id, pending=BackupStatus.PENDING, running=BackupStatus.RUNNING)
     if backup is None:
-        log.warning("Backup %s does not exist (any more): nothing to run.", backup_id)
         return "missing"
     if not claimed:
-        log.warning("Backup %s is %s, not pending: not running it again.", backup_id, backup.status)
         return backup.status
-    key = {"instance_id": backup.instance_id, "kind": OperationKind.BACKUP, "operation_id": backup.pk}
-    if not lock_claim(**key):
+
+    def refused() -> str:
         _fail(backup, "The instance lock was taken away before the backup could start (it was declared stale).")
         return backup.status
-    try:
-        with Heartbeat(**key) as heartbeat:
-            from instances.drivers import driver_for
 
-            try:
-                driver = driver_for(backup.instance.node)
-            except CCPError as error:
-                _fail(backup, error.message)
-                return backup.status
-            _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
-            if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
-                _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
-    finally:
-        lock_release(**key)
-    return backup.status
+    def work(heartbeat) -> str:
+        try:
+            driver = driver_for(backup.instance.node)
+        except CCPError as error:
+            _fail(backup, error.message)
+            return backup.status
+        _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
+        if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
+            _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
+        return backup.status
+
+    return run_operation(kind=OperationKind.BACKUP, row=backup, work=work, refused=refused)
 
 
 def _prune_quietly(instance: Instance) -> None:
-    from .retention import backups_prune
-
     try:
         backups_prune(instance=instance)
     except Exception:  # noqa: BLE001 - a pruning problem must not turn a good backup into a failed one
@@ -281,9 +277,3 @@ def _iso(moment: datetime) -> str:
 
 def _user_or_none(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
-
-
-def _enqueue(task_name: str, object_id: int, task_id: str) -> None:
-    from ccp.celery import app
-
-    app.send_task(task_name, args=[object_id], task_id=task_id)

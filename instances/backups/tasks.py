@@ -2,25 +2,22 @@
 
 from celery import shared_task
 
+from .restore import backup_restore_run
+from .services import backup_all_scheduled, backup_run
+
 __all__ = ["backup_all_scheduled_task", "backup_restore_task", "backup_run_task"]
 
 
 @shared_task(name="instances.backups.tasks.backup_run_task", acks_late=False)
 def backup_run_task(backup_id: int) -> str:
-    from .services import backup_run
-
     return backup_run(backup_id=backup_id)
 
 
 @shared_task(name="instances.backups.tasks.backup_restore_task", acks_late=False)
 def backup_restore_task(restore_id: int) -> str:
-    from .restore import backup_restore_run
-
     return backup_restore_run(restore_id=restore_id)
 
 
 @shared_task(name="instances.backups.tasks.backup_all_scheduled_task")
 def backup_all_scheduled_task() -> list[str]:
-    from .services import backup_all_scheduled
-
     return backup_all_scheduled()

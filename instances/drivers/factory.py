@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
+from instances.models import Node
 from instances.validators import validate_local_driver_allowed, validate_ssh_key_path
 
 from .base import Driver
@@ -14,9 +14,6 @@ from .local import LocalDriver
 from .pool import pool
 from .ssh import SSHDriver
 from .ssh_connect import NewHostKeyCallback, fingerprint, load_client_key
-
-if TYPE_CHECKING:
-    from instances.models import Node
 
 
 def driver_for(node: Node) -> Driver:
@@ -55,10 +52,6 @@ def driver_for(node: Node) -> Driver:
 
 def _pin_on_first_contact(node: Node) -> NewHostKeyCallback:
     def pin(key_type: str, key_base64: str, key_fingerprint: str) -> None:
-        from django.utils import timezone
-
-        from instances.models import Node
-
         fields = {"host_key_type": key_type, "host_key_base64": key_base64,
                   "host_key_fingerprint": key_fingerprint, "host_key_pinned_at": timezone.now()}
         # Only a node with no pinned key is pinned: two workers meeting a new node race here, and

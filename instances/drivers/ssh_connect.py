@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paramiko
+from django.core.exceptions import ValidationError
 
 from .errors import AuthenticationFailed, HostKeyMismatch, NodeUnreachable
 
@@ -54,6 +55,18 @@ def load_client_key(*, pkey_text: str | None = None, key_path: str | None = None
         source = "stored private key" if pkey_text else f"private key file {key_path}"
         raise AuthenticationFailed(f"The {source} for node {node} cannot be used: {error}.", node=node) from None
     raise AuthenticationFailed(f"Node {node} has neither a stored private key nor a key file.", node=node)
+
+
+def validate_private_key(value: str) -> None:
+    """An unencrypted OpenSSH/PEM private key the SSH driver can load (empty: none). A form and model
+    validator, kept beside the code that loads keys so that the two never disagree."""
+    if not value.strip():
+        return
+    try:
+        load_client_key(pkey_text=value)
+    except AuthenticationFailed:
+        raise ValidationError("This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa).",
+                              code="invalid_key") from None
 
 
 def _key_from_text(text: str) -> paramiko.PKey:

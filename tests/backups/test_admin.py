@@ -9,7 +9,7 @@ from django.contrib.admin import helpers
 
 from instances.choices import BackupStatus
 from instances.models import Backup, Restore
-from upgrades.models import InstanceLock
+from instances.operations.models import InstanceLock
 
 from .helpers import fake_backup
 

@@ -8,7 +8,7 @@ import pytest
 
 from instances.choices import BackupStatus
 from instances.models import Backup, Restore
-from upgrades.models import InstanceLock
+from instances.operations.models import InstanceLock
 
 from .helpers import fake_backup
 

@@ -17,7 +17,7 @@ from instances.backups.services import backup_for_upgrade, backup_request, backu
 from instances.choices import BackupLabel, BackupStatus
 from instances.drivers import close_all, driver_for
 from instances.models import Backup
-from upgrades.models import InstanceLock
+from instances.operations.models import InstanceLock
 
 from .helpers import MKDOCS_FILES, local_sums, make_ssh_node, sha256
 

@@ -8,8 +8,8 @@ import pytest
 
 from instances.choices import BackupLabel, BackupStatus
 from instances.models import Backup
+from instances.operations.models import InstanceLock
 from upgrades.choices import UpgradeMode, UpgradeStatus
-from upgrades.models import InstanceLock
 from upgrades.services import upgrade_request, upgrade_run
 
 from .helpers import CONFIG_FILES

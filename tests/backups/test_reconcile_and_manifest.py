@@ -11,8 +11,8 @@ from instances.backups import layout
 from instances.backups.manifest import FileEntry, Manifest, ManifestError, format_manifest, parse_manifest
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Restore
-from upgrades.models import InstanceLock
-from upgrades.reconcile import reconcile_stale_locks
+from instances.operations.models import InstanceLock
+from instances.operations.reconcile import reconcile_stale_locks
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from instances.backups.restore import backup_restore_request, backup_restore_run
 from instances.backups.services import backup_request, backup_run
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Instance, Restore
-from upgrades.models import InstanceLock
+from instances.operations.models import InstanceLock
 
 from .helpers import CONFIG_FILES, MKDOCS_FILES, local_sums
 

@@ -18,7 +18,7 @@ from ccp.celery import app
 from instances.backups.schedule import BACKUP_ALL_TASK, SCHEDULE_NAME, ensure_backup_schedule
 from instances.choices import BackupLabel, BackupStatus
 from instances.models import Backup
-from upgrades.models import InstanceLock
+from instances.operations.models import InstanceLock
 
 FINAL = (BackupStatus.SUCCEEDED, BackupStatus.FAILED)
 

@@ -43,6 +43,7 @@ def get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_make_run_serves_the_admin_and_stops_on_ctrl_c(tmp_path):
     fresh_copy(tmp_path)

@@ -9,12 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from instances.drivers import Driver, LocalDriver, SSHDriver
+from instances.drivers import Driver, LocalDriver
 from tests.testbed.sshd import SSHNode
 
-
-def ssh_driver(node: SSHNode, **options) -> SSHDriver:
-    return SSHDriver(node.host, node.port, node.user, pkey_text=node.client_key, **options)
+from .helpers import ssh_driver
 
 
 @pytest.fixture(params=["local", "ssh"])

@@ -12,7 +12,7 @@ import pytest
 from instances.drivers import Driver, DriverError, JobStatus, SSHDriver
 from tests.testbed.sshd import SSHNode
 
-from .conftest import ssh_driver
+from .helpers import ssh_driver
 
 pytestmark = pytest.mark.testbed
 

@@ -22,7 +22,7 @@ from instances.drivers import (
 )
 from tests.testbed.sshd import SSHNode, free_port, generate_key
 
-from .conftest import ssh_driver
+from .helpers import ssh_driver
 
 pytestmark = pytest.mark.testbed
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ssh_driver
+from .helpers import ssh_driver
 
 pytestmark = pytest.mark.testbed
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from instances.health import parse_probe, probe_until_healthy, probe_urls
-from tests.drivers.conftest import ssh_driver
+from tests.drivers.helpers import ssh_driver
 
 
 def test_parse_probe_reads_each_urls_exit_code_and_output():

@@ -22,11 +22,12 @@ from instances.choices import BackupStatus
 from instances.drivers import close_all, driver_for
 from instances.health import probe_urls
 from instances.models import Backup, Instance, Node
+from instances.operations.choices import OperationKind
+from instances.operations.models import InstanceLock
 from instances.services import node_save
 from tests.backups.helpers import make_ssh_node
 from tests.testbed.sshd import generate_key
-from upgrades.choices import OperationKind
-from upgrades.models import InstanceLock, Release, Upgrade
+from upgrades.models import Release, Upgrade
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

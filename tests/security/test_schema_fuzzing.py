@@ -54,6 +54,7 @@ def running_panel(transactional_db, worker_process_env, tmp_path):
     log.close()
 
 
+@pytest.mark.slow
 def test_no_request_gets_a_500(running_panel, superuser, tmp_path):
     url, web_log = running_panel
     node = Node(name="fuzz-node", address="127.0.0.1", ssh_port=1, driver="ssh")

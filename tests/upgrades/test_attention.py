@@ -8,8 +8,7 @@ from django.core.management import call_command
 from instances.models import Attention
 from upgrades import hooks
 
-from .test_quick_upgrade import quick, wait_final
-from .test_quick_upgrade_real_tenants import registry_id
+from .helpers import quick, registry_id, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 

@@ -1,7 +1,6 @@
 """First deploy of an instance CCP provisions (issue 10, items 6 and 7): nothing on the node yet."""
 
 import pwd
-import subprocess
 import uuid
 
 import pytest
@@ -19,7 +18,7 @@ from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
 from .handmade import chown_like_parent, public_registry_mentions
-from .test_quick_upgrade import wait_final
+from .helpers import registry_id, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 
@@ -52,11 +51,6 @@ def deploy(tenant, release):
 
 def owner(path) -> str:
     return pwd.getpwuid(path.stat().st_uid).pw_name
-
-
-def registry_id(docker_engine, tag: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", docker_engine.image(tag)],
-                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_6_a_first_deploy_creates_the_directory_and_bind_folders_as_the_node_account(

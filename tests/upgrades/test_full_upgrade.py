@@ -1,61 +1,16 @@
 """Full upgrade: the tenant's own script runs detached on the node; it survives the SSH connection
 dropping and the Celery worker being killed and replaced, and its whole log ends up in the steps."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
-from .test_quick_upgrade import wait_final
+from .helpers import install_script, kill_group, start_worker_process, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
-
-REPO = Path(__file__).resolve().parents[2]
-
-# The tenant's upgrade script: sets IMAGE_TAG, pulls, restarts, and logs one numbered line a second.
-SCRIPT = """#!/bin/sh
-set -eu
-target="$1"
-i=1
-while [ "$i" -le "${STEPS:-20}" ]; do
-  echo "upgrade line $i of ${STEPS:-20} towards $target"
-  i=$((i + 1))
-  sleep 1
-done
-sed -i "s/^IMAGE_TAG=.*/IMAGE_TAG=$target/" .env
-docker compose pull --quiet
-docker compose up --detach --wait --wait-timeout 60
-echo "upgrade finished"
-"""
-
-
-def install_script(tenant, text: str = SCRIPT) -> None:
-    scripts = tenant.path / "scripts"
-    scripts.mkdir(exist_ok=True)
-    (scripts / "upgrade.sh").write_text(text)
-    (scripts / "upgrade.sh").chmod(0o755)
-    os.chown(scripts, tenant.path.stat().st_uid, tenant.path.stat().st_gid)
-    os.chown(scripts / "upgrade.sh", tenant.path.stat().st_uid, tenant.path.stat().st_gid)
-
-
-def start_worker_process(env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ccp", "worker", "--pool=prefork", "--concurrency=1",
-         "--loglevel=INFO", "--without-mingle", "--without-gossip"],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-
 
 def wait_for_step(upgrade, name: str, contains: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ from upgrades.choices import UpgradeStatus
 from upgrades.modes.protection import CONTENT, STAT, changed_paths, parse_snapshot, snapshot_argv
 from upgrades.runner import StepError
 
-from .test_quick_upgrade import quick, wait_final
+from .helpers import quick, wait_final
 
 
 def stat_listing(*entries: tuple[str, str, str]) -> bytes:

@@ -1,6 +1,5 @@
 """Quick upgrade on the testbed: real sshd, docker engine, compose v2, registry, a real Celery worker."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -10,21 +9,9 @@ from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.models import Upgrade
 from upgrades.services import upgrade_request
 
+from .helpers import quick, wait_final
+
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
-
-
-def wait_final(upgrade: Upgrade, timeout: float = 180) -> Upgrade:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        upgrade.refresh_from_db()
-        if upgrade.is_final:
-            return upgrade
-        time.sleep(0.3)
-    raise AssertionError(f"upgrade #{upgrade.pk} still {upgrade.status} after {timeout} s")
-
-
-def quick(tenant, tag: str) -> Upgrade:
-    return upgrade_request(instance=tenant.instance, mode=UpgradeMode.IMAGE_ONLY, image_tag=tag)
 
 
 def test_quick_upgrade_v1_to_v2(make_tenant, celery_worker_thread):
@@ -119,8 +106,8 @@ def test_upgrade_command_runs_in_the_foreground_and_prints_steps(make_tenant, ca
 
 
 def test_a_dead_workers_quick_upgrade_is_marked_interrupted_and_its_lock_released(make_instance):
-    from upgrades.models import InstanceLock
-    from upgrades.reconcile import reconcile_stale_locks
+    from instances.operations.models import InstanceLock
+    from instances.operations.reconcile import reconcile_stale_locks
 
     instance = make_instance()
     upgrade = upgrade_request(instance=instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")

@@ -12,15 +12,9 @@ from tests.testbed.tenant import free_port
 from upgrades.choices import UpgradeStatus
 
 from .handmade import add_built_service, chown_like_parent, handwritten_env, public_registry_mentions
-from .test_quick_upgrade import quick, wait_final
+from .helpers import quick, registry_id, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
-
-
-def registry_id(docker_engine, tag: str) -> str:
-    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", docker_engine.image(tag)],
-                           capture_output=True, text=True, check=True)
-    return found.stdout.strip()
 
 
 def test_1_duplicate_image_tag_lines_the_last_one_is_changed(make_tenant, celery_worker_thread, docker_engine):

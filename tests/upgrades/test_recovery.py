@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from instances.operations.models import InstanceLock
 from instances.preview import instance_preview
 from upgrades.choices import StepStatus, UpgradeMode, UpgradeStatus
-from upgrades.models import InstanceLock
 from upgrades.services import upgrade_request
 
 from .handmade import handwritten_env
-from .test_full_upgrade import install_script, kill_group, start_worker_process
-from .test_quick_upgrade import wait_final
-from .test_quick_upgrade_real_tenants import registry_id
+from .helpers import install_script, kill_group, registry_id, start_worker_process, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 

@@ -18,7 +18,7 @@ from tests.testbed.tenant import Tenant, copy_image, free_port, provision
 from upgrades.choices import UpgradeStatus
 
 from .handmade import public_registry_mentions
-from .test_quick_upgrade import quick, wait_final
+from .helpers import quick, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 

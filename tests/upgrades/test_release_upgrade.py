@@ -8,7 +8,7 @@ from instances.preview import instance_preview
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
-from .test_quick_upgrade import wait_final
+from .helpers import wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 

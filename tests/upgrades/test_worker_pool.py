@@ -9,7 +9,7 @@ from ccp.celery import app
 from ccp.errors import Conflict
 from upgrades.choices import UpgradeStatus
 
-from .test_quick_upgrade import quick, wait_final
+from .helpers import quick, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 

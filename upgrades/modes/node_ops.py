@@ -9,8 +9,11 @@ from django.conf import settings
 
 from instances.health import health_urls_of, probe_until_healthy
 from instances.node_commands import compose_argv, compose_ps
+from instances.services import instance_record_observation
+from instances.template_errors import engine_errors
 from templates_engine import parse_env, with_env_value
 
+from ..hooks import HOOKS
 from ..runner import StepContext, StepError
 from . import protection
 from .precheck import precheck as run_precheck
@@ -45,10 +48,12 @@ def read_env(ctx: StepContext) -> bytes:
     return ctx.driver.read_file(path_in(ctx, ENV_FILE))
 
 
+@engine_errors()
 def env_image_tag(env_text: str) -> str:
     return parse_env(env_text).get("IMAGE_TAG", "")
 
 
+@engine_errors()
 def with_image_tag(env_text: str, tag: str) -> tuple[str, list[int]]:
     """The .env text with IMAGE_TAG set to `tag` as compose reads it (its last assignment), nothing
     else changed; and the lines where IMAGE_TAG was assigned."""
@@ -112,13 +117,9 @@ def protected_unchanged(ctx: StepContext) -> str:
 
 def run_hook(name: str, ctx: StepContext) -> None:
     """Test seam: a test may register a callable for a named point of an upgrade (see upgrades.hooks)."""
-    from ..hooks import HOOKS
-
     for hook in HOOKS.get(name, []):
         hook(ctx)
 
 
 def record_version(ctx: StepContext, version: str) -> None:
-    from instances.services import instance_record_observation
-
     instance_record_observation(instance=ctx.instance, version=version, healthy=True)

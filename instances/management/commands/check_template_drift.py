@@ -5,9 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ccp.errors import CCPError
 from instances.management.cli import fail
-from templates_engine import check_drift, load_template_set
+from templates_engine import TemplateEngineError, check_drift, load_template_set
 
 EXIT_NO_DRIFT, EXIT_DRIFT = 0, 1
 
@@ -34,7 +33,7 @@ class Command(BaseCommand):
             loaded = load_template_set(settings.CCP_TEMPLATE_ROOT, template_set or settings.CCP_DEFAULT_TEMPLATE_SET)
             report = check_drift(loaded, canonical_text, registry=registry or settings.CCP_IMAGE_REGISTRY,
                                  canonical_label=str(canonical_file))
-        except CCPError as exc:
+        except TemplateEngineError as exc:
             raise fail(exc.message) from None
         self.stdout.write(report.format())
         if report.has_drift:

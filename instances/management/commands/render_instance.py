@@ -8,7 +8,7 @@ from ccp.errors import CCPError
 from instances.management.cli import fail, instance_by_slug
 from instances.preview import instance_render
 from instances.redaction import REDACTED, redact_bytes, secret_values
-from templates_engine import RenderedFile, write_rendered
+from templates_engine import RenderedFile, TemplateEngineError, write_rendered
 
 
 class Command(BaseCommand):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 files = {path: RenderedFile(f.path, redact_bytes(f.content, secrets), f.mode)
                          for path, f in files.items()}
             write_rendered(files, out, private=True)  # 0600 files, 0700 folders: a render holds the .env
-        except CCPError as exc:
+        except (CCPError, TemplateEngineError) as exc:  # write_rendered refuses unsafe paths itself
             raise fail(exc.message, instance=instance) from None
         except OSError as exc:
             raise fail(f"Cannot write into {out}: {exc.strerror or exc}.") from None

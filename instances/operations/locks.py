@@ -2,8 +2,8 @@
 
 The lock is taken when an operation is *requested*, in the same transaction that creates its row, so
 a second request is refused at once (409) instead of queueing silently behind the first. The worker
-that runs the operation records itself as owner and refreshes a heartbeat; the reconciler removes
-locks whose owner died and marks their operation interrupted (or resumes it, see upgrades.reconcile).
+that runs the operation records itself as owner and refreshes a heartbeat; the reconciler (reconcile.py)
+takes over locks whose owner died and hands each to the handler of its operation kind.
 """
 
 import os

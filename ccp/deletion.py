@@ -11,9 +11,8 @@ from collections import defaultdict
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
 
+from ccp.audit import audit_log
 from ccp.errors import Conflict
-
-from .audit import audit_log
 
 SHOWN_PER_KIND = 5
 

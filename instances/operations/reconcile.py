@@ -1,0 +1,76 @@
+"""Find operations whose worker died, and hand each to the handler its operation kind registered.
+
+Celery is set up so that a long task is never delivered twice (acks early, see README): if a worker
+dies mid-operation nobody re-runs the task. Instead this reconciler, run by beat every minute and by
+every worker as it starts, looks for locks whose owner is dead, takes each over and calls the handler
+registered for the lock's kind (`register_handler`). A handler either closes the operation (marks it
+interrupted: the lock is then released here) or hands it to a new task (resume, roll back), which
+then owns the lock: it says which by what it returns.
+
+Taking over a lock is a compare-and-set on (instance, owner), so two reconcilers never both win.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .locks import owner_id, owner_is_dead
+from .models import InstanceLock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What a handler did: the report line, and whether the lock stays (a new task will claim it)."""
+
+    line: str
+    keep_lock: bool = False
+
+
+Handler = Callable[[InstanceLock], Handled | None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def register_handler(kind: str) -> Callable[[Handler], Handler]:
+    """Decorator: `fn(lock)` handles the dead operations of `kind`. Returning None means "closed it"."""
+
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[str(kind)] = fn
+        return fn
+
+    return register
+
+
+def reconcile_stale_locks() -> list[str]:
+    """Returns one line per lock acted on (for logs and the command)."""
+    report = []
+    for lock in InstanceLock.objects.select_related("instance"):
+        if not owner_is_dead(lock):
+            continue
+        with transaction.atomic():
+            taken = InstanceLock.objects.filter(instance_id=lock.instance_id, owner=lock.owner,
+                                                operation_id=lock.operation_id).update(
+                owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now())
+            if not taken:
+                continue  # another reconciler got there first, or the owner came back
+            report.append(_handle(lock))
+    for line in report:
+        log.warning(line)
+    return report
+
+
+def _handle(lock: InstanceLock) -> str:
+    handler = _HANDLERS.get(lock.kind)
+    handled = handler(lock) if handler else None
+    if handled is not None and handled.keep_lock:
+        return handled.line
+    InstanceLock.objects.filter(instance_id=lock.instance_id).delete()
+    if handled is not None:
+        return handled.line
+    if handler is None:
+        return f"{lock.instance}: {lock.kind} #{lock.operation_id} lost its worker; no handler knows it: lock released."
+    return f"{lock.instance}: {lock.kind} #{lock.operation_id} lost its worker; marked interrupted, lock released."
