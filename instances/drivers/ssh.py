@@ -189,6 +189,11 @@ class SSHDriver(Driver):
                 raise SessionRefused(f"Node {self.label} refused a new session: {describe(error)}.",
                                      node=self.label) from None
             except (paramiko.SSHException, EOFError, OSError) as error:
+                if transport.is_active():
+                    # The connection lives and other threads' commands run on it: only this channel
+                    # failed to open (in time, under load). Retried as a refusal; never torn down.
+                    raise SessionRefused(f"Node {self.label} did not open a new session: {describe(error)}.",
+                                         node=self.label) from None
                 with self._lock:
                     if self._transport is transport:
                         self._drop()
@@ -196,22 +201,25 @@ class SSHDriver(Driver):
                     raise self._unreachable(f"the connection was lost ({describe(error)})") from None
         raise AssertionError("unreachable")
 
-    def _channel(self) -> paramiko.Channel:
+    def _session(self, open_: Callable[[paramiko.Transport], T]) -> T:
         # sshd frees a closed session a moment after our close: a refusal right after many sessions
         # ended is retried briefly before it counts as the node refusing.
         deadline = time.monotonic() + SESSION_RETRY_SECONDS
         while True:
             try:
-                return self._reconnecting(lambda transport: transport.open_session(timeout=self.connect_timeout))
+                return self._reconnecting(open_)
             except SessionRefused:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)
 
+    def _channel(self) -> paramiko.Channel:
+        return self._session(lambda transport: transport.open_session(timeout=self.connect_timeout))
+
     def _sftp_client(self) -> paramiko.SFTPClient:
         with self._lock:
             if self._sftp is None or not self.connected:
-                self._sftp = self._reconnecting(paramiko.SFTPClient.from_transport)
+                self._sftp = self._session(paramiko.SFTPClient.from_transport)
             return self._sftp
 
     # -- commands -------------------------------------------------------------------------------
