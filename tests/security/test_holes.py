@@ -20,6 +20,7 @@ from django.utils import timezone
 from instances.backups.services import backup_request, backup_run
 from instances.choices import BackupStatus
 from instances.drivers import close_all, driver_for
+from instances.drivers.ssh_connect import load_client_key
 from instances.health import probe_urls
 from instances.models import Backup, Instance, Node
 from instances.services import node_save
@@ -126,6 +127,64 @@ def test_moving_an_instance_to_another_node_is_privileged_and_audited(api, opera
     assert api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"node": other.name},
                                 format="json").status_code == 200
     assert LogEntry.objects.filter(change_message__contains=f"node: {old} → {other.name}").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.testbed
+def test_an_operator_cannot_point_a_node_at_a_host_they_control(api, operator, superuser, make_instance,
+                                                               ssh_node_factory):
+    """Changing a node's address or port moves every instance on it: an operator who could do it, then re-pin
+    with the fingerprint of their own host, would have the tenants' rendered .env written there."""
+    trusted, theirs = ssh_node_factory(), ssh_node_factory()
+    node = make_ssh_node(trusted)
+    theirs.authorize(_public_line_of(node))
+    make_instance(node=node)
+    client = api(operator)
+    try:
+        assert client.post(f"/api/v1/nodes/{node.name}/check/").status_code == 200
+        for change in ({"address": theirs.host, "ssh_port": theirs.port}, {"ssh_port": theirs.port},
+                       {"ssh_user": "nobody"}):
+            refused = client.patch(f"/api/v1/nodes/{node.name}/", change, format="json")
+            assert refused.status_code == 403, (change, refused.content)
+            assert "relocate_instance" in refused.json()["detail"]
+        stored = Node.objects.get(pk=node.pk)
+        assert (stored.address, stored.ssh_port) == (trusted.host, trusted.port)
+        # nothing to re-pin: the node still presents the trusted key, so a re-pin to theirs is refused
+        repin = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": theirs.host_key_fingerprint},
+                            format="json")
+        assert repin.status_code == 409
+        assert Node.objects.get(pk=node.pk).host_key_fingerprint == trusted.host_key_fingerprint
+
+        done = api(superuser).patch(f"/api/v1/nodes/{node.name}/", {"ssh_port": theirs.port,
+                                                                     "address": theirs.host}, format="json")
+        assert done.status_code == 200, done.content
+        entry = LogEntry.objects.filter(user=superuser, change_message__startswith="Privileged change").get()
+        assert f"ssh_port: {trusted.port} → {theirs.port}" in entry.change_message
+    finally:
+        close_all()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_where_a_node_points_read_only_to_operators(client, operator, make_node, make_instance):
+    node = make_node(driver="ssh")
+    source = make_node(driver="ssh")
+    client.force_login(operator)
+    page = client.get(f"/admin/instances/node/{node.pk}/change/").content.decode()
+    for field in ("address", "ssh_port", "ssh_user", "image_source"):
+        assert f'name="{field}"' not in page, field
+    # a forged POST of the read-only fields changes nothing
+    client.post(f"/admin/instances/node/{node.pk}/change/",
+                {"name": node.name, "address": "127.0.0.9", "ssh_port": 2222, "ssh_user": "nobody",
+                 "instance_root": node.instance_root, "registry_access": "", "image_source": source.pk,
+                 "private_key": ""})
+    stored = Node.objects.get(pk=node.pk)
+    assert (stored.address, stored.ssh_port, stored.ssh_user, stored.image_source_id) == (
+        node.address, node.ssh_port, node.ssh_user, None)
+
+
+def _public_line_of(node: Node) -> str:
+    key = load_client_key(pkey_text=node.get_private_key())
+    return f"{key.get_name()} {key.get_base64()}"
 
 
 @pytest.mark.django_db
