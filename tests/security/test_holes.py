@@ -102,6 +102,59 @@ def test_a_key_path_must_lie_in_the_key_folder(api, superuser, make_node, settin
 
 
 @pytest.mark.django_db
+@pytest.mark.testbed
+def test_a_key_link_swapped_out_of_the_key_folder_is_refused_by_every_use(api, superuser, ssh_node, settings,
+                                                                          tmp_path):
+    """Re-pinning (its handshake loads the key) checks the key path again too, like every other use."""
+    key_dir, outside = tmp_path / "keys", tmp_path / "outside"
+    key_dir.mkdir(), outside.mkdir()
+    (key_dir / "node-key").write_bytes(Path(ssh_node.key_path).read_bytes())
+    (outside / "other").write_bytes(Path(ssh_node.key_path).read_bytes())
+    (key_dir / "link").symlink_to(key_dir / "node-key")
+    settings.CCP_SSH_KEY_DIR = str(key_dir)
+    node = Node.objects.create(name="keyed", **{**ssh_node.node_fields(), "ssh_key_path": str(key_dir / "link")})
+    client = api(superuser)
+    try:
+        asked = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {}, format="json")
+        assert asked.json()["presented_fingerprint"] == ssh_node.host_key_fingerprint
+        (key_dir / "link").unlink()
+        (key_dir / "link").symlink_to(outside / "other")  # someone with write access to the folder
+
+        refused = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {}, format="json")
+        assert "presented_fingerprint" not in refused.json()
+        assert "CCP_SSH_KEY_DIR" in refused.json()["detail"]
+        with pytest.raises(Exception, match="CCP_SSH_KEY_DIR"):
+            driver_for(Node.objects.get(pk=node.pk))
+    finally:
+        close_all()
+
+
+@pytest.mark.django_db
+def test_a_key_path_that_is_a_fifo_fails_at_once_with_a_sentence(make_node, settings, tmp_path):
+    """A FIFO would block the worker forever in open() (a directory already failed with a sentence)."""
+    settings.CCP_SSH_KEY_DIR = str(tmp_path)
+    path = tmp_path / "key"
+    os.mkfifo(path)
+    node = make_node(driver="ssh", ssh_key_path=str(path))
+    outcome: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            driver_for(node)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+
+    worker = threading.Thread(target=use, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        with open(path, "wb"):  # unblock the reader so the thread ends
+            pass
+    assert not worker.is_alive() or pytest.fail("driver_for blocked on the key path")
+    assert outcome and "not a regular file" in str(outcome[0])
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("field,value", [("install_dir", "/var/lib/ccp-elsewhere"),
                                          ("upgrade_script", "evil.sh")])
 def test_moving_an_instance_is_privileged(api, operator, superuser, make_instance, field, value):
