@@ -596,6 +596,37 @@ def test_health_urls_are_fetched_without_globbing(make_node, literal_http):
     assert ok, output
 
 
+@pytest.fixture
+def truncating_http():
+    """A loopback server that answers 200, sends part of a body holding a canary, and hangs up: what a
+    streaming or broken internal service on a node does."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nINTERNAL-CANARY-7731 token=abc")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    listener.close()
+
+
+@pytest.mark.django_db
+def test_a_health_probe_never_returns_a_response_body(make_node, truncating_http):
+    """Health outputs are shown to viewers: an operator must not read a node-internal service through them."""
+    ok, output = probe_urls(driver_for(make_node(driver="local")), [truncating_http])[truncating_http]
+    assert not ok
+    assert "INTERNAL-CANARY" not in output and output  # the reason stays (curl's error), the body does not
+
+
 @pytest.mark.django_db
 def test_the_admin_preview_refuses_an_unknown_release(client, superuser, make_instance):
     instance = make_instance()
