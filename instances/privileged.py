@@ -2,8 +2,8 @@
 
 - A node's driver and SSH key path are settings of the *panel host* (the local driver runs commands as
   the panel's own user; a key path names a file the panel can read): superusers only.
-- Moving an instance to another node, or changing its install directory or upgrade script, changes
-  what a full upgrade or a restore runs where: `instances.relocate_instance`, never while an operation
+- Moving an instance to another node, or changing its install directory, upgrade script or compose
+  project, changes what a full upgrade or a restore runs where: `instances.relocate_instance`, never while an operation
   holds the instance's lock, and audited old → new.
 
 `user` None is the panel itself (management commands, tests), which may do anything.
@@ -19,7 +19,9 @@ NODE_PANEL_HOST_FIELDS = ("driver", "ssh_key_path")
 # Where an existing node's commands run, and where its images come from: changing them moves every instance
 # on it (and every node that takes images from it) as surely as changing the instances' node would.
 NODE_WHERE_FIELDS = ("address", "ssh_port", "ssh_user", "image_source")
-INSTANCE_PRIVILEGED_FIELDS = ("node", "install_dir", "upgrade_script")
+# compose_project too: it decides which containers on the node an upgrade or a restore replaces (a stack CCP
+# does not manage, such as the node's front proxy, could otherwise be taken over by naming its project).
+INSTANCE_PRIVILEGED_FIELDS = ("node", "install_dir", "upgrade_script", "compose_project")
 RELOCATE_PERMISSION = "instances.relocate_instance"
 
 
@@ -37,6 +39,8 @@ def _changes(obj, old, fields: tuple[str, ...]) -> list[str]:
 def _shown(obj, field: str) -> str:
     if field in ("node", "image_source"):
         return str(getattr(obj, field)) if getattr(obj, field + "_id") else ""
+    if field == "compose_project":  # empty means the slug (Instance.clean)
+        return obj.compose_project or obj.slug
     return str(getattr(obj, field) or "")
 
 

@@ -156,7 +156,10 @@ def test_a_key_path_that_is_a_fifo_fails_at_once_with_a_sentence(make_node, sett
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("field,value", [("install_dir", "/var/lib/ccp-elsewhere"),
-                                         ("upgrade_script", "evil.sh")])
+                                         ("upgrade_script", "evil.sh"),
+                                         # which containers on the node an upgrade replaces: a stack CCP does
+                                         # not manage (the node's front proxy) must not be taken over
+                                         ("compose_project", "front-proxy")])
 def test_moving_an_instance_is_privileged(api, operator, superuser, make_instance, field, value):
     instance = make_instance()
     before = getattr(instance, field)
@@ -168,6 +171,15 @@ def test_moving_an_instance_is_privileged(api, operator, superuser, make_instanc
     assert done.status_code == 200
     entry = LogEntry.objects.filter(user=superuser, change_message__startswith="Privileged change").get()
     assert f"{field}: {before} → {value}" in entry.change_message
+
+
+@pytest.mark.django_db
+def test_an_empty_compose_project_is_the_slug_and_no_move(api, operator, make_instance):
+    instance = make_instance(compose_project="")
+    assert Instance.objects.get(pk=instance.pk).compose_project == instance.slug
+    response = api(operator).patch(f"/api/v1/instances/{instance.slug}/", {"compose_project": ""}, format="json")
+    assert response.status_code == 200, response.content
+    assert not LogEntry.objects.filter(change_message__startswith="Privileged change").exists()
 
 
 @pytest.mark.django_db
