@@ -19,7 +19,7 @@ from .backups.selectors import annotate_last_backup
 from .forms import InstanceAdminForm, NodeAdminForm
 from .models import Instance, Node
 from .node_checks import node_presented_fingerprint, node_repin_host_key
-from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, RELOCATE_PERMISSION
+from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, NODE_WHERE_FIELDS, RELOCATE_PERMISSION
 from .selectors import with_open_attention
 from .tasks import instance_check_health_task, node_check_task
 
@@ -92,9 +92,11 @@ class NodeAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The driver and the key path are panel-host settings (README "Security model"): superusers only.
+        # Where an existing node points (address, port, user, image source) needs relocate_instance.
         if request.user.is_superuser:
             return self.readonly_fields
-        return (*self.readonly_fields, *NODE_PANEL_HOST_FIELDS)
+        where = NODE_WHERE_FIELDS if obj is not None and not request.user.has_perm(RELOCATE_PERMISSION) else ()
+        return (*self.readonly_fields, *NODE_PANEL_HOST_FIELDS, *where)
 
     def save_model(self, request, obj, form, change) -> None:
         # The admin writes its own log entry; the service checks, encrypts, saves and audits panel-host changes.

@@ -15,6 +15,8 @@ MARK = "\x1e"
 
 # $1…: the URLs. All are probed at once (curl with URL globbing off and only http/https, or wget
 # where there is no curl); then, per URL in order: a header `MARK <index> <exit code>` and its output.
+# The response body is discarded: outputs are shown to viewers, and a URL may name a node-internal
+# service (a body cut short would otherwise appear in curl's output); only the tool's error message is kept.
 PROBE = r"""
 dir=$(mktemp -d) || exit 2
 trap 'rm -rf -- "$dir"' EXIT
@@ -24,9 +26,9 @@ for url do
     (
         if command -v curl >/dev/null 2>&1; then
             curl --globoff --proto =http,https --proto-redir =http,https --fail --silent --show-error \
-                --max-time 5 "$url"
+                --max-time 5 --output /dev/null "$url"
         else
-            wget -q -O - -T 5 -- "$url"
+            wget -q -O /dev/null -T 5 -- "$url"
         fi >"$dir/$i.out" 2>&1
         echo "$?" >"$dir/$i.rc"
     ) &

@@ -9,6 +9,7 @@ from ccp.audit import audit_log
 from ccp.errors import CCPError, Conflict
 
 from .drivers import driver_for
+from .drivers.factory import client_key_text
 from .drivers.pool import drop_connections
 from .drivers.ssh_connect import Endpoint, load_client_key, presented_host_key
 from .models import Node
@@ -60,7 +61,8 @@ class FingerprintConfirmationNeeded(CCPError):
 def node_presented_fingerprint(*, node: Node) -> tuple[str, str, str]:
     """(type, base64, fingerprint) of the key the node presents now (handshake only, no login)."""
     label = f"{node.address}:{node.ssh_port}"
-    key = load_client_key(pkey_text=node.get_private_key() or None, key_path=node.ssh_key_path or None, node=label)
+    # the key path is checked again here too: the handshake loads the key like any other use
+    key = load_client_key(pkey_text=client_key_text(node), node=label)
     return presented_host_key(Endpoint(node.address, node.ssh_port, node.ssh_user, key))
 
 

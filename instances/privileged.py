@@ -2,8 +2,8 @@
 
 - A node's driver and SSH key path are settings of the *panel host* (the local driver runs commands as
   the panel's own user; a key path names a file the panel can read): superusers only.
-- Moving an instance to another node, or changing its install directory or upgrade script, changes
-  what a full upgrade or a restore runs where: `instances.relocate_instance`, never while an operation
+- Moving an instance to another node, or changing its install directory, upgrade script or compose
+  project, changes what a full upgrade or a restore runs where: `instances.relocate_instance`, never while an operation
   holds the instance's lock, and audited old → new.
 
 `user` None is the panel itself (management commands, tests), which may do anything.
@@ -16,7 +16,12 @@ from .operations.locks import describe
 from .operations.models import InstanceLock
 
 NODE_PANEL_HOST_FIELDS = ("driver", "ssh_key_path")
-INSTANCE_PRIVILEGED_FIELDS = ("node", "install_dir", "upgrade_script")
+# Where an existing node's commands run, and where its images come from: changing them moves every instance
+# on it (and every node that takes images from it) as surely as changing the instances' node would.
+NODE_WHERE_FIELDS = ("address", "ssh_port", "ssh_user", "image_source")
+# compose_project too: it decides which containers on the node an upgrade or a restore replaces (a stack CCP
+# does not manage, such as the node's front proxy, could otherwise be taken over by naming its project).
+INSTANCE_PRIVILEGED_FIELDS = ("node", "install_dir", "upgrade_script", "compose_project")
 RELOCATE_PERMISSION = "instances.relocate_instance"
 
 
@@ -32,8 +37,10 @@ def _changes(obj, old, fields: tuple[str, ...]) -> list[str]:
 
 
 def _shown(obj, field: str) -> str:
-    if field == "node":
-        return str(obj.node) if obj.node_id else ""
+    if field in ("node", "image_source"):
+        return str(getattr(obj, field)) if getattr(obj, field + "_id") else ""
+    if field == "compose_project":  # empty means the slug (Instance.clean)
+        return obj.compose_project or obj.slug
     return str(getattr(obj, field) or "")
 
 
@@ -48,6 +55,21 @@ def node_check_panel_host_fields(*, node: Node, user) -> str:
         names = ", ".join(sorted({c.split(":")[0] for c in changed}))
         raise Forbidden(f"Only a superuser may set {names}: the driver and the SSH key path are settings of the "
                         "panel host (README \"Security model\").")
+    return "; ".join(changed)
+
+
+def node_check_where_change(*, node: Node, user) -> str:
+    """For an existing node: refuse a change of its address, port, user or image source by a user without
+    `instances.relocate_instance` (an operator could otherwise point a node at a host they control, re-pin
+    its key, and have the tenants' rendered secrets written there). Returns the change for the audit log."""
+    if node.pk is None:
+        return ""
+    old = Node.objects.select_related("image_source").filter(pk=node.pk).first()
+    changed = _changes(node, old, NODE_WHERE_FIELDS)
+    if changed and user is not None and not user.has_perm(RELOCATE_PERMISSION):
+        names = ", ".join(c.split(":")[0] for c in changed)
+        raise Forbidden(f"Changing {names} of a node needs the {RELOCATE_PERMISSION} permission: it moves every "
+                        "instance on the node to wherever the node then points.")
     return "; ".join(changed)
 
 

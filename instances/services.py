@@ -12,7 +12,7 @@ from .context import template_set_for
 from .drivers.pool import drop_connections
 from .drivers.ssh_connect import validate_private_key
 from .models import Instance, Node
-from .privileged import instance_check_privileged_change, node_check_panel_host_fields
+from .privileged import instance_check_privileged_change, node_check_panel_host_fields, node_check_where_change
 
 
 def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
@@ -72,10 +72,12 @@ def instance_save(*, instance: Instance, user=None, secret_values: dict[str, str
 def node_save(*, node: Node, user=None, private_key: str | None = None,
               changed_fields: list[str] | None = None, log_change: bool = True) -> Node:
     """Validate and save a node. The driver and the key path are panel-host settings: only a superuser
-    (or the panel itself, `user` None) may set or change them. A changed address, port, user, key or
+    (or the panel itself, `user` None) may set or change them; an existing node's address, port, user and
+    image source need `instances.relocate_instance` and are audited old → new. A changed address, port, user, key or
     pinned host key drops the node's pooled SSH connections (see drivers.pool)."""
     created = node.pk is None
     panel_host = node_check_panel_host_fields(node=node, user=user)
+    where = node_check_where_change(node=node, user=user)
     if private_key is not None:
         try:
             validate_private_key(private_key)
@@ -90,6 +92,8 @@ def node_save(*, node: Node, user=None, private_key: str | None = None,
                   message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
     if panel_host:
         audit_log(user=user, obj=node, action="changed", message="Panel-host setting: " + panel_host)
+    if where:
+        audit_log(user=user, obj=node, action="changed", message="Privileged change: " + where)
     return node
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -9,7 +12,7 @@ from instances.models import Node
 from instances.validators import validate_local_driver_allowed, validate_ssh_key_path
 
 from .base import Driver
-from .errors import DriverError, HostKeyMismatch
+from .errors import AuthenticationFailed, DriverError, HostKeyMismatch
 from .local import LocalDriver
 from .pool import pool
 from .ssh import SSHDriver
@@ -22,21 +25,16 @@ def driver_for(node: Node) -> Driver:
     The panel-host settings are checked again here, at use, not only when the node was saved: a node
     saved before CCP_ALLOW_LOCAL_DRIVER was turned off, or a key path that became a symlink out of
     CCP_SSH_KEY_DIR, is refused before anything runs."""
-    try:
-        validate_local_driver_allowed(node.driver)
-        validate_ssh_key_path(node.ssh_key_path if not node.has_private_key else "")
-    except ValidationError as exc:
-        raise DriverError(f"Node {node.name}: {' '.join(exc.messages)}", node=node.name) from None
+    _check_panel_host_settings(node)
     if node.driver == "local":
         return LocalDriver(label=f"{node.name} (local)")
     label = f"{node.address}:{node.ssh_port}"
-    key_text = node.get_private_key() or None
-    key_path = None if key_text else (node.ssh_key_path or None)
-    client_key = load_client_key(pkey_text=key_text, key_path=key_path, node=label)
+    key_text = client_key_text(node)
+    client_key = load_client_key(pkey_text=key_text, node=label)
     pinned = (node.host_key_type, node.host_key_base64) if node.host_key_base64 else None
 
     def create() -> SSHDriver:
-        return SSHDriver(node.address, node.ssh_port, node.ssh_user, pkey_text=key_text, key_path=key_path,
+        return SSHDriver(node.address, node.ssh_port, node.ssh_user, pkey_text=key_text,
                          pinned_host_key=pinned, on_new_host_key=_pin_on_first_contact(node))
 
     # Every operation re-verifies the pin (free on a live connection): a pooled driver is reused only
@@ -48,6 +46,39 @@ def driver_for(node: Node) -> Driver:
 
     key = (node.pk, node.address, node.ssh_port, node.ssh_user, client_key.fingerprint)
     return pool.get(key, create, reuse=reuse, group=node.pk)
+
+
+def _check_panel_host_settings(node: Node) -> None:
+    try:
+        validate_local_driver_allowed(node.driver)
+        validate_ssh_key_path(node.ssh_key_path if not node.has_private_key else "")
+    except ValidationError as exc:
+        raise DriverError(f"Node {node.name}: {' '.join(exc.messages)}", node=node.name) from None
+
+
+def client_key_text(node: Node) -> str | None:
+    """The panel's private key for `node`: the stored one, else the key file, read once. The file actually
+    opened is what is checked against CCP_SSH_KEY_DIR (a link swapped after the name was checked is caught),
+    and it must be a regular file (opening a FIFO would block the worker)."""
+    _check_panel_host_settings(node)
+    stored = node.get_private_key()
+    if stored or not node.ssh_key_path:
+        return stored or None
+    path, label = node.ssh_key_path, f"{node.address}:{node.ssh_port}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise AuthenticationFailed(f"The private key file {path} for node {label} cannot be used: "
+                                   f"{error.strerror}.", node=label) from None
+    with os.fdopen(fd, "rb") as key_file:
+        try:
+            validate_ssh_key_path(os.readlink(f"/proc/self/fd/{fd}"))
+        except ValidationError as exc:
+            raise DriverError(f"Node {node.name}: {' '.join(exc.messages)}", node=node.name) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AuthenticationFailed(f"The private key file {path} for node {label} is not a regular file.",
+                                       node=label)
+        return key_file.read(1024 * 1024).decode(errors="replace")
 
 
 def _pin_on_first_contact(node: Node) -> NewHostKeyCallback:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from instances.backups.services import backup_request, backup_run
 from instances.choices import BackupStatus
 from instances.drivers import close_all, driver_for
+from instances.drivers.ssh_connect import load_client_key
 from instances.health import probe_urls
 from instances.models import Backup, Instance, Node
 from instances.operations.choices import OperationKind
@@ -102,8 +103,64 @@ def test_a_key_path_must_lie_in_the_key_folder(api, superuser, make_node, settin
 
 
 @pytest.mark.django_db
+@pytest.mark.testbed
+def test_a_key_link_swapped_out_of_the_key_folder_is_refused_by_every_use(api, superuser, ssh_node, settings,
+                                                                          tmp_path):
+    """Re-pinning (its handshake loads the key) checks the key path again too, like every other use."""
+    key_dir, outside = tmp_path / "keys", tmp_path / "outside"
+    key_dir.mkdir(), outside.mkdir()
+    (key_dir / "node-key").write_bytes(Path(ssh_node.key_path).read_bytes())
+    (outside / "other").write_bytes(Path(ssh_node.key_path).read_bytes())
+    (key_dir / "link").symlink_to(key_dir / "node-key")
+    settings.CCP_SSH_KEY_DIR = str(key_dir)
+    node = Node.objects.create(name="keyed", **{**ssh_node.node_fields(), "ssh_key_path": str(key_dir / "link")})
+    client = api(superuser)
+    try:
+        asked = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {}, format="json")
+        assert asked.json()["presented_fingerprint"] == ssh_node.host_key_fingerprint
+        (key_dir / "link").unlink()
+        (key_dir / "link").symlink_to(outside / "other")  # someone with write access to the folder
+
+        refused = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {}, format="json")
+        assert "presented_fingerprint" not in refused.json()
+        assert "CCP_SSH_KEY_DIR" in refused.json()["detail"]
+        with pytest.raises(Exception, match="CCP_SSH_KEY_DIR"):
+            driver_for(Node.objects.get(pk=node.pk))
+    finally:
+        close_all()
+
+
+@pytest.mark.django_db
+def test_a_key_path_that_is_a_fifo_fails_at_once_with_a_sentence(make_node, settings, tmp_path):
+    """A FIFO would block the worker forever in open() (a directory already failed with a sentence)."""
+    settings.CCP_SSH_KEY_DIR = str(tmp_path)
+    path = tmp_path / "key"
+    os.mkfifo(path)
+    node = make_node(driver="ssh", ssh_key_path=str(path))
+    outcome: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            driver_for(node)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+
+    worker = threading.Thread(target=use, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        with open(path, "wb"):  # unblock the reader so the thread ends
+            pass
+    assert not worker.is_alive() or pytest.fail("driver_for blocked on the key path")
+    assert outcome and "not a regular file" in str(outcome[0])
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("field,value", [("install_dir", "/var/lib/ccp-elsewhere"),
-                                         ("upgrade_script", "evil.sh")])
+                                         ("upgrade_script", "evil.sh"),
+                                         # which containers on the node an upgrade replaces: a stack CCP does
+                                         # not manage (the node's front proxy) must not be taken over
+                                         ("compose_project", "front-proxy")])
 def test_moving_an_instance_is_privileged(api, operator, superuser, make_instance, field, value):
     instance = make_instance()
     before = getattr(instance, field)
@@ -118,6 +175,15 @@ def test_moving_an_instance_is_privileged(api, operator, superuser, make_instanc
 
 
 @pytest.mark.django_db
+def test_an_empty_compose_project_is_the_slug_and_no_move(api, operator, make_instance):
+    instance = make_instance(compose_project="")
+    assert Instance.objects.get(pk=instance.pk).compose_project == instance.slug
+    response = api(operator).patch(f"/api/v1/instances/{instance.slug}/", {"compose_project": ""}, format="json")
+    assert response.status_code == 200, response.content
+    assert not LogEntry.objects.filter(change_message__startswith="Privileged change").exists()
+
+
+@pytest.mark.django_db
 def test_moving_an_instance_to_another_node_is_privileged_and_audited(api, operator, superuser, make_instance,
                                                                       make_node):
     instance, other = make_instance(), make_node()
@@ -127,6 +193,64 @@ def test_moving_an_instance_to_another_node_is_privileged_and_audited(api, opera
     assert api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"node": other.name},
                                 format="json").status_code == 200
     assert LogEntry.objects.filter(change_message__contains=f"node: {old} → {other.name}").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.testbed
+def test_an_operator_cannot_point_a_node_at_a_host_they_control(api, operator, superuser, make_instance,
+                                                               ssh_node_factory):
+    """Changing a node's address or port moves every instance on it: an operator who could do it, then re-pin
+    with the fingerprint of their own host, would have the tenants' rendered .env written there."""
+    trusted, theirs = ssh_node_factory(), ssh_node_factory()
+    node = make_ssh_node(trusted)
+    theirs.authorize(_public_line_of(node))
+    make_instance(node=node)
+    client = api(operator)
+    try:
+        assert client.post(f"/api/v1/nodes/{node.name}/check/").status_code == 200
+        for change in ({"address": theirs.host, "ssh_port": theirs.port}, {"ssh_port": theirs.port},
+                       {"ssh_user": "nobody"}):
+            refused = client.patch(f"/api/v1/nodes/{node.name}/", change, format="json")
+            assert refused.status_code == 403, (change, refused.content)
+            assert "relocate_instance" in refused.json()["detail"]
+        stored = Node.objects.get(pk=node.pk)
+        assert (stored.address, stored.ssh_port) == (trusted.host, trusted.port)
+        # nothing to re-pin: the node still presents the trusted key, so a re-pin to theirs is refused
+        repin = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": theirs.host_key_fingerprint},
+                            format="json")
+        assert repin.status_code == 409
+        assert Node.objects.get(pk=node.pk).host_key_fingerprint == trusted.host_key_fingerprint
+
+        done = api(superuser).patch(f"/api/v1/nodes/{node.name}/", {"ssh_port": theirs.port,
+                                                                     "address": theirs.host}, format="json")
+        assert done.status_code == 200, done.content
+        entry = LogEntry.objects.filter(user=superuser, change_message__startswith="Privileged change").get()
+        assert f"ssh_port: {trusted.port} → {theirs.port}" in entry.change_message
+    finally:
+        close_all()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_where_a_node_points_read_only_to_operators(client, operator, make_node, make_instance):
+    node = make_node(driver="ssh")
+    source = make_node(driver="ssh")
+    client.force_login(operator)
+    page = client.get(f"/admin/instances/node/{node.pk}/change/").content.decode()
+    for field in ("address", "ssh_port", "ssh_user", "image_source"):
+        assert f'name="{field}"' not in page, field
+    # a forged POST of the read-only fields changes nothing
+    client.post(f"/admin/instances/node/{node.pk}/change/",
+                {"name": node.name, "address": "127.0.0.9", "ssh_port": 2222, "ssh_user": "nobody",
+                 "instance_root": node.instance_root, "registry_access": "", "image_source": source.pk,
+                 "private_key": ""})
+    stored = Node.objects.get(pk=node.pk)
+    assert (stored.address, stored.ssh_port, stored.ssh_user, stored.image_source_id) == (
+        node.address, node.ssh_port, node.ssh_user, None)
+
+
+def _public_line_of(node: Node) -> str:
+    key = load_client_key(pkey_text=node.get_private_key())
+    return f"{key.get_name()} {key.get_base64()}"
 
 
 @pytest.mark.django_db
@@ -483,6 +607,37 @@ def test_health_urls_are_fetched_without_globbing(make_node, literal_http):
     url = f"{literal_http}/[1]{{a}}"
     ok, output = probe_urls(driver_for(make_node(driver="local")), [url])[url]
     assert ok, output
+
+
+@pytest.fixture
+def truncating_http():
+    """A loopback server that answers 200, sends part of a body holding a canary, and hangs up: what a
+    streaming or broken internal service on a node does."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nINTERNAL-CANARY-7731 token=abc")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    listener.close()
+
+
+@pytest.mark.django_db
+def test_a_health_probe_never_returns_a_response_body(make_node, truncating_http):
+    """Health outputs are shown to viewers: an operator must not read a node-internal service through them."""
+    ok, output = probe_urls(driver_for(make_node(driver="local")), [truncating_http])[truncating_http]
+    assert not ok
+    assert "INTERNAL-CANARY" not in output and output  # the reason stays (curl's error), the body does not
 
 
 @pytest.mark.django_db
