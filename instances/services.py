@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
     """Give a panel-provisioned instance a strong random value for every secret its template set
-    (the release's, else the fleet default release's) needs and it lacks."""
+    (the release's, else the fleet default release's) needs and it lacks; in memory, the caller saves
+    (instance_save at creation, instance_generate_missing_secrets later). Never called by a read."""
     if instance.is_registered:
         return []
     current = instance.get_secrets()
