@@ -19,6 +19,7 @@ from .backups.selectors import annotate_last_backup
 from .forms import InstanceAdminForm, NodeAdminForm
 from .models import Instance, Node
 from .node_checks import node_presented_fingerprint, node_repin_host_key
+from .preview import release_or_default
 from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, NODE_WHERE_FIELDS, RELOCATE_PERMISSION
 from .selectors import with_open_attention
 from .tasks import instance_check_health_task, node_check_task
@@ -115,7 +116,25 @@ class InstanceAdmin(admin.ModelAdmin):
     # Rendering a row costs ~1 ms (12 columns); 50 a page, as in the API, keeps the page quick.
     list_per_page = 50
     actions = [quick_upgrade, upgrade_to_release, preview_release, back_up_now, "check_health",
-               acknowledge_attention]
+               "generate_missing_secrets", acknowledge_attention]
+
+    @admin.action(description="Generate missing secrets (those a preview shows as \"will be generated\")",
+                  permissions=["operate"])
+    def generate_missing_secrets(self, request, queryset) -> None:
+        """For the fleet default release's template set; names only in the message and the audit log."""
+        try:
+            release = release_or_default(None)
+        except CCPError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        for instance in queryset.filter(is_registered=False):
+            names = services.instance_generate_missing_secrets(
+                instance=instance, release=release, user=request.user, reason="operator action in the admin")
+            self.message_user(request, f"Generated {', '.join(names)} for {instance}." if names else
+                              f"Nothing generated for {instance}: it has every secret release {release} needs.")
+        if queryset.filter(is_registered=True).exists():
+            self.message_user(request, "Registered instances keep their own .env: no secrets generated for them.",
+                              messages.WARNING)
 
     @admin.action(description="Check health (probe health URLs, read running version)", permissions=["operate"])
     def check_health(self, request, queryset) -> None:

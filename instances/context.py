@@ -43,10 +43,11 @@ def template_set_for(instance, release=None):
     return template_set_named(release.template_set if release else settings.CCP_DEFAULT_TEMPLATE_SET)
 
 
-def render_context(instance, release) -> dict:
+def render_context(instance, release, secret_values: dict[str, str] | None = None) -> dict:
     """The one render context of an instance for a release (see templates_engine for the keys).
 
     A release render uses the release's image tag: upgrading to a release means running its images.
+    `secret_values` replaces the stored secrets (a preview passes placeholders for missing ones).
     """
     node = instance.node
     return {
@@ -61,7 +62,7 @@ def render_context(instance, release) -> dict:
         },
         "image_tag": release.image_tag,
         "registry": release.image_registry.rstrip("/"),
-        "secrets": instance.get_secrets(),
+        "secrets": instance.get_secrets() if secret_values is None else secret_values,
         "node": {"name": node.name, "address": node.address},
         "release": {"version": release.version},
     }

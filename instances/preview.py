@@ -2,10 +2,15 @@
 
 An operator approves exactly one preview (its hash); a release upgrade re-computes it and refuses to
 write anything when the hash differs.
+
+Reads never write: a render uses the instance's stored secrets, and a secret its template set needs that
+does not exist yet renders as a fixed placeholder (`secrets.pending_placeholder`), listed as "will be
+generated". The release upgrade generates it (an explicit, audited step) before it renders the files it
+writes, and hashes those names' placeholders again, so the preview approved before matches its render.
 """
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ccp.errors import CCPError
 from templates_engine import Coverage, Preview, RenderedFile, TemplateSet, env_coverage, parse_env, preview_render
@@ -14,7 +19,7 @@ from templates_engine import render as render_set
 from .context import default_release, release_named, render_context, template_set_named
 from .drivers import driver_for
 from .node_files import read_files
-from .services import instance_fill_secrets
+from .secrets import pending_placeholder
 from .template_errors import engine_errors
 
 
@@ -29,6 +34,7 @@ class InstancePreview:
     coverage: Coverage
     env_text: str
     env_found: bool = True  # False: a registered tenant without a .env on the node
+    secrets_to_generate: list[str] = field(default_factory=list)  # rendered as placeholders
 
     @property
     def preview_hash(self) -> str:
@@ -71,20 +77,42 @@ def release_or_default(release=None):
     return release
 
 
+def missing_secrets(instance, template_set: TemplateSet) -> list[str]:
+    """The secrets `template_set` needs that a provisioned instance does not have yet (a registered
+    tenant keeps its own .env: the panel generates nothing for it)."""
+    if instance.is_registered:
+        return []
+    stored = instance.get_secrets()
+    return [name for name in template_set.secrets if not stored.get(name)]
+
+
+def _secret_values(instance, template_set: TemplateSet, as_placeholder=()) -> dict[str, str]:
+    values = instance.get_secrets()
+    for name in [*missing_secrets(instance, template_set), *as_placeholder]:
+        values[name] = pending_placeholder(name)
+    return values
+
+
 @engine_errors()
-def instance_render(*, instance, release=None) -> tuple[object, TemplateSet, dict[str, RenderedFile]]:
+def instance_render(*, instance, release=None, as_placeholder=()) -> tuple[object, TemplateSet,
+                                                                          dict[str, RenderedFile]]:
+    """Render `release` for `instance`; stores nothing. A missing secret (and each name in
+    `as_placeholder`) renders as its placeholder."""
     release = release_or_default(release)
     template_set = template_set_named(release.template_set)
-    if instance_fill_secrets(instance=instance, release=release):  # a release set may need new secrets
-        instance.save(update_fields=["secrets_encrypted"])
-    files = render_set(template_set, render_context(instance, release), include_env=not instance.is_registered)
+    context = render_context(instance, release, _secret_values(instance, template_set, as_placeholder))
+    files = render_set(template_set, context, include_env=not instance.is_registered)
     return release, template_set, files
 
 
 @engine_errors()
-def instance_preview(*, instance, release=None, driver=None) -> InstancePreview:
-    """Render for `release` and compare with the node's files (read through the driver)."""
+def instance_preview(*, instance, release=None, driver=None, generated=()) -> InstancePreview:
+    """Render for `release` and compare with the node's files (read through the driver).
+
+    `generated`: secret names the calling upgrade has just generated. Its files carry the real values,
+    but its hash takes their placeholders, as the preview the operator approved did."""
     release, template_set, files = instance_render(instance=instance, release=release)
+    to_generate = missing_secrets(instance, template_set)
     driver = driver or driver_for(instance.node)
     # Every file in one stream; a registered tenant's own .env too (coverage is checked against it).
     on_node = read_files(driver, instance.install_dir, sorted({*files, template_set.env_file}))
@@ -97,9 +125,12 @@ def instance_preview(*, instance, release=None, driver=None) -> InstancePreview:
     compose_text = files[template_set.compose_file].content.decode()
     coverage = env_coverage(compose_text, parse_env(env_text), also_required=template_set.required_env)
     preview = preview_render(template_set, files, actual)
+    if generated:
+        _, _, approved_files = instance_render(instance=instance, release=release, as_placeholder=generated)
+        preview = replace(preview, preview_hash=preview_render(template_set, approved_files, actual).preview_hash)
     return InstancePreview(instance=instance, release=release, template_set=template_set, files=files,
                            actual=actual, preview=preview, coverage=coverage, env_text=env_text,
-                           env_found=env_bytes is not None)
+                           env_found=env_bytes is not None, secrets_to_generate=to_generate)
 
 
 def _names(names: list[str]) -> str:

@@ -132,6 +132,7 @@ def _result(block: PreviewBlock) -> dict:
         "blocked_reason": report.blocked_reason,
         "preview_hash": report.preview_hash,
         "kind": str(report.kind),
+        "secrets_to_generate": list(report.secrets_to_generate),
     }}
 
 
@@ -153,5 +154,6 @@ def preview_run_blocks(run: PreviewRun) -> list[PreviewBlock]:
                                       diff=f["diff"], before=f["before"], after=f["after"]) for f in data["files"]),
             orphaned=tuple(data["orphaned"]), coverage=None,
             notes=tuple(CoverageNote(**note) for note in data["notes"]), blocked=data["blocked"],
-            blocked_reason=data["blocked_reason"], preview_hash=data["preview_hash"], kind=ChangeKind(data["kind"]))))
+            blocked_reason=data["blocked_reason"], preview_hash=data["preview_hash"], kind=ChangeKind(data["kind"]),
+            secrets_to_generate=tuple(data.get("secrets_to_generate", ())))))
     return blocks

@@ -74,3 +74,9 @@ def generate_secret(length: int = 40) -> str:
 
 def generate_secrets(names) -> dict[str, str]:
     return {name: generate_secret() for name in names}
+
+
+def pending_placeholder(name: str) -> str:
+    """What a render shows for a secret that does not exist yet. Fixed, so a preview's hash is stable and
+    matches the upgrade that generates the value (see instances.preview); safe unquoted in a .env."""
+    return f"__CCP_WILL_BE_GENERATED_{name}__"

@@ -13,7 +13,7 @@ from ccp.audit import audit_log
 from templates_engine import ChangeKind, Coverage, FileStatus, side_by_side_html
 
 from .models import Attention, Instance
-from .preview import InstancePreview, instance_preview, instance_render
+from .preview import InstancePreview, instance_preview, instance_render, missing_secrets
 from .redaction import env_secret_values, redact, secret_values
 
 REVEAL_PERMISSION = "instances.reveal_secrets"
@@ -59,6 +59,7 @@ class InstanceRender:
     template_set: str
     files: tuple[ShownFile, ...]
     secrets_redacted: bool
+    secrets_to_generate: tuple[str, ...] = ()  # rendered as placeholders; a release upgrade generates them
 
 
 def instance_render_shown(*, instance, release=None, reveal_secrets: bool = False) -> InstanceRender:
@@ -70,7 +71,8 @@ def instance_render_shown(*, instance, release=None, reveal_secrets: bool = Fals
         for path, rendered in files.items()
     )
     return InstanceRender(instance=instance, release=release, template_set=template_set.name, files=shown,
-                          secrets_redacted=not reveal_secrets)
+                          secrets_redacted=not reveal_secrets,
+                          secrets_to_generate=tuple(missing_secrets(instance, template_set)))
 
 
 # --- preview ---------------------------------------------------------------------------------------
@@ -115,6 +117,7 @@ class PreviewReport:
     blocked_reason: str
     preview_hash: str
     kind: ChangeKind
+    secrets_to_generate: tuple[str, ...] = ()  # shown as placeholders; the upgrade generates them
 
     @property
     def changes(self) -> list[ShownFileDiff]:
@@ -158,6 +161,7 @@ def preview_report(preview: InstancePreview) -> PreviewReport:
         blocked_reason=redact(preview.blocked_reason, secrets),
         preview_hash=preview.preview_hash,
         kind=preview.preview.kind,
+        secrets_to_generate=tuple(preview.secrets_to_generate),
     )
 
 
@@ -199,6 +203,11 @@ def coverage_notes(preview: InstancePreview) -> list[CoverageNote]:
     if not coverage.required_missing:
         whose = "This tenant's .env" if instance.is_registered else "The rendered .env"
         notes.insert(0, CoverageNote("info", f"{whose} defines every variable the new compose file needs."))
+    if preview.secrets_to_generate:
+        names = ", ".join(preview.secrets_to_generate)
+        notes.append(CoverageNote("info", f"Will be generated: {names}. This instance has no value yet; the "
+                                          "preview shows a placeholder, and the upgrade generates a strong random "
+                                          "value (stored encrypted, audited) before it writes the files."))
     return notes
 
 

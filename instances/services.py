@@ -1,5 +1,7 @@
 """Writes for nodes and instances. Admin, API and commands call these; they hold no logic of their own."""
 
+import logging
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -14,10 +16,13 @@ from .drivers.ssh_connect import validate_private_key
 from .models import Instance, Node
 from .privileged import instance_check_privileged_change, node_check_panel_host_fields, node_check_where_change
 
+logger = logging.getLogger(__name__)
+
 
 def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
     """Give a panel-provisioned instance a strong random value for every secret its template set
-    (the release's, else the fleet default release's) needs and it lacks."""
+    (the release's, else the fleet default release's) needs and it lacks; in memory, the caller saves
+    (instance_save at creation, instance_generate_missing_secrets later). Never called by a read."""
     if instance.is_registered:
         return []
     current = instance.get_secrets()
@@ -26,6 +31,23 @@ def instance_fill_secrets(*, instance: Instance, release=None) -> list[str]:
         current.update(secrets.generate_secrets(missing))
         instance.set_secrets(current)
     return missing
+
+
+@transaction.atomic
+def instance_generate_missing_secrets(*, instance: Instance, release=None, user=None, reason: str) -> list[str]:
+    """The one place a provisioned instance's missing secrets are generated after it was created (a
+    render or preview only shows "will be generated"): a release upgrade's step, or an operator's action.
+    Returns the names generated; audited and logged by name, never by value. `instance` is updated too."""
+    locked = Instance.objects.select_for_update().get(pk=instance.pk)  # two generators must not race
+    names = instance_fill_secrets(instance=locked, release=release)
+    instance.secrets_encrypted = locked.secrets_encrypted
+    if not names:
+        return []
+    locked.save(update_fields=["secrets_encrypted"])
+    message = f"Generated missing secret(s) {', '.join(names)} ({reason})."
+    audit_log(user=user, obj=instance, action="changed", message=message)
+    logger.info("instance %s: %s", instance.slug, message)
+    return names
 
 
 def instance_update_secrets(*, instance: Instance, values: dict[str, str]) -> None:

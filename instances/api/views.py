@@ -12,6 +12,7 @@ from instances.attention import attention_acknowledge
 from instances.health import instance_check_health
 from instances.models import Instance, Node
 from instances.node_checks import FingerprintConfirmationNeeded, node_check, node_repin_host_key
+from instances.preview import release_or_default
 from upgrades.api.serializers import UpgradeRequestSerializer, UpgradeSerializer
 from upgrades.services import upgrade_request
 
@@ -20,6 +21,7 @@ from .backup_views import instance_backup_create
 from .filtersets import InstanceFilterSet, NodeFilterSet
 from .serializers import (
     AcknowledgeSerializer,
+    GeneratedSecretsSerializer,
     InstancePreviewSerializer,
     InstanceRenderSerializer,
     InstanceSerializer,
@@ -100,6 +102,19 @@ class InstanceViewSet(AuditedModelViewSet):
         report = selectors.instance_preview_report(instance=self.get_object(),
                                                    release=query.validated_data.get("release", ""))
         return Response(InstancePreviewSerializer(report).data)
+
+    @extend_schema(parameters=[ReleaseQuerySerializer], request=None, responses={200: GeneratedSecretsSerializer})
+    @action(detail=True, methods=["post"], url_path="generate-secrets",
+            permission_classes=[operation_permission("instances.operate_instance")])
+    def generate_secrets(self, request, slug=None):
+        """Generate the secrets a release's template set needs and this provisioned instance lacks (the
+        ones a preview lists as "will be generated"). Audited; answers their names, never values."""
+        query = ReleaseQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        names = services.instance_generate_missing_secrets(
+            instance=self.get_object(), release=release_or_default(query.validated_data.get("release", "")),
+            user=request.user, reason="operator action via API")
+        return Response(GeneratedSecretsSerializer({"generated": names}).data)
 
     def save(self, serializer, changed_fields: list[str]) -> None:
         data = dict(serializer.validated_data)

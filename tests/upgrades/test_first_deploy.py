@@ -1,9 +1,11 @@
 """First deploy of an instance CCP provisions (issue 10, items 6 and 7): nothing on the node yet."""
 
+import logging
 import pwd
 import uuid
 
 import pytest
+from django.contrib.admin.models import LogEntry
 
 from instances.attention import attention_raise
 from instances.backups.restore import backup_restore_request, backup_restore_run
@@ -138,3 +140,40 @@ def test_7_a_first_deploy_that_fails_its_precheck_removes_the_directory_it_creat
     assert upgrade.status == UpgradeStatus.ROLLED_BACK and "MB free" in upgrade.error, upgrade.error
     assert not tenant.path.exists() and tenant.project_container_names() == []
     assert "nothing was started" in upgrade.steps.get(name="stop the deployed stack (compose down)").output
+
+
+def test_first_deploy_generates_the_missing_secrets_it_writes_and_never_shows_them(
+        new_tenant, testbed_release, celery_worker_thread, api, operator, caplog):
+    """Reads never write (issue 11): the preview shows a placeholder and leaves the secrets column as it
+    was; the upgrade generates the value (audited, named only), writes it into the node's .env, and the
+    placeholder-hashed preview the operator approved still matches."""
+    caplog.set_level(logging.DEBUG)
+    tenant = new_tenant()
+    tenant.instance.set_secrets({})  # its release's template set needs APP_SECRET; it has none yet
+    tenant.instance.save()
+    release = testbed_release("v2.0.0", "v2")
+
+    preview = instance_preview(instance=tenant.instance, release=release)
+    assert preview.secrets_to_generate == ["APP_SECRET"]
+    assert Instance.objects.values_list("secrets_encrypted", flat=True).get(pk=tenant.instance.pk) == ""
+    upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.RELEASE, release=release,
+                                         user=operator, preview_hash=preview.preview_hash))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    tenant.instance.refresh_from_db()
+    value = tenant.instance.get_secrets()["APP_SECRET"]
+    env = (tenant.path / ".env").read_text()
+    assert f"APP_SECRET={value}" in env.splitlines() and "WILL_BE_GENERATED" not in env
+    assert tenant.all_healthy()
+    step = upgrade.steps.get(name="generate missing secrets")
+    assert step.output.startswith("generated APP_SECRET")
+    assert upgrade.state["generated_secrets"] == ["APP_SECRET"]
+    entry = LogEntry.objects.get(object_id=str(tenant.instance.pk), change_message__contains="Generated")
+    assert entry.user == operator and f"upgrade #{upgrade.pk}" in entry.change_message
+    answers = [api(operator).get(f"/api/v1/upgrades/{upgrade.pk}/").content.decode(),
+               api(operator).get(f"/api/v1/instances/{tenant.instance.slug}/").content.decode(),
+               api(operator).get(f"/api/v1/instances/{tenant.instance.slug}/preview/?release=v2.0.0")
+               .content.decode()]
+    texts = [*upgrade.steps.values_list("output", flat=True), upgrade.error, entry.change_message, *answers,
+             *(record.getMessage() for record in caplog.records)]
+    assert [text for text in texts if value in text] == []

@@ -1,6 +1,8 @@
 """Upgrade to release: re-render the release's template set and write what changed.
 
-(first deploy? create the install directory) → precheck → render and compare with the approved preview
+(first deploy? create the install directory) → precheck → generate the secrets the release's template
+set needs and a provisioned instance lacks (names only in the output; audited) → render and compare
+with the approved preview
 → pre-upgrade backup (not for a first deploy: nothing is there yet) → checksum protected paths →
 (nothing to change? done) → copy the files it will overwrite → write files atomically (never a
 registered tenant's .env) → create bind-mounted folders → pull (or build, or ship) → up -d --wait
@@ -15,6 +17,7 @@ import posixpath
 
 from instances.health import running_tags
 from instances.preview import instance_preview
+from instances.services import instance_generate_missing_secrets
 from templates_engine import FileStatus
 
 from ..runner import AlreadyDone, Step, StepContext, StepError
@@ -27,6 +30,7 @@ def steps(ctx: StepContext) -> list[Step]:
     return [
         Step("prepare the install directory", first_deploy.prepare, timeout=60),
         Step("precheck", lambda c: ops.precheck(c, need_compose=False), timeout=60),
+        Step("generate missing secrets", _generate_secrets, timeout=60),
         Step("render and compare with the approved preview", _render_and_compare, timeout=120),
         Step("pre-upgrade backup", _backup, timeout=3600),
         Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
@@ -55,8 +59,27 @@ def rollback(ctx: StepContext) -> list[Step]:
     ]
 
 
+def _generate_secrets(ctx: StepContext) -> str:
+    """Before the render that is written: the files must carry real values, never placeholders. The
+    names go on the row, so a resumed upgrade still hashes them as the approved preview did."""
+    if ctx.instance.is_registered:
+        return "registered tenant: it keeps its own .env, the panel generates no secrets for it"
+    upgrade = ctx.upgrade
+    names = instance_generate_missing_secrets(instance=ctx.instance, release=upgrade.release,
+                                              user=upgrade.requested_by, reason=f"upgrade #{upgrade.pk}")
+    if names:
+        upgrade.state["generated_secrets"] = sorted({*upgrade.state.get("generated_secrets", []), *names})
+        upgrade.save(update_fields=["state"])
+        ctx.secrets = list(ctx.instance.get_secrets().values())  # the new values are redacted from here on
+        return f"generated {', '.join(names)} (stored encrypted; values never shown)"
+    return "every secret the template set needs exists"
+
+
 def _render_and_compare(ctx: StepContext) -> str:
-    preview = instance_preview(instance=ctx.instance, release=ctx.upgrade.release, driver=ctx.driver)
+    preview = instance_preview(instance=ctx.instance, release=ctx.upgrade.release, driver=ctx.driver,
+                               generated=ctx.upgrade.state.get("generated_secrets", []))
+    if preview.secrets_to_generate:  # never write a placeholder to a node
+        raise StepError(f"Secret(s) {', '.join(preview.secrets_to_generate)} still missing after generation.")
     if preview.blocked:
         raise StepError(preview.blocked_reason)
     if preview.preview_hash != ctx.upgrade.approved_preview_hash:

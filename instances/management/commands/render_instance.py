@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 
 from ccp.errors import CCPError
 from instances.management.cli import fail, instance_by_slug
-from instances.preview import instance_render
+from instances.preview import instance_render, missing_secrets
 from instances.redaction import REDACTED, redact_bytes, secret_values
 from templates_engine import RenderedFile, TemplateEngineError, write_rendered
 
@@ -50,3 +50,7 @@ class Command(BaseCommand):
             self.stdout.write(f"No {template_set.env_file}: {instance} is registered and keeps its own.")
         if not reveal_secrets:
             self.stdout.write(f"Secret values are written as {REDACTED}; pass --reveal-secrets for the real ones.")
+        pending = missing_secrets(instance, template_set)
+        if pending:
+            self.stdout.write(f"Will be generated: {', '.join(pending)} (written as placeholders; a release "
+                              "upgrade or \"Generate missing secrets\" generates them).")
