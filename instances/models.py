@@ -111,7 +111,7 @@ class Instance(models.Model):
     is_registered = models.BooleanField(
         default=False, help_text="Installed by the install script: keeps its own .env, which CCP never renders.")
     secrets_encrypted = models.TextField(blank=True, default="", editable=False)
-    domain = models.CharField(max_length=253, blank=True, default="")
+    domain = models.CharField(max_length=253, blank=True, default="", validators=[validators.validate_domain])
     ports = models.JSONField(default=dict, blank=True, validators=[validators.validate_ports],
                              help_text='Named ports on the node, e.g. {"http": 8080}.')
     profiles = models.CharField(max_length=300, blank=True, default="", validators=[validators.validate_profiles],

@@ -85,6 +85,16 @@ def validate_address(value: str) -> None:
                               params={"value": value}, code="invalid_address")
 
 
+def validate_domain(value: str) -> None:
+    """A tenant's DNS name: hostname labels only. Templates write it into configs (`server_name`, `.env`),
+    so nothing else — no space, `;`, quote or newline — may reach them."""
+    host = (value or "").rstrip(".")
+    if not host or len(host) > 253 or not all(HOSTNAME_LABEL_RE.match(label) for label in host.split(".")) \
+            or host.split(".")[-1].isdigit():
+        raise ValidationError("%(value)r is not a domain name: use letters, digits and hyphens in dot-separated "
+                              "labels, e.g. campaign.example.org.", params={"value": value}, code="invalid_domain")
+
+
 def _is_ipv4_shorthand(host: str) -> bool:
     try:
         socket.inet_aton(host)

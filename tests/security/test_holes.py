@@ -581,6 +581,19 @@ def test_a_node_address_is_a_hostname_or_an_ip(api, superuser, address):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("domain", ["a b.org", "x.org; include /etc/passwd", "x.org\nserver_name y", "'x'", "-x.org",
+                                    "x..org", "127.0.0.1", "$(id).org"])
+def test_a_domain_is_a_dns_name(api, superuser, make_instance, domain):
+    instance = make_instance(domain="before.example.org")
+    response = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"domain": domain}, format="json")
+    assert response.status_code == 400 and "domain" in response.json(), response.content
+    assert Instance.objects.get(pk=instance.pk).domain == "before.example.org"
+    ok = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"domain": "campaign.example.org."},
+                              format="json")
+    assert ok.status_code == 200, ok.content
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://127.0.0.1/", "http://", "http://a b/",
                                  "http://127.0.0.1/\n-o/tmp/x", "HTTP://127.0.0.1/", "ftp://127.0.0.1/"])
 def test_health_urls_are_http_or_https(api, superuser, make_instance, url):

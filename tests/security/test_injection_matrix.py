@@ -109,7 +109,7 @@ def _ops(instance: Instance, *, upgrade: bool, backup: bool) -> list[str]:
 
 
 # Fields whose rules (a path shape, free text) let shell metacharacters through as data.
-ALWAYS_ACCEPTED_SOME = {"install_dir", "protected_paths", "domain", "upgrade_script", "secrets"}
+ALWAYS_ACCEPTED_SOME = {"install_dir", "protected_paths", "upgrade_script", "secrets"}
 INSTANCE_FIELDS = ["install_dir", "compose_project", "profiles", "protected_paths", "health_urls", "domain",
                    "upgrade_script", "secrets"]
 
