@@ -123,3 +123,43 @@ def test_4_a_service_built_on_the_node_is_built_there_and_no_registry_is_asked(m
     finally:
         tenant.remove_containers()
         subprocess.run(["docker", "image", "rm", "--force", f"{image}:v1", f"{image}:v2"], capture_output=True)
+
+
+ONE_SHOT_COMPOSE = """
+  # A one-shot job (migrations, an asset build) run by every `up`: it completes and exits 0.
+  migrate:
+    image: {image}
+    network_mode: host
+    entrypoint: ["/bin/busybox", "true"]
+"""
+
+
+def test_a_one_shot_service_that_exits_0_does_not_fail_the_upgrade(make_tenant, celery_worker_thread,
+                                                                      docker_engine):
+    # `up --wait` exits 1 with "container … exited (0)" for a job that completed: that is not a failure.
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    compose = tenant.path / "docker-compose.yml"
+    compose.write_text(compose.read_text().rstrip("\n") + "\n"
+                       + ONE_SHOT_COMPOSE.format(image=docker_engine.image("${IMAGE_TAG:-v1}")))
+    by_hand = tenant.compose("up", "-d", "--wait", "--wait-timeout", "60")
+    assert by_hand.returncode != 0 and "exited (0)" in by_hand.stderr  # the premise: compose calls it an error
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    v2 = registry_id(docker_engine, "v2")
+    assert tenant.running_image_ids() == {"web": v2, "api": v2, "docs": v2, "migrate": v2}
+    states = {c["Service"]: (c["State"], c["ExitCode"]) for c in tenant.containers()}
+    assert states["migrate"] == ("exited", 0) and states["web"][0] == "running"
+    assert "migrate ran" in upgrade.steps.get(name="verify running images").output
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.observed_version == "v2"
+
+    # Again to the same tag: already there, nothing recreated (the completed job included).
+    ids = tenant.container_ids()
+    again = wait_final(quick(tenant, "v2"))
+    assert again.status == UpgradeStatus.SUCCEEDED, again.error
+    assert tenant.container_ids() == ids
+    assert "already running v2" in again.steps.get(name="compare with the running version").output
+    assert again.steps.get(name="start containers (up -d --wait)").status == "skipped"
