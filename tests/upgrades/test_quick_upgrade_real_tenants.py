@@ -163,3 +163,27 @@ def test_a_one_shot_service_that_exits_0_does_not_fail_the_upgrade(make_tenant, 
     assert tenant.container_ids() == ids
     assert "already running v2" in again.steps.get(name="compare with the running version").output
     assert again.steps.get(name="start containers (up -d --wait)").status == "skipped"
+
+
+def test_image_tag_only_as_a_compose_default_is_recorded_as_what_runs(make_tenant, celery_worker_thread,
+                                                                        docker_engine):
+    # The compose file says ${IMAGE_TAG:-v1} and the hand-made .env never sets it: v1 runs.
+    tenant = make_tenant(registered=True)
+    before = handwritten_env(tenant, tag_lines=("# IMAGE_TAG comes from the compose default",))
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    v1 = registry_id(docker_engine, "v1")
+    assert set(tenant.running_image_ids().values()) == {v1}
+
+    failed = wait_final(quick(tenant, "broken"))
+
+    assert failed.status == UpgradeStatus.ROLLED_BACK, failed.error
+    assert tenant.env() == before and set(tenant.running_image_ids().values()) == {v1}
+    tenant.instance.refresh_from_db()
+    assert failed.from_version == "v1" and tenant.instance.observed_version == "v1"  # what runs, not ""
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.env() == before + b"IMAGE_TAG=v2\n"
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v2")}
+    assert upgrade.from_version == "v1"
