@@ -218,3 +218,34 @@ def test_env_through_a_chain_of_links_and_a_linked_folder_changes_the_real_file(
         assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v2")}
     finally:
         subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+def test_services_pinned_by_digest_or_a_fixed_tag_stay_as_they_are_and_pass_the_verification(
+        make_tenant, celery_worker_thread, docker_engine):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    digest = subprocess.run(["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}",
+                             docker_engine.image("v1")], capture_output=True, text=True, check=True).stdout.strip()
+    compose = tenant.path / "docker-compose.yml"
+    compose.write_text(compose.read_text().rstrip("\n") + "\n" + f"""
+  pinned:
+    image: {digest}
+    network_mode: host
+    init: true
+    environment: {{PORT: "{free_port()}", SERVICE_NAME: pinned}}
+  fixed:
+    image: {docker_engine.image("v3")}
+    network_mode: host
+    init: true
+    environment: {{PORT: "{free_port()}", SERVICE_NAME: fixed}}
+""")
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    kept = {s: i for s, i in tenant.container_ids().items() if s in ("pinned", "fixed")}
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    ids = tenant.running_image_ids()
+    assert ids["pinned"] == registry_id(docker_engine, "v1") and ids["fixed"] == registry_id(docker_engine, "v3")
+    assert {ids[s] for s in ("web", "api", "docs")} == {registry_id(docker_engine, "v2")}
+    assert {s: i for s, i in tenant.container_ids().items() if s in kept} == kept  # not recreated
