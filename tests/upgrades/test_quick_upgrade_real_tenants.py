@@ -249,3 +249,20 @@ def test_services_pinned_by_digest_or_a_fixed_tag_stay_as_they_are_and_pass_the_
     assert ids["pinned"] == registry_id(docker_engine, "v1") and ids["fixed"] == registry_id(docker_engine, "v3")
     assert {ids[s] for s in ("web", "api", "docs")} == {registry_id(docker_engine, "v2")}
     assert {s: i for s, i in tenant.container_ids().items() if s in kept} == kept  # not recreated
+
+
+@pytest.mark.parametrize("line", ['export IMAGE_TAG="v1"  # quoted', "IMAGE_TAG = 'v1'", "IMAGE_TAG=v1"])
+def test_env_forms_compose_accepts_crlf_and_no_final_newline_keep_their_bytes(make_tenant, celery_worker_thread,
+                                                                              docker_engine, line):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant, tag_lines=("# tag below",))
+    text = tenant.env().decode().rstrip("\n").replace("\n", "\r\n") + "\r\n" + line  # CRLF, no final newline
+    (tenant.path / ".env").write_bytes(text.encode())
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v1")}
+
+    upgrade = wait_final(quick(tenant, "v3"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.env() == text.encode()[: -len(line)] + line.replace("v1", "v3").encode()
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v3")}
