@@ -457,16 +457,28 @@ def _create_private(sftp: paramiko.SFTPClient, path: str) -> Iterator[paramiko.S
 
 
 def _follow_links(sftp: paramiko.SFTPClient, path: str) -> str:
-    """The file a path names once its symlinks are followed (the path itself when it is no link)."""
+    """The file a path names once its symlinks are followed (the path itself when it is no link).
+
+    A link's target is joined to the link's folder as it is, never normalised here: `conf/../x`,
+    where conf is itself a link, means what the kernel says (the parent of conf's target). The
+    folder of the final file is then resolved by the node (SFTP realpath)."""
     for _ in range(MAX_SYMLINKS):
         try:
             if not stat.S_ISLNK(sftp.lstat(path).st_mode or 0):
-                return path
+                return _resolved(sftp, path)
             target = sftp.readlink(path)
         except FileNotFoundError:
-            return path  # a new file, or a dangling link's target that will be created
-        path = normpath(join(dirname(path), target))
+            return _resolved(sftp, path)  # a new file, or a dangling link's target that will be created
+        path = join(dirname(path), target)
     raise OSError(errno.ELOOP, "too many levels of symbolic links")
+
+
+def _resolved(sftp: paramiko.SFTPClient, path: str) -> str:
+    """`path` with its folder resolved by the node; as it is when the folder does not exist."""
+    try:
+        return join(sftp.normalize(dirname(path) or "."), basename(path))
+    except OSError:
+        return normpath(path)
 
 
 def _remove_quietly(sftp: paramiko.SFTPClient, path: str) -> None:

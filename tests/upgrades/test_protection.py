@@ -4,11 +4,14 @@ Fast tests read listings as data; testbed tests tamper with a real tenant's cont
 """
 
 import os
+import subprocess
+import uuid
 
 import pytest
 
+from instances.drivers import driver_for
 from upgrades.choices import UpgradeStatus
-from upgrades.modes.protection import CONTENT, STAT, changed_paths, parse_snapshot, snapshot_argv
+from upgrades.modes.protection import CONTENT, STAT, changed_paths, parse_snapshot, snapshot_argv, take_snapshot
 from upgrades.runner import StepError
 
 from .helpers import quick, wait_final
@@ -167,3 +170,30 @@ def test_an_upgrade_recorded_by_an_older_ccp_is_still_compared(make_tenant, afte
     upgrade = quick_foreground(tenant, "v2", upgrade_run)
 
     assert upgrade.status == UpgradeStatus.ROLLED_BACK and "mkdocs/index.md" in upgrade.error
+
+
+@pytest.mark.testbed
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", [STAT, CONTENT])
+def test_a_protected_folder_that_is_a_link_and_names_with_newlines(make_tenant, kind):
+    # mkdocs/ is a link to a folder elsewhere; a file name holds a newline and two spaces.
+    tenant = make_tenant()
+    content = tenant.path.parent / f"content-{uuid.uuid4().hex[:6]}"
+    os.replace(tenant.path / "mkdocs", content)
+    (tenant.path / "mkdocs").symlink_to(content)
+    odd = content / "docs" / "new\nline  two spaces.md"
+    odd.write_bytes(b"hello world\n")
+    subprocess.run(["chown", "-R", "--reference", str(tenant.path), str(content)], check=True)
+    subprocess.run(["chown", "-h", "--reference", str(tenant.path), str(tenant.path / "mkdocs")], check=True)
+    driver = driver_for(tenant.node)
+    try:
+        before = take_snapshot(driver, tenant.instance, upgrade_id=990001, kind=kind, moment="before")
+        assert before.files == 5
+        change_keeping_mtime(odd)
+        after = take_snapshot(driver, tenant.instance, upgrade_id=990001, kind=kind, moment="after")
+
+        assert after.digest != before.digest and after.files == 5
+        listings = [(tenant.path / s.listing).read_bytes() for s in (before, after)]
+        assert changed_paths(*listings, kind) == ["mkdocs/docs/new\nline  two spaces.md"]
+    finally:
+        subprocess.run(["rm", "-rf", str(content)], check=False)

@@ -117,3 +117,146 @@ def test_4_a_service_built_on_the_node_is_built_there_and_no_registry_is_asked(m
     finally:
         tenant.remove_containers()
         subprocess.run(["docker", "image", "rm", "--force", f"{image}:v1", f"{image}:v2"], capture_output=True)
+
+
+ONE_SHOT_COMPOSE = """
+  # A one-shot job (migrations, an asset build) run by every `up`: it completes and exits 0.
+  migrate:
+    image: {image}
+    network_mode: host
+    entrypoint: ["/bin/busybox", "true"]
+"""
+
+
+def test_a_one_shot_service_that_exits_0_does_not_fail_the_upgrade(make_tenant, celery_worker_thread,
+                                                                      docker_engine):
+    # `up --wait` exits 1 with "container … exited (0)" for a job that completed: that is not a failure.
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    compose = tenant.path / "docker-compose.yml"
+    compose.write_text(compose.read_text().rstrip("\n") + "\n"
+                       + ONE_SHOT_COMPOSE.format(image=docker_engine.image("${IMAGE_TAG:-v1}")))
+    by_hand = tenant.compose("up", "-d", "--wait", "--wait-timeout", "60")
+    assert by_hand.returncode != 0 and "exited (0)" in by_hand.stderr  # the premise: compose calls it an error
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    v2 = registry_id(docker_engine, "v2")
+    assert tenant.running_image_ids() == {"web": v2, "api": v2, "docs": v2, "migrate": v2}
+    states = {c["Service"]: (c["State"], c["ExitCode"]) for c in tenant.containers()}
+    assert states["migrate"] == ("exited", 0) and states["web"][0] == "running"
+    assert "migrate ran" in upgrade.steps.get(name="verify running images").output
+    tenant.instance.refresh_from_db()
+    assert tenant.instance.observed_version == "v2"
+
+    # Again to the same tag: already there, nothing recreated (the completed job included).
+    ids = tenant.container_ids()
+    again = wait_final(quick(tenant, "v2"))
+    assert again.status == UpgradeStatus.SUCCEEDED, again.error
+    assert tenant.container_ids() == ids
+    assert "already running v2" in again.steps.get(name="compare with the running version").output
+    assert again.steps.get(name="start containers (up -d --wait)").status == "skipped"
+
+
+def test_image_tag_only_as_a_compose_default_is_recorded_as_what_runs(make_tenant, celery_worker_thread,
+                                                                        docker_engine):
+    # The compose file says ${IMAGE_TAG:-v1} and the hand-made .env never sets it: v1 runs.
+    tenant = make_tenant(registered=True)
+    before = handwritten_env(tenant, tag_lines=("# IMAGE_TAG comes from the compose default",))
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    v1 = registry_id(docker_engine, "v1")
+    assert set(tenant.running_image_ids().values()) == {v1}
+
+    failed = wait_final(quick(tenant, "broken"))
+
+    assert failed.status == UpgradeStatus.ROLLED_BACK, failed.error
+    assert tenant.env() == before and set(tenant.running_image_ids().values()) == {v1}
+    tenant.instance.refresh_from_db()
+    assert failed.from_version == "v1" and tenant.instance.observed_version == "v1"  # what runs, not ""
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.env() == before + b"IMAGE_TAG=v2\n"
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v2")}
+    assert upgrade.from_version == "v1"
+
+
+def test_env_through_a_chain_of_links_and_a_linked_folder_changes_the_real_file(make_tenant, celery_worker_thread,
+                                                                                docker_engine):
+    # .env -> conf/tenant.env, conf -> ../shared (a linked folder), shared/tenant.env -> ../real/tenant.env:
+    # the link's ".." is relative to where conf really is, not to the tenant's folder.
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    top = tenant.path.parent / f"links-{uuid.uuid4().hex[:6]}"
+    shared, real_dir = top / "shared", top / "real"
+    shared.mkdir(parents=True)
+    real_dir.mkdir()
+    real = real_dir / "tenant.env"
+    os.replace(tenant.path / ".env", real)
+    (shared / "tenant.env").symlink_to("../real/tenant.env")
+    (tenant.path / "conf").symlink_to(os.path.relpath(shared, tenant.path))
+    (tenant.path / ".env").symlink_to("conf/tenant.env")
+    chown_like_parent(top, shared, real_dir, real, shared / "tenant.env", tenant.path / "conf", tenant.path / ".env")
+    before = real.read_bytes()
+    try:
+        upgrade = wait_final(quick(tenant, "v2"))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        assert os.readlink(tenant.path / ".env") == "conf/tenant.env"
+        assert os.readlink(shared / "tenant.env") == "../real/tenant.env"
+        assert real.read_bytes() == before.replace(b"IMAGE_TAG=v1  #", b"IMAGE_TAG=v2  #")
+        assert sorted(p.name for p in real_dir.iterdir()) == ["tenant.env"]
+        assert not (tenant.path / "real").exists()
+        assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v2")}
+    finally:
+        subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+def test_services_pinned_by_digest_or_a_fixed_tag_stay_as_they_are_and_pass_the_verification(
+        make_tenant, celery_worker_thread, docker_engine):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant)
+    digest = subprocess.run(["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}",
+                             docker_engine.image("v1")], capture_output=True, text=True, check=True).stdout.strip()
+    compose = tenant.path / "docker-compose.yml"
+    compose.write_text(compose.read_text().rstrip("\n") + "\n" + f"""
+  pinned:
+    image: {digest}
+    network_mode: host
+    init: true
+    environment: {{PORT: "{free_port()}", SERVICE_NAME: pinned}}
+  fixed:
+    image: {docker_engine.image("v3")}
+    network_mode: host
+    init: true
+    environment: {{PORT: "{free_port()}", SERVICE_NAME: fixed}}
+""")
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    kept = {s: i for s, i in tenant.container_ids().items() if s in ("pinned", "fixed")}
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    ids = tenant.running_image_ids()
+    assert ids["pinned"] == registry_id(docker_engine, "v1") and ids["fixed"] == registry_id(docker_engine, "v3")
+    assert {ids[s] for s in ("web", "api", "docs")} == {registry_id(docker_engine, "v2")}
+    assert {s: i for s, i in tenant.container_ids().items() if s in kept} == kept  # not recreated
+
+
+@pytest.mark.parametrize("line", ['export IMAGE_TAG="v1"  # quoted', "IMAGE_TAG = 'v1'", "IMAGE_TAG=v1"])
+def test_env_forms_compose_accepts_crlf_and_no_final_newline_keep_their_bytes(make_tenant, celery_worker_thread,
+                                                                              docker_engine, line):
+    tenant = make_tenant(registered=True)
+    handwritten_env(tenant, tag_lines=("# tag below",))
+    text = tenant.env().decode().rstrip("\n").replace("\n", "\r\n") + "\r\n" + line  # CRLF, no final newline
+    (tenant.path / ".env").write_bytes(text.encode())
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v1")}
+
+    upgrade = wait_final(quick(tenant, "v3"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    assert tenant.env() == text.encode()[: -len(line)] + line.replace("v1", "v3").encode()
+    assert set(tenant.running_image_ids().values()) == {registry_id(docker_engine, "v3")}

@@ -161,3 +161,28 @@ def test_5_an_image_only_the_node_itself_has_is_used_as_it_is(engine_tenant, cel
     finally:
         tenant.remove_containers()
         tenant.docker("image", "rm", "--force", image)
+
+
+def test_5_a_service_pinned_by_digest_is_refused_with_a_sentence(engine_tenant, celery_worker_thread, docker_engine):
+    # `docker load` brings an image's ID, never the registry digest it was pulled by: a node without
+    # registry access can never run `image: repo@sha256:…`. Say so before touching anything that runs.
+    tenant = engine_tenant
+    digest = subprocess.run(["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}",
+                             docker_engine.image("v1")], capture_output=True, text=True, check=True).stdout.strip()
+    compose = tenant.path / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace(
+        "image: " + docker_engine.image("${IMAGE_TAG:-v1}"), "image: " + digest, 1))
+    assert tenant.compose("up", "-d", "--wait").returncode == 0
+    # The testbed's node engine can reach the loopback registry, which a registry-less node cannot:
+    # forget the digest it pulled by (the image stays, tagged v1), as if v1 had been loaded by hand.
+    assert tenant.docker("image", "rm", "--force", digest).returncode == 0  # the v1 tag keeps the image
+    assert tenant.image_id(digest) is None and tenant.image_id(docker_engine.image("v1"))
+    env_before = tenant.env()
+
+    upgrade = wait_final(quick(tenant, "v2"))
+
+    assert upgrade.status in (UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK), upgrade.error
+    assert f"{digest} is pinned by digest" in upgrade.error and "registry access" in upgrade.error
+    assert "docker image tag" not in upgrade.error
+    assert tenant.env() == env_before
+    assert "shipped" not in upgrade.steps.get(name="pull images").output

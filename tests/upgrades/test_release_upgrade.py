@@ -1,6 +1,8 @@
 """Upgrade to release on the testbed: rendered files written, registered tenants' .env untouched,
 blocked previews and stale approvals refused before anything is written."""
 
+import os
+
 import pytest
 
 from instances.models import Instance
@@ -103,3 +105,21 @@ def test_a_preview_hash_that_no_longer_matches_is_refused(make_tenant, testbed_r
     assert "changed since the preview was approved" in upgrade.error
     assert (tenant.path / "docker-compose.yml").read_bytes() == compose_before
     assert tenant.images() == {"v1"}
+
+
+def test_a_tenant_whose_compose_file_is_compose_yaml_is_refused_before_anything_is_written(
+        make_tenant, testbed_release, celery_worker_thread):
+    # docker compose reads compose.yaml before docker-compose.yml: the release's file would be written
+    # beside the tenant's and never used, while the upgrade reported the release as running.
+    tenant = make_tenant()
+    os.replace(tenant.path / "docker-compose.yml", tenant.path / "compose.yaml")
+    ids = tenant.container_ids()
+    v2 = testbed_release("v2.0.0", "v2")
+
+    upgrade = wait_final(release_upgrade(tenant, v2))
+
+    assert upgrade.status == UpgradeStatus.FAILED
+    assert "compose.yaml" in upgrade.error and "docker-compose.yml" in upgrade.error
+    assert not (tenant.path / "docker-compose.yml").exists()
+    assert b"IMAGE_TAG=v1" in tenant.env() and tenant.images() == {"v1"}
+    assert tenant.container_ids() == ids

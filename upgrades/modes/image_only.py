@@ -40,7 +40,7 @@ def rollback(ctx: StepContext) -> list[Step]:
 def _keep_env(ctx: StepContext) -> str:
     env = ops.read_env(ctx)
     ctx.state["env_before"] = env
-    ctx.state["tag_before"] = ops.env_image_tag(env.decode())
+    ctx.state["tag_before"] = _tag_in_use(ctx, env)
     copy = ops.keep_copy(ctx, ops.ENV_FILE, env)
     ctx.upgrade.from_version = ctx.state["tag_before"]
     ctx.upgrade.state["kept"] = [ops.ENV_FILE]  # a recovery after a killed worker restores from the copy
@@ -91,6 +91,16 @@ def _restore_env(ctx: StepContext) -> str:
 
 def _verify_after_rollback(ctx: StepContext) -> str:
     output = images.verify_running_now(ctx)
-    tags = {ops.env_image_tag(ops.read_env(ctx).decode())}
-    ops.record_version(ctx, tags.pop())
+    ops.record_version(ctx, _tag_in_use(ctx, ops.read_env(ctx)))
     return output
+
+
+def _tag_in_use(ctx: StepContext, env: bytes) -> str:
+    """IMAGE_TAG as .env sets it; when .env leaves it to the compose file's default
+    (`${IMAGE_TAG:-v1}`), the tag the project's images resolve to, if they all share one."""
+    tag = ops.env_image_tag(env.decode())
+    if tag:
+        return tag
+    tags = {s.image.rpartition(":")[2] for s in images.project_images(ctx, fresh=True)
+            if "/" not in s.image.rpartition(":")[2] and ":" in s.image and "@" not in s.image}
+    return tags.pop() if len(tags) == 1 else ""

@@ -114,6 +114,13 @@ def ship_images(ctx: StepContext, images: list[str]) -> str:
 
 
 def _ship_one(ctx: StepContext, image: str) -> str:
+    if "@" in image:  # docker load restores an image's ID, never the registry digest it was pulled by
+        on_node = image_id(ctx.driver, image)
+        if on_node:
+            return f"{image}: the node has it ({short(on_node)}); nothing transferred"
+        raise StepError(f"{image} is pinned by digest and {ctx.node} has no registry access: an image copied "
+                        f"with docker save/load never carries its registry digest, so the node cannot run it. "
+                        f"Pin the service by tag, or give the node registry access.")
     found = _image_source(ctx, image)
     if found is None:
         on_node = image_id(ctx.driver, image)

@@ -8,7 +8,7 @@ import posixpath
 from django.conf import settings
 
 from instances.health import health_urls_of, probe_until_healthy
-from instances.node_commands import compose_argv, compose_ps
+from instances.node_commands import compose_argv, compose_ps, project_containers
 from instances.services import instance_record_observation
 from instances.template_errors import engine_errors
 from templates_engine import parse_env, with_env_value
@@ -86,9 +86,19 @@ def compose_up(ctx: StepContext, *extra: str) -> str:
     wait_timeout = str(int(max(ctx.timeout - 10, 10)))
     result = compose(ctx, "up", "--detach", "--wait", "--wait-timeout", wait_timeout, *extra,
                      timeout=ctx.timeout, check=False)
-    if result.exit_code != 0:
+    if result.exit_code != 0 and not _only_jobs_completed(ctx):
         raise StepError(f"docker compose up did not bring the stack up healthy: {decoded(result).strip()[-600:]}")
     return decoded(result)
+
+
+def _only_jobs_completed(ctx: StepContext) -> bool:
+    """`up --wait` also fails ("container … exited (0)") for a one-shot service, a migration job that
+    completed. That is no failure when it is the only thing wrong: every other container of the
+    project runs, healthy where it has a check (the verification after `up` looks again, per service)."""
+    containers = project_containers(ctx.driver, ctx.instance)
+    completed = [c for c in containers if c.state == "exited" and c.exit_code == 0]
+    others = [c for c in containers if c not in completed]
+    return bool(completed) and all(c.state == "running" and c.health in ("", "healthy") for c in others)
 
 
 # --- health --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ remove files that were new, up -d --wait --remove-orphans, health. A first deplo
 
 import posixpath
 
+from instances.context import template_set_for
 from instances.health import running_tags
 from instances.preview import instance_preview
 from instances.services import instance_generate_missing_secrets
@@ -86,8 +87,27 @@ def _render_and_compare(ctx: StepContext) -> str:
         raise StepError("The render or the files on the node changed since the preview was approved "
                         f"(approved {ctx.upgrade.approved_preview_hash[:12] or 'nothing'}, now "
                         f"{preview.preview_hash[:12]}). Preview again and approve the new preview.")
+    _refuse_shadowing_compose_file(ctx)
     ctx.state["preview"] = preview
     return preview.preview.summary() + "\n" + preview.coverage.format()
+
+
+# The names docker compose looks for, in the order it prefers them: the first one present is used.
+COMPOSE_DEFAULT_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+
+
+def _refuse_shadowing_compose_file(ctx: StepContext) -> None:
+    """A tenant's own compose.yaml is read by compose before the docker-compose.yml a release writes:
+    the release's file would sit unused beside it while the upgrade reported the release running."""
+    written = template_set_for(ctx.instance, ctx.upgrade.release).compose_file
+    if written not in COMPOSE_DEFAULT_NAMES:
+        return
+    preferred = COMPOSE_DEFAULT_NAMES[: COMPOSE_DEFAULT_NAMES.index(written)]
+    found = [name for name in preferred if ctx.driver.exists(ops.path_in(ctx, name))]
+    if found:
+        raise StepError(f"{ctx.instance.install_dir} holds {found[0]}, which docker compose reads instead of the "
+                        f"{written} this release writes. Merge it into {written} (or remove it) on the node, "
+                        f"preview again and approve; nothing was changed.")
 
 
 def _backup(ctx: StepContext) -> str:
