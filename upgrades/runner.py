@@ -143,27 +143,21 @@ class StepRunner:
                 return self._finish(UpgradeStatus.FAILED, reason, attention=(
                     f"Upgrade #{upgrade.pk} failed after changing the node and this mode has no automatic "
                     f"rollback: {reason}{_backup_hint(upgrade)}"))
-            try:
-                for step in rollback:
-                    self._run_step(step, is_rollback=True)
-            except Exception as rollback_exc:
-                rollback_reason = _reason(rollback_exc, self.ctx)
-                return self._finish(UpgradeStatus.FAILED, f"{reason} Rollback failed too: {rollback_reason}",
-                                    attention=f"Upgrade #{upgrade.pk} failed and its rollback failed: "
-                                              f"{rollback_reason}")
-            return self._finish(UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.ROLLED_BACK, reason)
+            status = UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.ROLLED_BACK
+            return self.run_rollback(rollback, reason=reason, status=status, what_happened="failed")
         return self._finish(UpgradeStatus.SUCCEEDED, "")
 
-    def run_rollback(self, rollback: list[Step], *, reason: str, status: str) -> str:
-        """Only the rollback (a recovery after the worker that ran the upgrade died): `status` when it
-        restores a healthy tenant, failed (and attention) when it does not."""
+    def run_rollback(self, rollback: list[Step], *, reason: str, status: str,
+                     what_happened: str = "was interrupted") -> str:
+        """The rollback (after a failed step, or as the recovery after the worker that ran the upgrade
+        died): `status` when it restores a healthy tenant, failed (and attention) when it does not."""
         try:
             for step in rollback:
                 self._run_step(step, is_rollback=True)
         except Exception as rollback_exc:
             rollback_reason = _reason(rollback_exc, self.ctx)
             return self._finish(UpgradeStatus.FAILED, f"{reason} Rollback failed too: {rollback_reason}",
-                                attention=f"Upgrade #{self.ctx.upgrade.pk} was interrupted and its rollback "
+                                attention=f"Upgrade #{self.ctx.upgrade.pk} {what_happened} and its rollback "
                                           f"failed: {rollback_reason}")
         return self._finish(status, reason)
 
