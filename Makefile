@@ -29,9 +29,10 @@ test: lint
 test-fast: lint
 	$(PY) -m pytest -m "not testbed and not slow" $(PYTEST_ARGS)
 
-# ruff, and the import-linter contracts of pyproject.toml (the layers: README "Architecture").
+# ruff (lint and format), and the import-linter contracts of pyproject.toml (the layers: README "Architecture").
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
 # Installs and starts the testbed (sshd, docker engine, compose v2, local registry, test images). Root only.

@@ -34,8 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from tests.testbed.sshd import make_workdir, remove_workdir, start_node  # noqa: E402
 
-WORDS = ("campaign volunteer donation newsletter event canvass district precinct region turnout "
-         "signup phone bank rally message supporter organiser schedule policy page guide").split()
+WORDS = (
+    "campaign volunteer donation newsletter event canvass district precinct region turnout "
+    "signup phone bank rally message supporter organiser schedule policy page guide"
+).split()
 
 
 def _text(rng: random.Random, size: int) -> bytes:
@@ -67,7 +69,7 @@ def write_mkdocs_tree(base: Path, total_bytes: int, seed: int = 7) -> tuple[int,
             sub.mkdir(parents=True, exist_ok=True)
             if compressible:
                 start = rng.randrange(0, len(text_block) - size) if size < len(text_block) else 0
-                data = (text_block * (size // len(text_block) + 1))[start:start + size]
+                data = (text_block * (size // len(text_block) + 1))[start : start + size]
             else:
                 data = os.urandom(size)
             (sub / f"file-{files:05d}.{ext}").write_bytes(data)
@@ -85,12 +87,18 @@ def give_to(path: Path, user: str) -> None:
 def setup_django(scratch: Path) -> None:
     from cryptography.fernet import Fernet
 
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "ccp.settings", "CCP_VAR_DIR": str(scratch / "var"),
-        "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}", "BACKUP_ROOT": str(scratch / "backups"),
-        "SECRET_KEY": "bench-only", "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "CELERY_BROKER_URL": "memory://", "LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "ccp.settings",
+            "CCP_VAR_DIR": str(scratch / "var"),
+            "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
+            "BACKUP_ROOT": str(scratch / "backups"),
+            "SECRET_KEY": "bench-only",
+            "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "CELERY_BROKER_URL": "memory://",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     import django
     from django.core.management import call_command
 
@@ -101,18 +109,44 @@ def setup_django(scratch: Path) -> None:
 def make_instance(node, workdir: Path):
     from instances.models import Instance, Node
 
-    row = Node(name="bench-node", driver="ssh", address=node.host, ssh_port=node.port, ssh_user=node.user,
-               instance_root=str(workdir.parent))
+    row = Node(
+        name="bench-node",
+        driver="ssh",
+        address=node.host,
+        ssh_port=node.port,
+        ssh_user=node.user,
+        instance_root=str(workdir.parent),
+    )
     row.set_private_key(node.client_key)
     row.save()
-    return Instance.objects.create(name="bench", slug="bench", node=row, install_dir=str(workdir),
-                                   compose_project="bench", ports={})
+    return Instance.objects.create(
+        name="bench", slug="bench", node=row, install_dir=str(workdir), compose_project="bench", ports={}
+    )
 
 
 def run_baseline(node, workdir: Path, out: Path) -> float:
-    argv = ["ssh", "-q", "-i", node.key_path, "-p", str(node.port), "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{node.user}@{node.host}",
-            "tar", "-C", str(workdir), "-czf", "-", "--", "mkdocs"]
+    argv = [
+        "ssh",
+        "-q",
+        "-i",
+        node.key_path,
+        "-p",
+        str(node.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        f"{node.user}@{node.host}",
+        "tar",
+        "-C",
+        str(workdir),
+        "-czf",
+        "-",
+        "--",
+        "mkdocs",
+    ]
     started = time.perf_counter()
     with open(out, "wb") as f:
         subprocess.run(argv, stdout=f, check=True)
@@ -168,13 +202,19 @@ def main() -> int:
             print(f"run {run}: ssh tar czf {baseline[-1]:.2f} s, CCP backup {elapsed:.2f} s")
         best_baseline, best_ccp = min(baseline), min(ccp)
         ratio = best_baseline / best_ccp  # = CCP throughput / baseline throughput
-        print(f"baseline `ssh node tar czf - … > file`: {best_baseline:.2f} s, "
-              f"{tree_bytes / best_baseline / 1e6:.1f} MB/s")
-        print(f"CCP backup (all archives, hashes, host state, manifest): {best_ccp:.2f} s, "
-              f"{tree_bytes / best_ccp / 1e6:.1f} MB/s, backup {archive / 1e6:.0f} MB")
+        print(
+            f"baseline `ssh node tar czf - … > file`: {best_baseline:.2f} s, "
+            f"{tree_bytes / best_baseline / 1e6:.1f} MB/s"
+        )
+        print(
+            f"CCP backup (all archives, hashes, host state, manifest): {best_ccp:.2f} s, "
+            f"{tree_bytes / best_ccp / 1e6:.1f} MB/s, backup {archive / 1e6:.0f} MB"
+        )
         pigz = "with pigz" if shutil.which("pigz") else "WITHOUT pigz (install it: tests/testbed/install.sh)"
-        print(f"RATIO backup throughput of {tree_bytes / 1e6:.0f} MB, CCP ({pigz}) / gzip baseline: {ratio:.2f} "
-              f"({'meets' if ratio >= args.min_ratio else 'MISSES'} the target >= {args.min_ratio})")
+        print(
+            f"RATIO backup throughput of {tree_bytes / 1e6:.0f} MB, CCP ({pigz}) / gzip baseline: {ratio:.2f} "
+            f"({'meets' if ratio >= args.min_ratio else 'MISSES'} the target >= {args.min_ratio})"
+        )
         return 0 if ratio >= args.min_ratio else 1
     finally:
         node.stop()

@@ -45,23 +45,47 @@ def grow_fleet(total: int, start: int) -> None:
 
     nodes = list(Node.objects.order_by("pk"))
     if not nodes:
-        nodes = Node.objects.bulk_create(Node(name=f"node-{n}", address=f"127.0.1.{n + 1}", ssh_user="ccp",
-                                              instance_root="/srv/ccp") for n in range(20))
+        nodes = Node.objects.bulk_create(
+            Node(name=f"node-{n}", address=f"127.0.1.{n + 1}", ssh_user="ccp", instance_root="/srv/ccp")
+            for n in range(20)
+        )
     now = timezone.now()
     instances = Instance.objects.bulk_create(
-        Instance(name=f"tenant {i}", slug=f"tenant-{i:05d}", node=nodes[i % len(nodes)], install_dir=f"/srv/ccp/t{i}",
-                 compose_project=f"t{i}", observed_version="v1", health=["healthy", "unhealthy", "unknown"][i % 3])
-        for i in range(start, total))
+        Instance(
+            name=f"tenant {i}",
+            slug=f"tenant-{i:05d}",
+            node=nodes[i % len(nodes)],
+            install_dir=f"/srv/ccp/t{i}",
+            compose_project=f"t{i}",
+            observed_version="v1",
+            health=["healthy", "unhealthy", "unknown"][i % 3],
+        )
+        for i in range(start, total)
+    )
     Attention.objects.bulk_create(
-        Attention(instance=inst, reason="Upgrade #1 failed and its rollback failed.", operation_kind="upgrade",
-                  operation_id=1) for i, inst in enumerate(instances, start) if i % 100 == 7)
+        Attention(
+            instance=inst, reason="Upgrade #1 failed and its rollback failed.", operation_kind="upgrade", operation_id=1
+        )
+        for i, inst in enumerate(instances, start)
+        if i % 100 == 7
+    )
     Upgrade.objects.bulk_create(
-        Upgrade(instance=inst, mode="image_only", to_version=tag, target_tag=tag, status=status, started_at=now,
-                finished_at=now)
-        for inst in instances for tag, status in (("v1", "succeeded"), ("v2", "rolled_back")))
+        Upgrade(
+            instance=inst,
+            mode="image_only",
+            to_version=tag,
+            target_tag=tag,
+            status=status,
+            started_at=now,
+            finished_at=now,
+        )
+        for inst in instances
+        for tag, status in (("v1", "succeeded"), ("v2", "rolled_back"))
+    )
     Backup.objects.bulk_create(
-        Backup(instance=inst, label=BackupLabel.SCHEDULED, status=BackupStatus.SUCCEEDED, size_bytes=1,
-               finished_at=now) for inst in instances)
+        Backup(instance=inst, label=BackupLabel.SCHEDULED, status=BackupStatus.SUCCEEDED, size_bytes=1, finished_at=now)
+        for inst in instances
+    )
 
 
 def measure(client, url: str, runs: int = 7) -> tuple[float, int]:
@@ -104,9 +128,11 @@ def main() -> None:
             (_, q_small), (ms_large, q_large) = small[name], large[name]
             ok = q_small == q_large and ms_large * 1000 < args.target_ms
             failed |= not ok
-            print(f"RATIO {name}: {q_small} queries at {args.small} instances, {q_large} at {args.instances}; "
-                  f"{ms_large * 1000:.1f} ms at {args.instances} (ratio to the {args.target_ms:.0f} ms target "
-                  f"{ms_large * 1000 / args.target_ms:.2f}) {'meets' if ok else 'MISSES'} the target")
+            print(
+                f"RATIO {name}: {q_small} queries at {args.small} instances, {q_large} at {args.instances}; "
+                f"{ms_large * 1000:.1f} ms at {args.instances} (ratio to the {args.target_ms:.0f} ms target "
+                f"{ms_large * 1000 / args.target_ms:.2f}) {'meets' if ok else 'MISSES'} the target"
+            )
     finally:
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
     if failed:

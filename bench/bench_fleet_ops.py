@@ -37,12 +37,23 @@ def make_run_env(scratch: Path) -> dict:
     under its var/ directory (here a scratch one), DEBUG on."""
     from cryptography.fernet import Fernet
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update({"DEBUG": "1", "CCP_VAR_DIR": str(scratch / "var"), "SECRET_KEY": "bench-only",
-                "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "LOG_LEVEL": "WARNING",
-                "ALLOWED_HOSTS": "testserver", "CCP_HEALTH_TIMEOUT": "60",
-                "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        {
+            "DEBUG": "1",
+            "CCP_VAR_DIR": str(scratch / "var"),
+            "SECRET_KEY": "bench-only",
+            "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "LOG_LEVEL": "WARNING",
+            "ALLOWED_HOSTS": "testserver",
+            "CCP_HEALTH_TIMEOUT": "60",
+            "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
+        }
+    )
     return env
 
 
@@ -51,8 +62,9 @@ def start_worker(env: dict) -> subprocess.Popen:
     line = next(line for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("worker:"))
     command = line.split(":", 1)[1].strip()
     log = open(Path(env["CCP_VAR_DIR"]) / "worker.log", "w")  # noqa: SIM115 - lives as long as the worker
-    worker = subprocess.Popen(["sh", "-c", command], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        ["sh", "-c", command], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if "ready." in (Path(env["CCP_VAR_DIR"]) / "worker.log").read_text():
@@ -62,15 +74,36 @@ def start_worker(env: dict) -> subprocess.Popen:
 
 
 def bare_upgrade(sshd, path: Path, project: str, tag: str) -> None:
-    remote = " && ".join([
-        f"cd {shlex.quote(str(path))}",
-        f"sed -i {shlex.quote(f's/^IMAGE_TAG=.*/IMAGE_TAG={tag}/')} .env",
-        f"docker compose --project-name {shlex.quote(project)} pull --quiet",
-        f"docker compose --project-name {shlex.quote(project)} up --detach --wait",
-    ])
-    subprocess.run(["ssh", "-i", sshd.key_path, "-p", str(sshd.port), "-o", "BatchMode=yes",
-                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                    f"{sshd.user}@{sshd.host}", remote], check=True, capture_output=True, timeout=300)
+    remote = " && ".join(
+        [
+            f"cd {shlex.quote(str(path))}",
+            f"sed -i {shlex.quote(f's/^IMAGE_TAG=.*/IMAGE_TAG={tag}/')} .env",
+            f"docker compose --project-name {shlex.quote(project)} pull --quiet",
+            f"docker compose --project-name {shlex.quote(project)} up --detach --wait",
+        ]
+    )
+    subprocess.run(
+        [
+            "ssh",
+            "-i",
+            sshd.key_path,
+            "-p",
+            str(sshd.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{sshd.user}@{sshd.host}",
+            remote,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def wait_upgrades(ids: list[int], timeout: float = 300) -> list:
@@ -93,8 +126,12 @@ def upgrades_benchmark(tenants, nodes, pairs: int, target: float) -> bool:
     for pair in range(pairs):
         started = time.perf_counter()
         with ThreadPoolExecutor(len(tenants)) as pool:
-            list(pool.map(lambda t: bare_upgrade(nodes[t.instance.node.name], t.path, t.instance.compose_project,
-                                                 "v2"), tenants))
+            list(
+                pool.map(
+                    lambda t: bare_upgrade(nodes[t.instance.node.name], t.path, t.instance.compose_project, "v2"),
+                    tenants,
+                )
+            )
         bare = time.perf_counter() - started
         started = time.perf_counter()
         ids = [upgrade_request(instance=t.instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v1").pk for t in tenants]
@@ -104,12 +141,16 @@ def upgrades_benchmark(tenants, nodes, pairs: int, target: float) -> bool:
         if failed:
             raise SystemExit("CCP upgrades failed: " + "; ".join(failed))
         ratios.append(ccp / bare)
-        print(f"  pair {pair + 1}: {len(tenants)} bare upgrades in parallel {bare:.2f} s (→ v2), "
-              f"{len(tenants)} CCP upgrades {ccp:.2f} s (→ v1), ratio {ccp / bare:.2f}")
+        print(
+            f"  pair {pair + 1}: {len(tenants)} bare upgrades in parallel {bare:.2f} s (→ v2), "
+            f"{len(tenants)} CCP upgrades {ccp:.2f} s (→ v1), ratio {ccp / bare:.2f}"
+        )
     ratio = statistics.median(ratios)
     ok = ratio <= target
-    print(f"RATIO four Quick upgrades on four nodes, CCP (make run's worker) / bare in parallel: {ratio:.2f} "
-          f"({'meets' if ok else 'MISSES'} the target ≤ {target})")
+    print(
+        f"RATIO four Quick upgrades on four nodes, CCP (make run's worker) / bare in parallel: {ratio:.2f} "
+        f"({'meets' if ok else 'MISSES'} the target ≤ {target})"
+    )
     return ok
 
 
@@ -132,8 +173,9 @@ def preview_benchmark(instances, target: float, where: str) -> bool:
     single = statistics.median(singles)
 
     started = time.perf_counter()
-    queued = client.post("/admin/instances/instance/", {"action": "preview_release",
-                                                        "_selected_action": [i.pk for i in instances]})
+    queued = client.post(
+        "/admin/instances/instance/", {"action": "preview_release", "_selected_action": [i.pk for i in instances]}
+    )
     assert queued.status_code == 302, queued.status_code
     while True:
         page_started = time.perf_counter()
@@ -150,11 +192,15 @@ def preview_benchmark(instances, target: float, where: str) -> bool:
         raise SystemExit(f"previews failed: {errors[:3]}")
     ratio = many / (single * len(instances))
     ok = ratio <= target
-    print(f"  one instance's preview page: {single * 1000:.0f} ms (median of 5); {len(instances)} instances "
-          f"from the admin action: {many:.2f} s (vs {single * len(instances):.2f} s one after another; "
-          f"queued and previewed by the worker in {worker_time:.2f} s, result page {page_time * 1000:.0f} ms)")
-    print(f"RATIO preview of {len(instances)} instances over the nodes ({where}) / one preview × {len(instances)}: "
-          f"{ratio:.2f} ({'meets' if ok else 'MISSES'} the target ≤ {target})")
+    print(
+        f"  one instance's preview page: {single * 1000:.0f} ms (median of 5); {len(instances)} instances "
+        f"from the admin action: {many:.2f} s (vs {single * len(instances):.2f} s one after another; "
+        f"queued and previewed by the worker in {worker_time:.2f} s, result page {page_time * 1000:.0f} ms)"
+    )
+    print(
+        f"RATIO preview of {len(instances)} instances over the nodes ({where}) / one preview × {len(instances)}: "
+        f"{ratio:.2f} ({'meets' if ok else 'MISSES'} the target ≤ {target})"
+    )
     return ok
 
 
@@ -162,8 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--preview-instances", type=int,
-                        default=int(os.environ.get("BENCH_PREVIEW_INSTANCES", "40")))
+    parser.add_argument("--preview-instances", type=int, default=int(os.environ.get("BENCH_PREVIEW_INSTANCES", "40")))
     parser.add_argument("--upgrade-target", type=float, default=1.3)
     parser.add_argument("--rtt-ms", type=float, default=50.0, help="round trip of the far nodes (preview)")
     parser.add_argument("--only", choices=["upgrades", "preview"], help="run one of the two benchmarks")
@@ -196,16 +241,24 @@ def main() -> None:
             node = Node(name=f"bench-{n}", instance_root="/srv/ccp-testbed", **node_sshd.node_fields())
             node.save()
             nodes[node.name] = node_sshd
-        Release.objects.create(version="v1", image_tag="v1", template_set="testbed", registry=images.REGISTRY,
-                               is_default=True)
+        Release.objects.create(
+            version="v1", image_tag="v1", template_set="testbed", registry=images.REGISTRY, is_default=True
+        )
         node_rows = list(Node.objects.order_by("name"))
         for node in node_rows:  # one running tenant per node for the upgrades
             path = sshd.make_workdir(prefix="bench")
             workdirs.append(path)
             slug = f"b{uuid.uuid4().hex[:8]}"
-            instance = instance_save(instance=Instance(
-                name=slug, slug=slug, node=node, install_dir=str(path), compose_project=slug,
-                ports={name: free_port() for name in ("web", "api", "docs", "extra")}))
+            instance = instance_save(
+                instance=Instance(
+                    name=slug,
+                    slug=slug,
+                    node=node,
+                    install_dir=str(path),
+                    compose_project=slug,
+                    ports={name: free_port() for name in ("web", "api", "docs", "extra")},
+                )
+            )
             tenant = Tenant(instance=instance, node=node, path=path)
             provision(tenant, tag="v1")
             tenants.append(tenant)
@@ -215,9 +268,16 @@ def main() -> None:
             path = sshd.make_workdir(prefix="bench")
             workdirs.append(path)
             slug = f"p{uuid.uuid4().hex[:8]}"
-            instance = instance_save(instance=Instance(
-                name=slug, slug=slug, node=node, install_dir=str(path), compose_project=slug,
-                ports={name: free_port() for name in ("web", "api", "docs", "extra")}))
+            instance = instance_save(
+                instance=Instance(
+                    name=slug,
+                    slug=slug,
+                    node=node,
+                    install_dir=str(path),
+                    compose_project=slug,
+                    ports={name: free_port() for name in ("web", "api", "docs", "extra")},
+                )
+            )
             write_files(instance)
             previewed.append(instance)
 
@@ -265,8 +325,11 @@ def write_files(instance) -> None:
     for relative, rendered in files.items():
         target = posixpath.join(instance.install_dir, relative)
         driver.run(["mkdir", "-p", posixpath.dirname(target)], check=True)
-        content = rendered.content.replace(b"greeting=hello", b"greeting=edited") if relative.endswith(
-            ".conf") else rendered.content
+        content = (
+            rendered.content.replace(b"greeting=hello", b"greeting=edited")
+            if relative.endswith(".conf")
+            else rendered.content
+        )
         driver.write_file(target, content, mode=rendered.mode)
 
 

@@ -27,8 +27,13 @@ from templates_engine import ChangeKind, example_context, load_template_set, pre
 def _contexts(template_set, count: int) -> list[dict]:
     contexts = []
     for index in range(count):
-        context = example_context(template_set, slug=f"tenant-{index:03d}", port_base=20000 + index * 10,
-                                  registry="registry.example.org", image_tag="v2.10.3")
+        context = example_context(
+            template_set,
+            slug=f"tenant-{index:03d}",
+            port_base=20000 + index * 10,
+            registry="registry.example.org",
+            image_tag="v2.10.3",
+        )
         context["instance"]["is_registered"] = index % 2 == 1
         context["instance"]["profiles"] = [["newsletter", "monitoring"], ["monitoring"], []][index % 3]
         contexts.append(context)

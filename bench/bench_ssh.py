@@ -64,8 +64,15 @@ def bench_throughput(node: SSHNode, driver: SSHDriver, size: int, workdir: Path)
     with tempfile.NamedTemporaryFile(prefix="ccp-bench-") as source:
         source.write(data)
         source.flush()
-        scp = ["scp", "-q", *openssh_options(node), "-P", str(node.port), source.name,
-               f"{node.user}@{node.host}:{workdir / 'scp.bin'}"]
+        scp = [
+            "scp",
+            "-q",
+            *openssh_options(node),
+            "-P",
+            str(node.port),
+            source.name,
+            f"{node.user}@{node.host}:{workdir / 'scp.bin'}",
+        ]
         results = {"scp": throughput(size, [timed(lambda: subprocess.run(scp, check=True)) for _ in range(RUNS)])}
 
     def stream_in() -> None:
@@ -84,10 +91,18 @@ def bench_throughput(node: SSHNode, driver: SSHDriver, size: int, workdir: Path)
     assert (workdir / "payload.bin").stat().st_size == size
     results["stream_out"] = throughput(size, [timed(stream_out) for _ in range(RUNS)])
     with tempfile.TemporaryDirectory(prefix="ccp-bench-") as local:
-        scp_back = ["scp", "-q", *openssh_options(node), "-P", str(node.port),
-                    f"{node.user}@{node.host}:{target}", f"{local}/back.bin"]
-        results["scp_back"] = throughput(size, [timed(lambda: subprocess.run(scp_back, check=True))
-                                                for _ in range(RUNS)])
+        scp_back = [
+            "scp",
+            "-q",
+            *openssh_options(node),
+            "-P",
+            str(node.port),
+            f"{node.user}@{node.host}:{target}",
+            f"{local}/back.bin",
+        ]
+        results["scp_back"] = throughput(
+            size, [timed(lambda: subprocess.run(scp_back, check=True)) for _ in range(RUNS)]
+        )
     return results
 
 
@@ -103,19 +118,27 @@ def main() -> int:
     try:
         reused, spawned = bench_latency(node, driver, args.commands)
         speedup = spawned / reused
-        print(f"{args.commands} x `true`: SSHDriver reused connection median {reused * 1000:.2f} ms, "
-              f"one ssh process each median {spawned * 1000:.2f} ms -> {speedup:.1f}x "
-              f"(target >= {LATENCY_TARGET:g}x)")
+        print(
+            f"{args.commands} x `true`: SSHDriver reused connection median {reused * 1000:.2f} ms, "
+            f"one ssh process each median {spawned * 1000:.2f} ms -> {speedup:.1f}x "
+            f"(target >= {LATENCY_TARGET:g}x)"
+        )
         rates = bench_throughput(node, driver, args.megabytes * 2**20, workdir)
         ratio = rates["write_file"] / rates["scp"]
-        print(f"{args.megabytes} MB to the node (median of {RUNS}): write_file {rates['write_file']:.0f} MB/s, "
-              f"open_stream_in {rates['stream_in']:.0f} MB/s, scp {rates['scp']:.0f} MB/s -> write_file/scp "
-              f"{ratio:.2f}x (target >= {THROUGHPUT_TARGET:g}x)")
-        print(f"{args.megabytes} MB from the node (median of {RUNS}): open_stream_out {rates['stream_out']:.0f} MB/s, "
-              f"scp {rates['scp_back']:.0f} MB/s -> {rates['stream_out'] / rates['scp_back']:.2f}x")
+        print(
+            f"{args.megabytes} MB to the node (median of {RUNS}): write_file {rates['write_file']:.0f} MB/s, "
+            f"open_stream_in {rates['stream_in']:.0f} MB/s, scp {rates['scp']:.0f} MB/s -> write_file/scp "
+            f"{ratio:.2f}x (target >= {THROUGHPUT_TARGET:g}x)"
+        )
+        print(
+            f"{args.megabytes} MB from the node (median of {RUNS}): open_stream_out {rates['stream_out']:.0f} MB/s, "
+            f"scp {rates['scp_back']:.0f} MB/s -> {rates['stream_out'] / rates['scp_back']:.2f}x"
+        )
         transport = driver.connect()
-        print(f"negotiated: {transport.remote_cipher}, {transport.remote_mac}; "
-              f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+        print(
+            f"negotiated: {transport.remote_cipher}, {transport.remote_mac}; "
+            f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
+        )
         return 0 if speedup >= LATENCY_TARGET and ratio >= THROUGHPUT_TARGET else 1
     finally:
         driver.close()

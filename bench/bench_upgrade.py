@@ -41,14 +41,31 @@ def setup_django(workdir: Path) -> None:
 
 
 def bare_upgrade(sshd, tenant, tag: str) -> float:
-    remote = " && ".join([
-        f"cd {shlex.quote(str(tenant.path))}",
-        f"sed -i {shlex.quote(f's/^IMAGE_TAG=.*/IMAGE_TAG={tag}/')} .env",
-        "docker compose pull --quiet",
-        "docker compose up --detach --wait",
-    ])
-    argv = ["ssh", "-i", sshd.key_path, "-p", str(sshd.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{sshd.user}@{sshd.host}", remote]
+    remote = " && ".join(
+        [
+            f"cd {shlex.quote(str(tenant.path))}",
+            f"sed -i {shlex.quote(f's/^IMAGE_TAG=.*/IMAGE_TAG={tag}/')} .env",
+            "docker compose pull --quiet",
+            "docker compose up --detach --wait",
+        ]
+    )
+    argv = [
+        "ssh",
+        "-i",
+        sshd.key_path,
+        "-p",
+        str(sshd.port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        f"{sshd.user}@{sshd.host}",
+        remote,
+    ]
     started = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True, timeout=300)
     return time.perf_counter() - started
@@ -84,7 +101,7 @@ def fill_content(path: Path, megabytes: int, files: int, user: str) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             start, data = (n * 7919) % len(block), bytearray()
             while len(data) < size:  # different bytes per file, no 2 GB in memory
-                data += block[start:start + size - len(data)]
+                data += block[start : start + size - len(data)]
                 start = 0
             (folder / f"page-{n:05d}.md").write_bytes(data)
     subprocess.run(["chown", "-R", f"{user}:{user}", str(mkdocs)], check=True)
@@ -107,8 +124,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--target", type=float, default=1.3)
-    parser.add_argument("--sizes", default=os.environ.get("BENCH_CONTENT_SIZES", "0:0,300:1600,2048:20000"),
-                        help="protected content per run, MB:FILES, comma-separated")
+    parser.add_argument(
+        "--sizes",
+        default=os.environ.get("BENCH_CONTENT_SIZES", "0:0,300:1600,2048:20000"),
+        help="protected content per run, MB:FILES, comma-separated",
+    )
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in size.split(":")) for size in args.sizes.split(",") if size]
 
@@ -126,12 +146,20 @@ def main() -> None:
     try:
         node = Node(name="bench", instance_root=str(path.parent), **node_sshd.node_fields())
         node.save()
-        Release.objects.create(version="v1", image_tag="v1", template_set="testbed", registry=images.REGISTRY,
-                               is_default=True)
+        Release.objects.create(
+            version="v1", image_tag="v1", template_set="testbed", registry=images.REGISTRY, is_default=True
+        )
         slug = f"bench{uuid.uuid4().hex[:6]}"
-        instance = instance_save(instance=Instance(
-            name=slug, slug=slug, node=node, install_dir=str(path), compose_project=slug,
-            ports={name: free_port() for name in ("web", "api", "docs", "extra")}))
+        instance = instance_save(
+            instance=Instance(
+                name=slug,
+                slug=slug,
+                node=node,
+                install_dir=str(path),
+                compose_project=slug,
+                ports={name: free_port() for name in ("web", "api", "docs", "extra")},
+            )
+        )
         tenant = Tenant(instance=instance, node=node, path=path)
         provision(tenant, tag="v1")
 
@@ -144,13 +172,16 @@ def main() -> None:
             median = statistics.median(run_pairs(node_sshd, tenant, args.pairs))
             ok = median <= args.target
             failed |= not ok
-            print(f"RATIO Quick upgrade CCP/bare, {what}: {median:.2f} "
-                  f"({'meets' if ok else 'MISSES'} the target ≤ {args.target})")
+            print(
+                f"RATIO Quick upgrade CCP/bare, {what}: {median:.2f} "
+                f"({'meets' if ok else 'MISSES'} the target ≤ {args.target})"
+            )
         if failed:
             raise SystemExit(1)
     finally:
-        subprocess.run(["docker", "compose", "--project-name", slug, "down", "--timeout", "1"], cwd=path,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "compose", "--project-name", slug, "down", "--timeout", "1"], cwd=path, capture_output=True
+        )
         node_sshd.stop()
         sshd.remove_workdir(path)
 

@@ -23,14 +23,15 @@ def main() -> int:
     for name in chosen:
         print(f"=== {name}", flush=True)
         started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / f"{name}.py")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         lines = []
         for line in proc.stdout:
             print(line, end="", flush=True)
             lines.append(line.rstrip())
         code = proc.wait()
-        ratios = [line[len("RATIO "):] for line in lines if line.startswith("RATIO ")] or lines[-2:]
+        ratios = [line[len("RATIO ") :] for line in lines if line.startswith("RATIO ")] or lines[-2:]
         summary.append((name, code, time.monotonic() - started, ratios))
         if code:
             failed.append(name)

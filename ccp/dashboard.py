@@ -10,8 +10,12 @@ from instances.fleet import fleet_summary
 def fleet_dashboard(request):
     if not request.user.has_perm("instances.view_instance"):
         raise PermissionDenied
-    return TemplateResponse(request, "admin/fleet_dashboard.html", {
-        **admin.site.each_context(request),
-        "title": "Fleet dashboard",
-        "summary": fleet_summary(),
-    })
+    return TemplateResponse(
+        request,
+        "admin/fleet_dashboard.html",
+        {
+            **admin.site.each_context(request),
+            "title": "Fleet dashboard",
+            "summary": fleet_summary(),
+        },
+    )

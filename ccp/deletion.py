@@ -47,5 +47,6 @@ def object_delete(*, obj, user=None) -> None:
         obj.delete()
     except (ProtectedError, RestrictedError) as exc:
         blocking = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
-        raise Conflict(f"{obj} cannot be deleted: {dependents_sentence(blocking)} depend on it.{_advice(obj)}") \
-            from None
+        raise Conflict(
+            f"{obj} cannot be deleted: {dependents_sentence(blocking)} depend on it.{_advice(obj)}"
+        ) from None

@@ -48,8 +48,9 @@ def metrics(request):
             message = "Metrics are off: set CCP_METRICS_TOKEN or CCP_METRICS_ALLOWED_NETWORKS to allow scrapes.\n"
         else:
             message = "A bearer token (Authorization: Bearer <CCP_METRICS_TOKEN>) is needed from here.\n"
-        response = HttpResponse(message, status=401 if settings.CCP_METRICS_TOKEN else 403,
-                                content_type="text/plain; charset=utf-8")
+        response = HttpResponse(
+            message, status=401 if settings.CCP_METRICS_TOKEN else 403, content_type="text/plain; charset=utf-8"
+        )
         if settings.CCP_METRICS_TOKEN:
             response["WWW-Authenticate"] = 'Bearer realm="ccp-metrics"'
         return response

@@ -33,8 +33,10 @@ def _local_key(name: str, make) -> str:
     value = make()
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
-    print(f"ccp: generated {name} into {path} (local first run; set it in the environment for production)",
-          file=sys.stderr)
+    print(
+        f"ccp: generated {name} into {path} (local first run; set it in the environment for production)",
+        file=sys.stderr,
+    )
     return value
 
 
@@ -64,7 +66,8 @@ def _new_fernet_key() -> str:
 
 SECRET_KEY = _required_secret("SECRET_KEY", "secret_key", _new_secret_key)
 CCP_ENCRYPTION_KEYS = [
-    k.strip() for k in _required_secret("CCP_ENCRYPTION_KEYS", "encryption_keys", _new_fernet_key).split(",")
+    k.strip()
+    for k in _required_secret("CCP_ENCRYPTION_KEYS", "encryption_keys", _new_fernet_key).split(",")
     if k.strip()
 ]
 
@@ -185,7 +188,8 @@ CCP_METRICS_TOKEN = env.str("CCP_METRICS_TOKEN", default="")
 if CCP_METRICS_TOKEN and len(CCP_METRICS_TOKEN) < 32:
     raise ImproperlyConfigured(
         "CCP_METRICS_TOKEN is shorter than 32 characters; make one with "
-        "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+    )
 
 
 def _networks(values: list[str]) -> list:
@@ -196,7 +200,8 @@ def _networks(values: list[str]) -> list:
         except ValueError:
             raise ImproperlyConfigured(
                 f"CCP_METRICS_ALLOWED_NETWORKS: {value.strip()!r} is not an IP address or network "
-                f"(write 10.0.5.0/24, 127.0.0.1 or ::1, separated by commas).") from None
+                f"(write 10.0.5.0/24, 127.0.0.1 or ::1, separated by commas)."
+            ) from None
     return networks
 
 
@@ -288,7 +293,8 @@ for _node, _queue in CCP_NODE_QUEUES.items():
     if not _QUEUE_NAME.fullmatch(_queue) or not _node:
         raise ImproperlyConfigured(
             f"CCP_NODE_QUEUES: {_node}={_queue} is not a node name and a queue name (letters, digits, '.', "
-            f"'_' and '-'); write node-a=site-east,node-b=site-east.")
+            f"'_' and '-'); write node-a=site-east,node-b=site-east."
+        )
 CELERY_TASK_ROUTES = ("ccp.routing.route_by_node",)
 # Long operations must never run twice. A task is acknowledged when a worker starts it (acks_late
 # off), so a worker that dies mid-upgrade does not cause the broker to hand the upgrade to another

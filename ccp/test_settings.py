@@ -8,9 +8,14 @@ os.environ.setdefault("SECRET_KEY", "tests-only-" + Fernet.generate_key().decode
 os.environ.setdefault("CCP_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 # The suite talks plain http to its own servers, and most tests run tenants with the local driver; the
 # key files of the testbed's nodes live under its state folder (tests/testbed/sshd.py).
-for _name, _value in {"SECURE_SSL_REDIRECT": "0", "SECURE_PROXY_SSL_HEADER": "", "SESSION_COOKIE_SECURE": "0",
-                      "CSRF_COOKIE_SECURE": "0", "CCP_ALLOW_LOCAL_DRIVER": "1",
-                      "CCP_SSH_KEY_DIR": os.environ.get("CCP_TESTBED_STATE", "/run/ccp-testbed")}.items():
+for _name, _value in {
+    "SECURE_SSL_REDIRECT": "0",
+    "SECURE_PROXY_SSL_HEADER": "",
+    "SESSION_COOKIE_SECURE": "0",
+    "CSRF_COOKIE_SECURE": "0",
+    "CCP_ALLOW_LOCAL_DRIVER": "1",
+    "CCP_SSH_KEY_DIR": os.environ.get("CCP_TESTBED_STATE", "/run/ccp-testbed"),
+}.items():
     os.environ.setdefault(_name, _value)
 
 from ccp.settings import *  # noqa: E402,F403

@@ -25,27 +25,70 @@ from .selectors import with_open_attention
 from .tasks import instance_check_health_task, node_check_task
 
 NODE_SYSTEM_FIELDS = (
-    "host_key_type", "host_key_fingerprint", "host_key_pinned_at", "docker_version", "compose_version",
-    "disk_free_bytes", "checked_at", "check_ok", "check_error", "has_private_key",
+    "host_key_type",
+    "host_key_fingerprint",
+    "host_key_pinned_at",
+    "docker_version",
+    "compose_version",
+    "disk_free_bytes",
+    "checked_at",
+    "check_ok",
+    "check_error",
+    "has_private_key",
 )
 
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     form = NodeAdminForm
-    list_display = ("name", "address", "ssh_port", "driver", "host_key_fingerprint", "docker_version",
-                    "compose_version", "check_ok", "checked_at")
+    list_display = (
+        "name",
+        "address",
+        "ssh_port",
+        "driver",
+        "host_key_fingerprint",
+        "docker_version",
+        "compose_version",
+        "check_ok",
+        "checked_at",
+    )
     list_filter = ("driver", "registry_access", "check_ok")
     search_fields = ("name", "address")
     readonly_fields = NODE_SYSTEM_FIELDS
     fieldsets = (
-        (None, {"fields": ("name", "address", "ssh_port", "ssh_user", "driver", "instance_root",
-                           "registry_access", "image_source")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "address",
+                    "ssh_port",
+                    "ssh_user",
+                    "driver",
+                    "instance_root",
+                    "registry_access",
+                    "image_source",
+                )
+            },
+        ),
         ("Credentials", {"fields": ("private_key", "has_private_key", "ssh_key_path")}),
-        ("Host key (pinned on first contact)", {"fields": ("host_key_type", "host_key_fingerprint",
-                                                           "host_key_pinned_at")}),
-        ("Last check", {"fields": ("check_ok", "checked_at", "check_error", "docker_version", "compose_version",
-                                   "disk_free_bytes")}),
+        (
+            "Host key (pinned on first contact)",
+            {"fields": ("host_key_type", "host_key_fingerprint", "host_key_pinned_at")},
+        ),
+        (
+            "Last check",
+            {
+                "fields": (
+                    "check_ok",
+                    "checked_at",
+                    "check_error",
+                    "docker_version",
+                    "compose_version",
+                    "disk_free_bytes",
+                )
+            },
+        ),
     )
 
     actions = ["check_nodes", "repin_host_keys"]
@@ -53,15 +96,18 @@ class NodeAdmin(admin.ModelAdmin):
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("instances.operate_node")
 
-    @admin.action(description="Check node (connect, pin host key on first contact, record versions)",
-                  permissions=["operate"])
+    @admin.action(
+        description="Check node (connect, pin host key on first contact, record versions)", permissions=["operate"]
+    )
     def check_nodes(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         transaction.on_commit(lambda: [node_check_task.delay(pk) for pk in ids])
         self.message_user(request, f"Check queued for {len(ids)} node(s); the results appear on each node.")
 
-    @admin.action(description="Re-pin host key… (trust the key the node presents now, after confirming it)",
-                  permissions=["operate"])
+    @admin.action(
+        description="Re-pin host key… (trust the key the node presents now, after confirming it)",
+        permissions=["operate"],
+    )
     def repin_host_keys(self, request, queryset):
         """Django's delete_selected pattern: a page showing each node's presented fingerprint with a field for
         the one staff checked out of band; the second phase re-pins the nodes whose entry matches."""
@@ -69,8 +115,9 @@ class NodeAdmin(admin.ModelAdmin):
             for node in queryset:
                 expected = request.POST.get(f"fingerprint_{node.pk}", "").strip()
                 if not expected:
-                    self.message_user(request, f"{node}: no fingerprint entered; its pinned key was kept.",
-                                      messages.WARNING)
+                    self.message_user(
+                        request, f"{node}: no fingerprint entered; its pinned key was kept.", messages.WARNING
+                    )
                     continue
                 try:
                     node = node_repin_host_key(node=node, user=request.user, expected_fingerprint=expected)
@@ -101,25 +148,45 @@ class NodeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         # The admin writes its own log entry; the service checks, encrypts, saves and audits panel-host changes.
-        services.node_save(node=obj, user=request.user, private_key=form.cleaned_data.get("private_key") or None,
-                           log_change=False)
+        services.node_save(
+            node=obj, user=request.user, private_key=form.cleaned_data.get("private_key") or None, log_change=False
+        )
 
 
 @admin.register(Instance)
 class InstanceAdmin(admin.ModelAdmin):
     form = InstanceAdminForm
-    list_display = ("slug", "name", "node", "status", "effective_tag", "observed_version", "health",
-                    "is_registered", "last_upgrade", last_backup, attention_column)
+    list_display = (
+        "slug",
+        "name",
+        "node",
+        "status",
+        "effective_tag",
+        "observed_version",
+        "health",
+        "is_registered",
+        "last_upgrade",
+        last_backup,
+        attention_column,
+    )
     list_filter = ("status", "health", NeedsAttentionFilter, "is_registered", "node")
     search_fields = ("slug", "name", "domain")
     list_select_related = ("node",)
     # Rendering a row costs ~1 ms (12 columns); 50 a page, as in the API, keeps the page quick.
     list_per_page = 50
-    actions = [quick_upgrade, upgrade_to_release, preview_release, back_up_now, "check_health",
-               "generate_missing_secrets", acknowledge_attention]
+    actions = [
+        quick_upgrade,
+        upgrade_to_release,
+        preview_release,
+        back_up_now,
+        "check_health",
+        "generate_missing_secrets",
+        acknowledge_attention,
+    ]
 
-    @admin.action(description="Generate missing secrets (those a preview shows as \"will be generated\")",
-                  permissions=["operate"])
+    @admin.action(
+        description='Generate missing secrets (those a preview shows as "will be generated")', permissions=["operate"]
+    )
     def generate_missing_secrets(self, request, queryset) -> None:
         """For the fleet default release's template set; names only in the message and the audit log."""
         try:
@@ -129,12 +196,18 @@ class InstanceAdmin(admin.ModelAdmin):
             return
         for instance in queryset.filter(is_registered=False):
             names = services.instance_generate_missing_secrets(
-                instance=instance, release=release, user=request.user, reason="operator action in the admin")
-            self.message_user(request, f"Generated {', '.join(names)} for {instance}." if names else
-                              f"Nothing generated for {instance}: it has every secret release {release} needs.")
+                instance=instance, release=release, user=request.user, reason="operator action in the admin"
+            )
+            self.message_user(
+                request,
+                f"Generated {', '.join(names)} for {instance}."
+                if names
+                else f"Nothing generated for {instance}: it has every secret release {release} needs.",
+            )
         if queryset.filter(is_registered=True).exists():
-            self.message_user(request, "Registered instances keep their own .env: no secrets generated for them.",
-                              messages.WARNING)
+            self.message_user(
+                request, "Registered instances keep their own .env: no secrets generated for them.", messages.WARNING
+            )
 
     @admin.action(description="Check health (probe health URLs, read running version)", permissions=["operate"])
     def check_health(self, request, queryset) -> None:
@@ -154,16 +227,41 @@ class InstanceAdmin(admin.ModelAdmin):
     @admin.display(description="Last upgrade", ordering="last_upgrade_at")
     def last_upgrade(self, obj: Instance) -> str:
         return last_upgrade_summary(obj)
-    readonly_fields = ("secrets_set", "observed_version", "health", "health_checked_at", "attention",
-                       "created_at", "updated_at")
+
+    readonly_fields = (
+        "secrets_set",
+        "observed_version",
+        "health",
+        "health_checked_at",
+        "attention",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
         (None, {"fields": ("name", "slug", "node", "status")}),
-        ("Deployment", {"fields": ("install_dir", "compose_project", "image_tag", "is_registered", "domain",
-                                   "ports", "profiles", "health_urls", "protected_paths", "upgrade_script",
-                                   "backup_enabled")}),
+        (
+            "Deployment",
+            {
+                "fields": (
+                    "install_dir",
+                    "compose_project",
+                    "image_tag",
+                    "is_registered",
+                    "domain",
+                    "ports",
+                    "profiles",
+                    "health_urls",
+                    "protected_paths",
+                    "upgrade_script",
+                    "backup_enabled",
+                )
+            },
+        ),
         ("Secrets", {"fields": ("secrets_set", "secret_updates")}),
-        ("Observed", {"fields": ("observed_version", "health", "health_checked_at", "attention",
-                                 "created_at", "updated_at")}),
+        (
+            "Observed",
+            {"fields": ("observed_version", "health", "health_checked_at", "attention", "created_at", "updated_at")},
+        ),
     )
 
     @admin.display(description="Image tag")
@@ -197,8 +295,12 @@ class InstanceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         # The admin writes its own log entry; the service sets secrets, generates a new one's, saves, and
         # audits privileged changes old → new.
-        services.instance_save(instance=obj, user=request.user, log_change=False,
-                               secret_values=form.cleaned_data.get("secret_updates") or None)
+        services.instance_save(
+            instance=obj,
+            user=request.user,
+            log_change=False,
+            secret_values=form.cleaned_data.get("secret_updates") or None,
+        )
 
 
 @admin.register(LogEntry)

@@ -47,15 +47,29 @@ def acknowledge_attention(modeladmin, request, queryset):
             except CCPError as error:
                 modeladmin.message_user(request, f"{instance}: {error.message}", messages.ERROR)
         return None
-    context = page_context(modeladmin, request, queryset=flagged, instances=flagged,
-                           title="Acknowledge attention", note_missing=request.POST.get("post") == "yes")
+    context = page_context(
+        modeladmin,
+        request,
+        queryset=flagged,
+        instances=flagged,
+        title="Acknowledge attention",
+        note_missing=request.POST.get("post") == "yes",
+    )
     return TemplateResponse(request, "admin/instances/instance/acknowledge_attention.html", context)
 
 
 @admin.register(Attention)
 class AttentionAdmin(ReadOnlyAdmin):
-    list_display = ("instance", "raised_at", "reason", "operation_kind", "operation_id", "resolved_at",
-                    "resolved_by", "resolution")
+    list_display = (
+        "instance",
+        "raised_at",
+        "reason",
+        "operation_kind",
+        "operation_id",
+        "resolved_at",
+        "resolved_by",
+        "resolution",
+    )
     list_filter = (("resolved_at", admin.EmptyFieldListFilter), "operation_kind")
     search_fields = ("instance__slug", "reason", "resolution")
     list_select_related = ("instance", "resolved_by")

@@ -23,6 +23,7 @@ from .models import Backup, Restore
 
 # --- on the Instance changelist ------------------------------------------------------------------
 
+
 @admin.action(description="Back up now", permissions=["operate"])
 def back_up_now(modeladmin, request, queryset):
     queued, refused = [], []
@@ -47,6 +48,7 @@ def last_backup(instance) -> str:
 
 # --- Backup --------------------------------------------------------------------------------------
 
+
 class RestoreInline(ReadOnlyInline):
     model = Restore
     fields = ("id", "status", "requested_by", "created_at", "finished_at", "error", "log_block")
@@ -69,8 +71,23 @@ class BackupAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     actions = ["verify_selected", "restore_selected"]
     inlines = [RestoreInline]
-    fields = ("instance", "label", "status", "location", "size", "manifest_link", "requested_by", "task_id",
-              "error", "created_at", "started_at", "finished_at", "verified", "verified_at", "manifest")
+    fields = (
+        "instance",
+        "label",
+        "status",
+        "location",
+        "size",
+        "manifest_link",
+        "requested_by",
+        "task_id",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "verified",
+        "verified_at",
+        "manifest",
+    )
     readonly_fields = fields
 
     # Deleting a row by hand would orphan its folder: retention removes both (ReadOnlyAdmin).
@@ -100,8 +117,9 @@ class BackupAdmin(ReadOnlyAdmin):
     def manifest_link(self, backup: Backup):
         if backup.status != BackupStatus.SUCCEEDED:
             return "—"
-        return format_html('<a href="{}">MANIFEST.txt</a>', reverse("admin:instances_backup_manifest",
-                                                                    args=[backup.pk]))
+        return format_html(
+            '<a href="{}">MANIFEST.txt</a>', reverse("admin:instances_backup_manifest", args=[backup.pk])
+        )
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.manifest_view)
@@ -128,11 +146,15 @@ class BackupAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"#{backup.pk}: {error.message}", messages.WARNING)
                 continue
             if backup.verify_ok:
-                self.message_user(request, f"#{backup.pk} ({backup.instance}): every file matches MANIFEST.txt.",
-                                  messages.SUCCESS)
+                self.message_user(
+                    request, f"#{backup.pk} ({backup.instance}): every file matches MANIFEST.txt.", messages.SUCCESS
+                )
             else:
-                self.message_user(request, f"#{backup.pk} ({backup.instance}) failed verification: "
-                                           f"{backup.verify_error}", messages.ERROR)
+                self.message_user(
+                    request,
+                    f"#{backup.pk} ({backup.instance}) failed verification: {backup.verify_error}",
+                    messages.ERROR,
+                )
 
     @admin.action(description="Restore selected backup…", permissions=["restore"])
     def restore_selected(self, request, queryset):
@@ -147,11 +169,26 @@ class BackupAdmin(ReadOnlyAdmin):
                 self.message_user(request, error.message, messages.ERROR)
                 return None
             url = reverse("admin:instances_backup_change", args=[backup.pk])
-            self.message_user(request, format_html('Restore #{} of <a href="{}">backup #{}</a> onto {} queued.',
-                                                   restore.pk, url, backup.pk, backup.instance), messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    'Restore #{} of <a href="{}">backup #{}</a> onto {} queued.',
+                    restore.pk,
+                    url,
+                    backup.pk,
+                    backup.instance,
+                ),
+                messages.SUCCESS,
+            )
             return None
-        context = page_context(self, request, title="Restore this backup?", backup=backup,
-                               targets=restore_targets(backup), queryset=queryset)
+        context = page_context(
+            self,
+            request,
+            title="Restore this backup?",
+            backup=backup,
+            targets=restore_targets(backup),
+            queryset=queryset,
+        )
         return TemplateResponse(request, "admin/instances/backup/restore_confirmation.html", context)
 
 
@@ -161,6 +198,17 @@ class RestoreAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("instance__slug", "source")
     list_select_related = ("instance", "backup", "requested_by")
-    fields = ("instance", "backup", "source", "status", "requested_by", "task_id", "error", "log", "created_at",
-              "started_at", "finished_at")
+    fields = (
+        "instance",
+        "backup",
+        "source",
+        "status",
+        "requested_by",
+        "task_id",
+        "error",
+        "log",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     readonly_fields = fields

@@ -30,8 +30,13 @@ PROGRESS_TEMPLATE = "admin/instances/instance/preview_progress.html"
 
 
 class ReleasePickForm(forms.Form):
-    release = forms.ModelChoiceField(queryset=None, to_field_name="version", empty_label=None,
-                                     label="Release", help_text="Render with this release and compare.")
+    release = forms.ModelChoiceField(
+        queryset=None,
+        to_field_name="version",
+        empty_label=None,
+        label="Release",
+        help_text="Render with this release and compare.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,9 +68,20 @@ def preview_view(modeladmin, request, object_id: str):
         form, release = ReleasePickForm(), None
         modeladmin.message_user(request, exc.message, messages.ERROR)
     blocks = [preview_block(instance=instance, release=release)] if release else []
-    return TemplateResponse(request, PREVIEW_TEMPLATE, page_context(
-        modeladmin, request, title=f"Preview of {instance}" + (f" for release {release}" if release else ""),
-        original=instance, form=form, release=release, blocks=blocks, selection=None))
+    return TemplateResponse(
+        request,
+        PREVIEW_TEMPLATE,
+        page_context(
+            modeladmin,
+            request,
+            title=f"Preview of {instance}" + (f" for release {release}" if release else ""),
+            original=instance,
+            form=form,
+            release=release,
+            blocks=blocks,
+            selection=None,
+        ),
+    )
 
 
 @admin.action(description="Preview upgrade to release…", permissions=["view"])
@@ -77,8 +93,12 @@ def preview_release(modeladmin, request, queryset):
     except CCPError as exc:
         modeladmin.message_user(request, exc.message, messages.ERROR)
         return None
-    run = preview_run_request(instance_ids=list(queryset.values_list("pk", flat=True)), release=release,
-                              purpose=PreviewPurpose.PREVIEW, user=request.user)
+    run = preview_run_request(
+        instance_ids=list(queryset.values_list("pk", flat=True)),
+        release=release,
+        purpose=PreviewPurpose.PREVIEW,
+        user=request.user,
+    )
     return HttpResponseRedirect(reverse(preview_run_url_name(modeladmin), args=[run.pk]))
 
 
@@ -109,9 +129,20 @@ def preview_run_view(modeladmin, request, run_id: int):
         modeladmin.message_user(request, run.error, messages.ERROR)
     release = release_or_default(run.release_version) if not run.error else None
     selection = modeladmin.model.objects.filter(pk__in=run.instance_ids)
-    return TemplateResponse(request, PREVIEW_TEMPLATE, page_context(
-        modeladmin, request, title=title, form=ReleasePickForm(initial={"release": run.release_version}),
-        release=release, blocks=preview_run_blocks(run), selection=selection, action_name="preview_release"))
+    return TemplateResponse(
+        request,
+        PREVIEW_TEMPLATE,
+        page_context(
+            modeladmin,
+            request,
+            title=title,
+            form=ReleasePickForm(initial={"release": run.release_version}),
+            release=release,
+            blocks=preview_run_blocks(run),
+            selection=selection,
+            action_name="preview_release",
+        ),
+    )
 
 
 def preview_urls(modeladmin) -> list:

@@ -15,10 +15,12 @@ from ccp.errors import CCPError
 from .models import Attention, Instance
 
 
-def attention_raise(*, instance: Instance, reason: str, operation_kind: str = "", operation_id: int | None = None
-                    ) -> Attention:
-    return Attention.objects.create(instance=instance, reason=reason, operation_kind=operation_kind,
-                                    operation_id=operation_id)
+def attention_raise(
+    *, instance: Instance, reason: str, operation_kind: str = "", operation_id: int | None = None
+) -> Attention:
+    return Attention.objects.create(
+        instance=instance, reason=reason, operation_kind=operation_kind, operation_id=operation_id
+    )
 
 
 @transaction.atomic
@@ -34,8 +36,9 @@ def attention_acknowledge(*, instance: Instance, user, note: str) -> list[Attent
     for attention in open_:
         attention.resolved_at, attention.resolved_by, attention.resolution = now, user, note
         attention.save(update_fields=["resolved_at", "resolved_by", "resolution"])
-    audit_log(user=user, obj=instance, action="changed",
-              message=f"Acknowledged {len(open_)} attention record(s): {note}")
+    audit_log(
+        user=user, obj=instance, action="changed", message=f"Acknowledged {len(open_)} attention record(s): {note}"
+    )
     return open_
 
 
@@ -43,7 +46,8 @@ def attention_resolve_by(*, instance: Instance, operation: str) -> int:
     """A later operation succeeded on the instance (`operation`, e.g. "upgrade #12 succeeded"): every open
     attention record is resolved by it. Returns how many were."""
     return Attention.objects.filter(instance=instance, resolved_at__isnull=True).update(
-        resolved_at=timezone.now(), resolution=f"Resolved automatically: {operation}.")
+        resolved_at=timezone.now(), resolution=f"Resolved automatically: {operation}."
+    )
 
 
 def open_attention_count(instance: Instance) -> int:

@@ -48,14 +48,25 @@ def fleet_summary() -> FleetSummary:
         running=list(InstanceLock.objects.select_related("instance").order_by("acquired_at")),
         attention=list(attention[:ATTENTION_SHOWN]),
         attention_count=needing_attention().count(),
-        recent_failures=list(Upgrade.objects.select_related("instance").filter(
-            status__in=[UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK, UpgradeStatus.INTERRUPTED,
-                        UpgradeStatus.ROLLED_BACK_INTERRUPTED])
-            .order_by("-created_at")[:20]),
+        recent_failures=list(
+            Upgrade.objects.select_related("instance")
+            .filter(
+                status__in=[
+                    UpgradeStatus.FAILED,
+                    UpgradeStatus.ROLLED_BACK,
+                    UpgradeStatus.INTERRUPTED,
+                    UpgradeStatus.ROLLED_BACK_INTERRUPTED,
+                ]
+            )
+            .order_by("-created_at")[:20]
+        ),
     )
 
 
 def fleet_instances() -> list[Instance]:
     """Every instance with its node and last upgrade, for `fleet_status` (a listing of the whole fleet)."""
-    return list(with_open_attention(annotate_last_upgrade(Instance.objects.select_related("node")))
-                .order_by("node__name", "slug"))
+    return list(
+        with_open_attention(annotate_last_upgrade(Instance.objects.select_related("node"))).order_by(
+            "node__name", "slug"
+        )
+    )

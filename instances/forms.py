@@ -16,15 +16,26 @@ SECRET_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
 class NodeAdminForm(forms.ModelForm):
     private_key = forms.CharField(
-        required=False, strip=False,
+        required=False,
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "placeholder": "(unchanged)"}),
         help_text="Paste an unencrypted OpenSSH/PEM private key to store it encrypted. "
-                  "It is never shown again; leave empty to keep the stored one.")
+        "It is never shown again; leave empty to keep the stored one.",
+    )
 
     class Meta:
         model = Node
-        fields = ["name", "address", "ssh_port", "ssh_user", "driver", "instance_root", "registry_access",
-                  "image_source", "ssh_key_path"]
+        fields = [
+            "name",
+            "address",
+            "ssh_port",
+            "ssh_user",
+            "driver",
+            "instance_root",
+            "registry_access",
+            "image_source",
+            "ssh_key_path",
+        ]
 
     def clean_private_key(self) -> str:
         validate_private_key(self.cleaned_data["private_key"])
@@ -33,16 +44,32 @@ class NodeAdminForm(forms.ModelForm):
 
 class InstanceAdminForm(forms.ModelForm):
     secret_updates = forms.CharField(
-        required=False, strip=False,
+        required=False,
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "placeholder": "NAME=value"}),
         help_text="One NAME=value per line to set secrets (NAME= removes one). Values are stored encrypted "
-                  "and never shown.")
+        "and never shown.",
+    )
 
     class Meta:
         model = Instance
-        fields = ["name", "slug", "node", "status", "install_dir", "compose_project", "image_tag", "is_registered",
-                  "domain", "ports", "profiles", "health_urls", "protected_paths", "upgrade_script",
-                  "backup_enabled"]
+        fields = [
+            "name",
+            "slug",
+            "node",
+            "status",
+            "install_dir",
+            "compose_project",
+            "image_tag",
+            "is_registered",
+            "domain",
+            "ports",
+            "profiles",
+            "health_urls",
+            "protected_paths",
+            "upgrade_script",
+            "backup_enabled",
+        ]
 
     user = None  # set by InstanceAdmin.get_form: privileged changes are checked for this user
 

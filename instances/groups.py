@@ -9,8 +9,7 @@ Rules rather than lists, so a model added later is covered by re-running the syn
 FLEET_APPS = ("instances", "upgrades")
 VIEWERS = "Fleet viewers"
 OPERATORS = "Fleet operators"
-OPERATOR_EXTRA = {"change_instance", "change_node", "add_upgrade", "add_backup", "restore_backup",
-                  "cancel_upgrade"}
+OPERATOR_EXTRA = {"change_instance", "change_node", "add_upgrade", "add_backup", "restore_backup", "cancel_upgrade"}
 
 
 def sync_fleet_groups(apps, schema_editor=None) -> None:
@@ -25,9 +24,9 @@ def sync_fleet_groups(apps, schema_editor=None) -> None:
     Permission = apps.get_model("auth", "Permission")
     fleet = Permission.objects.filter(content_type__app_label__in=FLEET_APPS)
     view = list(fleet.filter(codename__startswith="view_")) + list(
-        Permission.objects.filter(content_type__app_label="admin", codename="view_logentry"))
-    operate = list(fleet.filter(codename__startswith="operate_")) + list(
-        fleet.filter(codename__in=OPERATOR_EXTRA))
+        Permission.objects.filter(content_type__app_label="admin", codename="view_logentry")
+    )
+    operate = list(fleet.filter(codename__startswith="operate_")) + list(fleet.filter(codename__in=OPERATOR_EXTRA))
 
     viewers, _ = Group.objects.get_or_create(name=VIEWERS)
     viewers.permissions.add(*view)

@@ -65,8 +65,9 @@ def parse_probe(stdout: bytes, urls: list[str]) -> dict[str, tuple[bool, str]]:
 
 def probe_urls(driver, urls: list[str]) -> dict[str, tuple[bool, str]]:
     """One GET of every URL from the node, all at once, in one remote command."""
-    refused = {url: (False, f"{url} is not an http or https URL; it is not probed.")
-               for url in urls if not is_probeable(url)}
+    refused = {
+        url: (False, f"{url} is not an http or https URL; it is not probed.") for url in urls if not is_probeable(url)
+    }
     probed = [url for url in urls if is_probeable(url)]
     results = {}
     if probed:
@@ -75,8 +76,9 @@ def probe_urls(driver, urls: list[str]) -> dict[str, tuple[bool, str]]:
     return {url: refused.get(url) or results[url] for url in urls}
 
 
-def probe_until_healthy(driver, urls: list[str], *, within: float,
-                        interval: float = POLL_SECONDS) -> tuple[list[str], str]:
+def probe_until_healthy(
+    driver, urls: list[str], *, within: float, interval: float = POLL_SECONDS
+) -> tuple[list[str], str]:
     """Probe until every URL answers or `within` seconds pass. Returns (failing URLs, last output)."""
     deadline = time.monotonic() + within
     pending, last = list(urls), ""
@@ -113,8 +115,11 @@ def instance_check_health(*, instance) -> dict:
     tags = running_tags(driver, instance)
     version = tags.pop() if len(tags) == 1 else None
     instance_record_observation(instance=instance, version=version, healthy=not failing)
-    return {"instance": instance.slug, "healthy": not failing, "failing": failing, "version": version,
-            "detail": last.strip()[-300:] if failing else "", "checked_at": timezone.now().isoformat()}
-
-
-
+    return {
+        "instance": instance.slug,
+        "healthy": not failing,
+        "failing": failing,
+        "version": version,
+        "detail": last.strip()[-300:] if failing else "",
+        "checked_at": timezone.now().isoformat(),
+    }

@@ -25,7 +25,8 @@ NO_VERSION = "unknown"
 # A good backup completed and has not failed a verification since (not verified yet still counts: a
 # fresh backup is verified by its own hashing while it streams).
 GOOD_BACKUP = Q(backups__status=BackupStatus.SUCCEEDED) & (
-    Q(backups__verify_ok__isnull=True) | Q(backups__verify_ok=True))
+    Q(backups__verify_ok__isnull=True) | Q(backups__verify_ok=True)
+)
 
 
 def _counts(queryset, *fields: str) -> dict:
@@ -35,23 +36,34 @@ def _counts(queryset, *fields: str) -> dict:
 
 def _instances() -> list[tuple]:
     """(slug, node, status, health, version, newest good backup's start) of every instance, one query."""
-    return list(Instance.objects.values_list("slug", "node__name", "status", "health", "observed_version")
-                .annotate(last_good=Max("backups__started_at", filter=GOOD_BACKUP)).order_by("slug"))
+    return list(
+        Instance.objects.values_list("slug", "node__name", "status", "health", "observed_version")
+        .annotate(last_good=Max("backups__started_at", filter=GOOD_BACKUP))
+        .order_by("slug")
+    )
 
 
 def fleet_metrics(*, now: datetime) -> list[MetricFamily]:
     instances = _instances()
     by_health = MetricFamily("ccp_instances", "Instances by their last observed health.")
     by_status = MetricFamily("ccp_instances_by_status", "Instances by status (active, maintenance, disabled).")
-    by_version = MetricFamily("ccp_instances_by_version",
-                              f"Instances by the version observed running ({NO_VERSION}: never observed).")
-    info = MetricFamily("ccp_instance_info", "One series per instance, value 1, carrying its node, status, "
-                        "health and observed version as labels (for joins in queries).")
-    age = MetricFamily("ccp_instance_last_good_backup_age_seconds",
-                       "Seconds since the newest good backup of the instance started (completed and not "
-                       "failed verification); +Inf when it has none.")
-    taken = MetricFamily("ccp_instance_last_good_backup_timestamp_seconds",
-                         "Unix time the newest good backup of the instance started; absent when it has none.")
+    by_version = MetricFamily(
+        "ccp_instances_by_version", f"Instances by the version observed running ({NO_VERSION}: never observed)."
+    )
+    info = MetricFamily(
+        "ccp_instance_info",
+        "One series per instance, value 1, carrying its node, status, "
+        "health and observed version as labels (for joins in queries).",
+    )
+    age = MetricFamily(
+        "ccp_instance_last_good_backup_age_seconds",
+        "Seconds since the newest good backup of the instance started (completed and not "
+        "failed verification); +Inf when it has none.",
+    )
+    taken = MetricFamily(
+        "ccp_instance_last_good_backup_timestamp_seconds",
+        "Unix time the newest good backup of the instance started; absent when it has none.",
+    )
 
     health_counts = dict.fromkeys(Health.values, 0)
     status_counts = dict.fromkeys(InstanceStatus.values, 0)
@@ -74,8 +86,7 @@ def fleet_metrics(*, now: datetime) -> list[MetricFamily]:
     for version, n in sorted(version_counts.items()):
         by_version.add(n, version=version)
 
-    attention = MetricFamily("ccp_instances_needing_attention",
-                             "Instances with an unresolved attention record.")
+    attention = MetricFamily("ccp_instances_needing_attention", "Instances with an unresolved attention record.")
     attention.add(Attention.objects.filter(resolved_at__isnull=True).values("instance").distinct().count())
     return [by_health, by_status, by_version, info, attention, age, taken, *_operations()]
 
@@ -89,11 +100,16 @@ def _operations() -> list[MetricFamily]:
     upgrades_by_status = {status: 0 for status in UpgradeStatus.values}
     for (_, status), n in upgrades.items():
         upgrades_by_status[status] = upgrades_by_status.get(status, 0) + n
-    operations = MetricFamily("ccp_operations", "Operations recorded in the database, by kind (upgrade, backup, "
-                              "restore) and result (their status; running and pending included).")
-    for kind, counts in (("upgrade", upgrades_by_status),
-                         ("backup", {status: backups.get((status,), 0) for status in BackupStatus.values}),
-                         ("restore", {status: restores.get((status,), 0) for status in RestoreStatus.values})):
+    operations = MetricFamily(
+        "ccp_operations",
+        "Operations recorded in the database, by kind (upgrade, backup, "
+        "restore) and result (their status; running and pending included).",
+    )
+    for kind, counts in (
+        ("upgrade", upgrades_by_status),
+        ("backup", {status: backups.get((status,), 0) for status in BackupStatus.values}),
+        ("restore", {status: restores.get((status,), 0) for status in RestoreStatus.values}),
+    ):
         for status, n in counts.items():
             operations.add(n, kind=kind, result=status)
     by_mode = MetricFamily("ccp_upgrades", "Upgrades recorded in the database, by mode and result.")

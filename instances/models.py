@@ -25,24 +25,37 @@ class Node(models.Model):
     """A Linux host reached over SSH (or this host, with the local driver)."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validators.validate_slug])
-    address = models.CharField(max_length=253, validators=[validators.validate_address],
-                               help_text="Hostname or IP address.")
+    address = models.CharField(
+        max_length=253, validators=[validators.validate_address], help_text="Hostname or IP address."
+    )
     ssh_port = models.PositiveIntegerField(default=22, validators=[validators.validate_port])
     ssh_user = models.CharField(max_length=32, default="root", validators=[validators.validate_unix_user])
     driver = models.CharField(max_length=8, choices=DriverKind.choices, default=DriverKind.SSH)
     ssh_private_key_encrypted = models.TextField(blank=True, default="", editable=False)
-    ssh_key_path = models.CharField(max_length=500, blank=True, default="",
-                                    help_text="Path of a private key file on the panel host, "
-                                              "used when no key is stored.")
-    instance_root = models.CharField(max_length=500, default="/srv/ccp",
-                                     validators=[validators.validate_absolute_dir],
-                                     help_text="Directory under which this node's instances live.")
+    ssh_key_path = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Path of a private key file on the panel host, used when no key is stored.",
+    )
+    instance_root = models.CharField(
+        max_length=500,
+        default="/srv/ccp",
+        validators=[validators.validate_absolute_dir],
+        help_text="Directory under which this node's instances live.",
+    )
     registry_access = models.BooleanField(
-        default=True, help_text="Off: the node cannot log in to the image registry; images are shipped to it.")
+        default=True, help_text="Off: the node cannot log in to the image registry; images are shipped to it."
+    )
     image_source = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="For a node without registry access: another node whose engine holds images the panel host "
-                  "does not have (e.g. images built there). Images are shipped from the panel host first.")
+        "does not have (e.g. images built there). Images are shipped from the panel host first.",
+    )
 
     host_key_type = models.CharField(max_length=64, blank=True, default="", editable=False)
     host_key_base64 = models.TextField(blank=True, default="", editable=False)
@@ -79,8 +92,10 @@ class Node(models.Model):
     def clean(self) -> None:
         # Panel-host settings (README "Security model"): checked here so admin, API and commands agree.
         errors = {}
-        for field, check in (("driver", validators.validate_local_driver_allowed),
-                             ("ssh_key_path", validators.validate_ssh_key_path)):
+        for field, check in (
+            ("driver", validators.validate_local_driver_allowed),
+            ("ssh_key_path", validators.validate_ssh_key_path),
+        ):
             try:
                 check(getattr(self, field))
             except ValidationError as exc:
@@ -88,8 +103,10 @@ class Node(models.Model):
         if self.image_source_id and self.image_source_id == self.pk:
             errors["image_source"] = ["A node cannot be its own image source."]
         elif self.image_source_id and self.registry_access:
-            errors["image_source"] = ["Only a node without registry access uses an image source: untick Registry "
-                                      "access, or clear the image source."]
+            errors["image_source"] = [
+                "Only a node without registry access uses an image source: untick Registry "
+                "access, or clear the image source."
+            ]
         if errors:
             raise ValidationError(errors)
 
@@ -98,30 +115,56 @@ class Instance(models.Model):
     """A tenant deployment: one docker compose project in a directory on a node."""
 
     name = models.CharField(max_length=200)
-    slug = models.CharField(max_length=63, unique=True, validators=[validators.validate_slug],
-                            help_text="DNS-safe identifier: lower-case letters, digits and hyphens.")
+    slug = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[validators.validate_slug],
+        help_text="DNS-safe identifier: lower-case letters, digits and hyphens.",
+    )
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="instances")
-    install_dir = models.CharField(max_length=500, validators=[validators.validate_absolute_dir],
-                                   help_text="Absolute directory of the compose project on the node.")
-    compose_project = models.CharField(max_length=63, blank=True, validators=[validators.validate_compose_project],
-                                       help_text="Empty: the slug.")
-    image_tag = models.CharField(max_length=128, blank=True, default="",
-                                 validators=[validators.validate_image_tag],
-                                 help_text="Empty: the fleet default (the default release's tag).")
+    install_dir = models.CharField(
+        max_length=500,
+        validators=[validators.validate_absolute_dir],
+        help_text="Absolute directory of the compose project on the node.",
+    )
+    compose_project = models.CharField(
+        max_length=63, blank=True, validators=[validators.validate_compose_project], help_text="Empty: the slug."
+    )
+    image_tag = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        validators=[validators.validate_image_tag],
+        help_text="Empty: the fleet default (the default release's tag).",
+    )
     is_registered = models.BooleanField(
-        default=False, help_text="Installed by the install script: keeps its own .env, which CCP never renders.")
+        default=False, help_text="Installed by the install script: keeps its own .env, which CCP never renders."
+    )
     secrets_encrypted = models.TextField(blank=True, default="", editable=False)
     domain = models.CharField(max_length=253, blank=True, default="", validators=[validators.validate_domain])
-    ports = models.JSONField(default=dict, blank=True, validators=[validators.validate_ports],
-                             help_text='Named ports on the node, e.g. {"http": 8080}.')
-    profiles = models.CharField(max_length=300, blank=True, default="", validators=[validators.validate_profiles],
-                                help_text="Enabled compose profiles (COMPOSE_PROFILES), comma-separated.")
-    protected_paths = models.JSONField(default=default_protected_paths, blank=True,
-                                       validators=[validators.validate_path_list],
-                                       help_text="Tenant content an upgrade must never change.")
+    ports = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validators.validate_ports],
+        help_text='Named ports on the node, e.g. {"http": 8080}.',
+    )
+    profiles = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        validators=[validators.validate_profiles],
+        help_text="Enabled compose profiles (COMPOSE_PROFILES), comma-separated.",
+    )
+    protected_paths = models.JSONField(
+        default=default_protected_paths,
+        blank=True,
+        validators=[validators.validate_path_list],
+        help_text="Tenant content an upgrade must never change.",
+    )
     health_urls = models.JSONField(default=list, blank=True, validators=[validators.validate_url_list])
-    upgrade_script = models.CharField(max_length=300, default="scripts/upgrade.sh",
-                                      validators=[validators.validate_relative_path])
+    upgrade_script = models.CharField(
+        max_length=300, default="scripts/upgrade.sh", validators=[validators.validate_relative_path]
+    )
     backup_enabled = models.BooleanField(default=True, help_text="Included in the scheduled backups.")
     status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.ACTIVE)
 
@@ -135,18 +178,24 @@ class Instance(models.Model):
     class Meta:
         ordering = ["slug"]
         constraints = [
-            models.UniqueConstraint(fields=["node", "install_dir"], name="instance_unique_dir_per_node",
-                                    violation_error_message="Another instance already lives in this directory "
-                                                            "on this node."),
-            models.UniqueConstraint(fields=["node", "compose_project"], name="instance_unique_project_per_node",
-                                    violation_error_message="Another instance on this node already uses this "
-                                                            "compose project name."),
+            models.UniqueConstraint(
+                fields=["node", "install_dir"],
+                name="instance_unique_dir_per_node",
+                violation_error_message="Another instance already lives in this directory on this node.",
+            ),
+            models.UniqueConstraint(
+                fields=["node", "compose_project"],
+                name="instance_unique_project_per_node",
+                violation_error_message="Another instance on this node already uses this compose project name.",
+            ),
         ]
         permissions = [
             ("operate_instance", "Can run operations (upgrade, back up, check) on instances"),
             ("reveal_secrets", "Can see secret values in rendered files"),
-            ("relocate_instance", "Can move an instance to another node or change its install directory "
-                                  "or upgrade script"),
+            (
+                "relocate_instance",
+                "Can move an instance to another node or change its install directory or upgrade script",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -199,14 +248,16 @@ class Attention(models.Model):
 
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="attentions")
     reason = models.TextField()
-    operation_kind = models.CharField(max_length=16, blank=True, default="",
-                                      help_text="upgrade, backup or restore: the operation that raised it.")
+    operation_kind = models.CharField(
+        max_length=16, blank=True, default="", help_text="upgrade, backup or restore: the operation that raised it."
+    )
     operation_id = models.BigIntegerField(null=True, blank=True)
     raised_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    resolution = models.TextField(blank=True, default="",
-                                  help_text="The operator's note, or which operation resolved it.")
+    resolution = models.TextField(
+        blank=True, default="", help_text="The operator's note, or which operation resolved it."
+    )
 
     class Meta:
         ordering = ["-raised_at", "-pk"]
@@ -231,8 +282,9 @@ class Backup(models.Model):
     instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="backups")
     label = models.CharField(max_length=16, choices=BackupLabel.choices, default=BackupLabel.MANUAL)
     status = models.CharField(max_length=16, choices=BackupStatus.choices, default=BackupStatus.PENDING)
-    location = models.CharField(max_length=1000, blank=True, default="",
-                                help_text="The backup folder, relative to BACKUP_ROOT.")
+    location = models.CharField(
+        max_length=1000, blank=True, default="", help_text="The backup folder, relative to BACKUP_ROOT."
+    )
     size_bytes = models.BigIntegerField(null=True, blank=True)
     manifest = models.JSONField(default=dict, blank=True, help_text="file → {sha256, size}")
     requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
@@ -258,8 +310,12 @@ class Restore(models.Model):
     """Putting one backup back onto its instance: a row first, then a Celery task (instances.backups.restore)."""
 
     backup = models.ForeignKey(Backup, on_delete=models.SET_NULL, null=True, related_name="restores")
-    source = models.CharField(max_length=1000, blank=True, default="",
-                              help_text="The backup folder restored from (kept when the backup is pruned).")
+    source = models.CharField(
+        max_length=1000,
+        blank=True,
+        default="",
+        help_text="The backup folder restored from (kept when the backup is pruned).",
+    )
     instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="restores")
     status = models.CharField(max_length=16, choices=RestoreStatus.choices, default=RestoreStatus.PENDING)
     requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
@@ -287,8 +343,9 @@ class PreviewRun(models.Model):
     instance_ids = models.JSONField(default=list)
     status = models.CharField(max_length=16, choices=PreviewRunStatus.choices, default=PreviewRunStatus.PENDING)
     done = models.PositiveIntegerField(default=0, help_text="How many instances are previewed so far.")
-    results = models.JSONField(default=dict, blank=True,
-                               help_text="instance id → its redacted preview report, or the error.")
+    results = models.JSONField(
+        default=dict, blank=True, help_text="instance id → its redacted preview report, or the error."
+    )
     error = models.TextField(blank=True, default="")
     requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

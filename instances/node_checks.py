@@ -52,9 +52,11 @@ class FingerprintConfirmationNeeded(CCPError):
     http_status = 400
 
     def __init__(self, node: Node, presented: str):
-        super().__init__(f"Node {node} presents the host key {presented}. Compare it with `ssh-keygen -lf "
-                         "/etc/ssh/ssh_host_ed25519_key.pub` on the node, then confirm it by sending it as the "
-                         "expected fingerprint.")
+        super().__init__(
+            f"Node {node} presents the host key {presented}. Compare it with `ssh-keygen -lf "
+            "/etc/ssh/ssh_host_ed25519_key.pub` on the node, then confirm it by sending it as the "
+            "expected fingerprint."
+        )
         self.presented_fingerprint = presented
 
 
@@ -80,11 +82,17 @@ def node_repin_host_key(*, node: Node, user=None, expected_fingerprint: str = ""
     if not expected:
         raise FingerprintConfirmationNeeded(node, presented)
     if expected != presented:
-        raise Conflict(f"Node {node} presents the host key {presented}, not the expected {expected}; "
-                       "the pinned key was not changed.")
+        raise Conflict(
+            f"Node {node} presents the host key {presented}, not the expected {expected}; "
+            "the pinned key was not changed."
+        )
     old = node.host_key_fingerprint or "(none)"
-    Node.objects.filter(pk=node.pk).update(host_key_type=key_type, host_key_base64=key_base64,
-                                           host_key_fingerprint=presented, host_key_pinned_at=timezone.now())
+    Node.objects.filter(pk=node.pk).update(
+        host_key_type=key_type,
+        host_key_base64=key_base64,
+        host_key_fingerprint=presented,
+        host_key_pinned_at=timezone.now(),
+    )
     drop_connections(node.pk)
     node.refresh_from_db()
     driver_for(node).run(["true"], timeout=30, check=True)  # logs in with the new pin: refused if it changed again

@@ -46,8 +46,7 @@ def free_disk_bytes(driver, path: str, *, fallback: str | None = None) -> int:
 def compose_config(driver, instance, *, timeout: float = 60) -> dict:
     """The project's resolved compose model (`config --format json`): what `up` would run, with the
     .env interpolated and inactive profiles left out."""
-    result = driver.run(compose_argv(instance, "config", "--format", "json"), cwd=instance.install_dir,
-                        timeout=timeout)
+    result = driver.run(compose_argv(instance, "config", "--format", "json"), cwd=instance.install_dir, timeout=timeout)
     if result.exit_code != 0:
         output = (result.stdout + result.stderr).decode(errors="replace").strip()
         raise CCPError(f"The compose project in {instance.install_dir} does not load: {output[-400:]}")
@@ -62,9 +61,9 @@ _IMAGE_IDS = 'for i in "$@"; do docker image inspect --format "{{.Id}}" "$i" 2>/
 _PROJECT_CONTAINERS = (
     'ids=$(docker ps --all --quiet --no-trunc --filter "label=com.docker.compose.project=$1" '
     '--filter "label=com.docker.compose.oneoff=False") || exit $?; [ -z "$ids" ] && exit 0; '
-    'exec docker container inspect --format '
+    "exec docker container inspect --format "
     '\'{{.Id}} {{.Image}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} '
-    '{{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{end}}\' $ids'
+    "{{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' $ids"
 )
 
 
@@ -100,7 +99,14 @@ def project_containers(driver, instance, *, timeout: float = 60) -> list[Project
     for line in result.stdout.decode().splitlines():
         fields = line.split(" ")
         if len(fields) >= 5:
-            found.append(ProjectContainer(fields[0], fields[1], fields[2], fields[3],
-                                          int(fields[4]) if fields[4].lstrip("-").isdigit() else -1,
-                                          fields[5] if len(fields) > 5 else ""))
+            found.append(
+                ProjectContainer(
+                    fields[0],
+                    fields[1],
+                    fields[2],
+                    fields[3],
+                    int(fields[4]) if fields[4].lstrip("-").isdigit() else -1,
+                    fields[5] if len(fields) > 5 else "",
+                )
+            )
     return found

@@ -23,8 +23,11 @@ def read_files_argv(base: str, paths: list[str]) -> list[str]:
 def parse_files(archive: bytes, stderr: bytes, paths: list[str], *, node: str, base: str) -> dict[str, bytes | None]:
     """path → bytes, or None for a path the node does not have. Anything else tar could not read
     (permissions, a directory where a file should be) is an error, as a failed read would be."""
-    problems = [line for line in stderr.decode(errors="replace").splitlines()
-                if line.strip() and MISSING not in line and "Not a directory" not in line]
+    problems = [
+        line
+        for line in stderr.decode(errors="replace").splitlines()
+        if line.strip() and MISSING not in line and "Not a directory" not in line
+    ]
     if problems:
         raise DriverError(f"Cannot read files under {base} on node {node}: {'; '.join(problems)[-400:]}", node=node)
     found: dict[str, bytes | None] = dict.fromkeys(paths)

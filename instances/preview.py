@@ -52,12 +52,16 @@ class InstancePreview:
         missing = _names(self.coverage.required_missing)
         env_file = posixpath.join(self.instance.install_dir, self.template_set.env_file)
         if not self.env_found:
-            return (f"This tenant has no .env file ({env_file} on node {self.instance.node}), and the new compose "
-                    f"file needs {missing}; the upgrade to {self.release} is blocked until the file exists and "
-                    "defines them.")
+            return (
+                f"This tenant has no .env file ({env_file} on node {self.instance.node}), and the new compose "
+                f"file needs {missing}; the upgrade to {self.release} is blocked until the file exists and "
+                "defines them."
+            )
         them = "it is" if len(self.coverage.required_missing) == 1 else "they are"
-        return (f"This tenant's .env does not define {missing}, which the new compose file needs; the upgrade to "
-                f"{self.release} is blocked until {them} added to {env_file} on node {self.instance.node}.")
+        return (
+            f"This tenant's .env does not define {missing}, which the new compose file needs; the upgrade to "
+            f"{self.release} is blocked until {them} added to {env_file} on node {self.instance.node}."
+        )
 
     @property
     def has_changes(self) -> bool:
@@ -94,8 +98,9 @@ def _secret_values(instance, template_set: TemplateSet, as_placeholder=()) -> di
 
 
 @engine_errors()
-def instance_render(*, instance, release=None, as_placeholder=()) -> tuple[object, TemplateSet,
-                                                                          dict[str, RenderedFile]]:
+def instance_render(
+    *, instance, release=None, as_placeholder=()
+) -> tuple[object, TemplateSet, dict[str, RenderedFile]]:
     """Render `release` for `instance`; stores nothing. A missing secret (and each name in
     `as_placeholder`) renders as its placeholder."""
     release = release_or_default(release)
@@ -128,9 +133,18 @@ def instance_preview(*, instance, release=None, driver=None, generated=()) -> In
     if generated:
         _, _, approved_files = instance_render(instance=instance, release=release, as_placeholder=generated)
         preview = replace(preview, preview_hash=preview_render(template_set, approved_files, actual).preview_hash)
-    return InstancePreview(instance=instance, release=release, template_set=template_set, files=files,
-                           actual=actual, preview=preview, coverage=coverage, env_text=env_text,
-                           env_found=env_bytes is not None, secrets_to_generate=to_generate)
+    return InstancePreview(
+        instance=instance,
+        release=release,
+        template_set=template_set,
+        files=files,
+        actual=actual,
+        preview=preview,
+        coverage=coverage,
+        env_text=env_text,
+        env_found=env_bytes is not None,
+        secrets_to_generate=to_generate,
+    )
 
 
 def _names(names: list[str]) -> str:

@@ -53,14 +53,18 @@ def preview_block(*, instance, release) -> PreviewBlock:
 
 
 @transaction.atomic
-def preview_run_request(*, instance_ids: list[int], release, purpose: str = PreviewPurpose.PREVIEW,
-                        user=None) -> PreviewRun:
+def preview_run_request(
+    *, instance_ids: list[int], release, purpose: str = PreviewPurpose.PREVIEW, user=None
+) -> PreviewRun:
     """Create the row and queue the task (after commit). Does no node I/O. Runs older than
     PREVIEW_RUN_KEEP are removed: a preview is only worth approving while it is fresh."""
     PreviewRun.objects.filter(created_at__lt=timezone.now() - PREVIEW_RUN_KEEP).delete()
-    run = PreviewRun.objects.create(purpose=purpose, release_version=release.version,
-                                    instance_ids=sorted(set(instance_ids)),
-                                    requested_by=user if user and user.is_authenticated else None)
+    run = PreviewRun.objects.create(
+        purpose=purpose,
+        release_version=release.version,
+        instance_ids=sorted(set(instance_ids)),
+        requested_by=user if user and user.is_authenticated else None,
+    )
     enqueue_on_commit("instances.tasks.preview_run_task", run.pk)
     return run
 
@@ -69,7 +73,8 @@ def preview_run_execute(*, run_id: int) -> str:
     """Preview every instance of the run: nodes in parallel, at most CCP_PREVIEW_PER_NODE at a time
     on one node (each preview is one `tar` of its managed files over the node's shared connection)."""
     if not PreviewRun.objects.filter(pk=run_id, status=PreviewRunStatus.PENDING).update(
-            status=PreviewRunStatus.RUNNING):
+        status=PreviewRunStatus.RUNNING
+    ):
         # Taken by another worker already, or removed (retention) before a worker got to it.
         return PreviewRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or "removed"
     run = PreviewRun.objects.get(pk=run_id)
@@ -78,11 +83,13 @@ def preview_run_execute(*, run_id: int) -> str:
         instances = list(Instance.objects.select_related("node").filter(pk__in=run.instance_ids))
         results = _preview_all(run, instances, release)
     except CCPError as exc:
-        PreviewRun.objects.filter(pk=run_id).update(status=PreviewRunStatus.FAILED, error=exc.message,
-                                                    finished_at=timezone.now())
+        PreviewRun.objects.filter(pk=run_id).update(
+            status=PreviewRunStatus.FAILED, error=exc.message, finished_at=timezone.now()
+        )
         return PreviewRunStatus.FAILED
-    PreviewRun.objects.filter(pk=run_id).update(status=PreviewRunStatus.SUCCEEDED, results=results,
-                                                finished_at=timezone.now())
+    PreviewRun.objects.filter(pk=run_id).update(
+        status=PreviewRunStatus.SUCCEEDED, results=results, finished_at=timezone.now()
+    )
     return PreviewRunStatus.SUCCEEDED
 
 
@@ -94,8 +101,12 @@ def _preview_all(run: PreviewRun, instances: list, release) -> dict:
     gates = {node_id: threading.BoundedSemaphore(per_node) for node_id in by_node}
     # Enough threads for every node to use its share; submitted round-robin over the nodes.
     workers = max(1, sum(min(per_node, len(group)) for group in by_node.values()))
-    ordered = [group[i] for i in range(max(map(len, by_node.values()), default=0))
-               for group in by_node.values() if i < len(group)]
+    ordered = [
+        group[i]
+        for i in range(max(map(len, by_node.values()), default=0))
+        for group in by_node.values()
+        if i < len(group)
+    ]
 
     def one(instance) -> tuple[int, dict]:
         try:
@@ -122,18 +133,29 @@ def _result(block: PreviewBlock) -> dict:
     if block.report is None:
         return {"error": block.error}
     report = block.report
-    return {"report": {
-        "template_set": report.template_set,
-        "files": [{"path": f.path, "status": str(f.status), "kind": str(f.kind), "diff": f.diff,
-                   "before": f.before, "after": f.after} for f in report.files],
-        "orphaned": list(report.orphaned),
-        "notes": [asdict(note) for note in report.notes],
-        "blocked": report.blocked,
-        "blocked_reason": report.blocked_reason,
-        "preview_hash": report.preview_hash,
-        "kind": str(report.kind),
-        "secrets_to_generate": list(report.secrets_to_generate),
-    }}
+    return {
+        "report": {
+            "template_set": report.template_set,
+            "files": [
+                {
+                    "path": f.path,
+                    "status": str(f.status),
+                    "kind": str(f.kind),
+                    "diff": f.diff,
+                    "before": f.before,
+                    "after": f.after,
+                }
+                for f in report.files
+            ],
+            "orphaned": list(report.orphaned),
+            "notes": [asdict(note) for note in report.notes],
+            "blocked": report.blocked,
+            "blocked_reason": report.blocked_reason,
+            "preview_hash": report.preview_hash,
+            "kind": str(report.kind),
+            "secrets_to_generate": list(report.secrets_to_generate),
+        }
+    }
 
 
 def preview_run_blocks(run: PreviewRun) -> list[PreviewBlock]:
@@ -148,12 +170,33 @@ def preview_run_blocks(run: PreviewRun) -> list[PreviewBlock]:
             blocks.append(PreviewBlock(instance, error=stored["error"]))
             continue
         data = stored["report"]
-        blocks.append(PreviewBlock(instance, report=PreviewReport(
-            instance=instance, release=release, template_set=data["template_set"],
-            files=tuple(ShownFileDiff(path=f["path"], status=FileStatus(f["status"]), kind=ChangeKind(f["kind"]),
-                                      diff=f["diff"], before=f["before"], after=f["after"]) for f in data["files"]),
-            orphaned=tuple(data["orphaned"]), coverage=None,
-            notes=tuple(CoverageNote(**note) for note in data["notes"]), blocked=data["blocked"],
-            blocked_reason=data["blocked_reason"], preview_hash=data["preview_hash"], kind=ChangeKind(data["kind"]),
-            secrets_to_generate=tuple(data.get("secrets_to_generate", ())))))
+        blocks.append(
+            PreviewBlock(
+                instance,
+                report=PreviewReport(
+                    instance=instance,
+                    release=release,
+                    template_set=data["template_set"],
+                    files=tuple(
+                        ShownFileDiff(
+                            path=f["path"],
+                            status=FileStatus(f["status"]),
+                            kind=ChangeKind(f["kind"]),
+                            diff=f["diff"],
+                            before=f["before"],
+                            after=f["after"],
+                        )
+                        for f in data["files"]
+                    ),
+                    orphaned=tuple(data["orphaned"]),
+                    coverage=None,
+                    notes=tuple(CoverageNote(**note) for note in data["notes"]),
+                    blocked=data["blocked"],
+                    blocked_reason=data["blocked_reason"],
+                    preview_hash=data["preview_hash"],
+                    kind=ChangeKind(data["kind"]),
+                    secrets_to_generate=tuple(data.get("secrets_to_generate", ())),
+                ),
+            )
+        )
     return blocks

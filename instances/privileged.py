@@ -53,8 +53,10 @@ def node_check_panel_host_fields(*, node: Node, user) -> str:
     changed = _changes(node, old, NODE_PANEL_HOST_FIELDS)
     if changed and user is not None and not user.is_superuser:
         names = ", ".join(sorted({c.split(":")[0] for c in changed}))
-        raise Forbidden(f"Only a superuser may set {names}: the driver and the SSH key path are settings of the "
-                        "panel host (README \"Security model\").")
+        raise Forbidden(
+            f"Only a superuser may set {names}: the driver and the SSH key path are settings of the "
+            'panel host (README "Security model").'
+        )
     return "; ".join(changed)
 
 
@@ -68,8 +70,10 @@ def node_check_where_change(*, node: Node, user) -> str:
     changed = _changes(node, old, NODE_WHERE_FIELDS)
     if changed and user is not None and not user.has_perm(RELOCATE_PERMISSION):
         names = ", ".join(c.split(":")[0] for c in changed)
-        raise Forbidden(f"Changing {names} of a node needs the {RELOCATE_PERMISSION} permission: it moves every "
-                        "instance on the node to wherever the node then points.")
+        raise Forbidden(
+            f"Changing {names} of a node needs the {RELOCATE_PERMISSION} permission: it moves every "
+            "instance on the node to wherever the node then points."
+        )
     return "; ".join(changed)
 
 
@@ -84,10 +88,14 @@ def instance_check_privileged_change(*, instance: Instance, user) -> str:
         return ""
     if user is not None and not user.has_perm(RELOCATE_PERMISSION):
         names = ", ".join(c.split(":")[0] for c in changed)
-        raise Forbidden(f"Changing {names} of an instance needs the {RELOCATE_PERMISSION} permission: it decides "
-                        "where upgrades and restores run.")
+        raise Forbidden(
+            f"Changing {names} of an instance needs the {RELOCATE_PERMISSION} permission: it decides "
+            "where upgrades and restores run."
+        )
     holder = InstanceLock.objects.select_for_update().filter(instance_id=instance.pk).first()
     if holder is not None:
-        raise Conflict(f"{instance} is busy: {describe(holder)} is running. Its node, install directory and "
-                       "upgrade script cannot change until it finishes.")
+        raise Conflict(
+            f"{instance} is busy: {describe(holder)} is running. Its node, install directory and "
+            "upgrade script cannot change until it finishes."
+        )
     return "; ".join(changed)

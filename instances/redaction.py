@@ -26,8 +26,11 @@ def env_secret_values(env_text: str, declared: Collection[str] = ()) -> list[str
         values = parse_env(env_text)
     except EnvFileError:
         return []
-    found = {value for name, value in values.items()
-             if value and (name in declared or (SECRET_NAME.search(name) and len(value) >= MIN_GUESSED_SECRET))}
+    found = {
+        value
+        for name, value in values.items()
+        if value and (name in declared or (SECRET_NAME.search(name) and len(value) >= MIN_GUESSED_SECRET))
+    }
     return sorted(found, key=len, reverse=True)
 
 

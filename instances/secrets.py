@@ -49,8 +49,10 @@ def decrypt_text(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise CCPError("A stored secret cannot be decrypted with CCP_ENCRYPTION_KEYS "
-                       "(was a key removed before rotate_encryption_key ran?).") from exc
+        raise CCPError(
+            "A stored secret cannot be decrypted with CCP_ENCRYPTION_KEYS "
+            "(was a key removed before rotate_encryption_key ran?)."
+        ) from exc
 
 
 def encrypt_json(value: dict) -> str:

@@ -35,7 +35,8 @@ def needing_attention(queryset, value: bool = True):
 def with_open_attention(queryset):
     """Prefetch only the unresolved attention records (Instance.attention reads them)."""
     return queryset.prefetch_related(
-        Prefetch("attentions", queryset=Attention.objects.filter(resolved_at__isnull=True)))
+        Prefetch("attentions", queryset=Attention.objects.filter(resolved_at__isnull=True))
+    )
 
 
 # --- render ----------------------------------------------------------------------------------------
@@ -70,9 +71,14 @@ def instance_render_shown(*, instance, release=None, reveal_secrets: bool = Fals
         ShownFile(path, rendered.mode, redact(rendered.content.decode("utf-8", errors="replace"), secrets))
         for path, rendered in files.items()
     )
-    return InstanceRender(instance=instance, release=release, template_set=template_set.name, files=shown,
-                          secrets_redacted=not reveal_secrets,
-                          secrets_to_generate=tuple(missing_secrets(instance, template_set)))
+    return InstanceRender(
+        instance=instance,
+        release=release,
+        template_set=template_set.name,
+        files=shown,
+        secrets_redacted=not reveal_secrets,
+        secrets_to_generate=tuple(missing_secrets(instance, template_set)),
+    )
 
 
 # --- preview ---------------------------------------------------------------------------------------
@@ -145,8 +151,14 @@ def instance_preview_report(*, instance, release=None, driver=None) -> PreviewRe
 def preview_report(preview: InstancePreview) -> PreviewReport:
     secrets = preview_secret_values(preview)
     files = tuple(
-        ShownFileDiff(path=f.path, status=f.status, kind=f.kind, diff=redact(f.unified_diff, secrets),
-                      before=redact(f.before, secrets), after=redact(f.after, secrets))
+        ShownFileDiff(
+            path=f.path,
+            status=f.status,
+            kind=f.kind,
+            diff=redact(f.unified_diff, secrets),
+            before=redact(f.before, secrets),
+            after=redact(f.after, secrets),
+        )
         for f in preview.preview.files
     )
     return PreviewReport(
@@ -186,28 +198,44 @@ def coverage_notes(preview: InstancePreview) -> list[CoverageNote]:
             notes.append(CoverageNote("error", preview.blocked_reason))
         else:
             notes += [
-                CoverageNote("error", f"This tenant's .env does not define {name}, which the new compose file "
-                                      "needs; the upgrade is blocked until it is added.")
+                CoverageNote(
+                    "error",
+                    f"This tenant's .env does not define {name}, which the new compose file "
+                    "needs; the upgrade is blocked until it is added.",
+                )
                 for name in coverage.required_missing
             ]
     else:
         notes += [
-            CoverageNote("warning", f"The rendered .env does not define {name}, which the new compose file needs: "
-                                    f"template set {preview.template_set.name} is incomplete.")
+            CoverageNote(
+                "warning",
+                f"The rendered .env does not define {name}, which the new compose file needs: "
+                f"template set {preview.template_set.name} is incomplete.",
+            )
             for name in coverage.required_missing
         ]
     if coverage.defaulted_missing:
         whose = "This tenant's .env" if instance.is_registered else "The rendered .env"
-        notes.append(CoverageNote("info", f"{whose} does not set {', '.join(coverage.defaulted_missing)}; "
-                                          "compose will use the defaults written in the compose file."))
+        notes.append(
+            CoverageNote(
+                "info",
+                f"{whose} does not set {', '.join(coverage.defaulted_missing)}; "
+                "compose will use the defaults written in the compose file.",
+            )
+        )
     if not coverage.required_missing:
         whose = "This tenant's .env" if instance.is_registered else "The rendered .env"
         notes.insert(0, CoverageNote("info", f"{whose} defines every variable the new compose file needs."))
     if preview.secrets_to_generate:
         names = ", ".join(preview.secrets_to_generate)
-        notes.append(CoverageNote("info", f"Will be generated: {names}. This instance has no value yet; the "
-                                          "preview shows a placeholder, and the upgrade generates a strong random "
-                                          "value (stored encrypted, audited) before it writes the files."))
+        notes.append(
+            CoverageNote(
+                "info",
+                f"Will be generated: {names}. This instance has no value yet; the "
+                "preview shows a placeholder, and the upgrade generates a strong random "
+                "value (stored encrypted, audited) before it writes the files.",
+            )
+        )
     return notes
 
 
@@ -216,6 +244,10 @@ def instance_render_for(*, instance: Instance, user, release=None):
     reveal = user_may_reveal_secrets(user)
     shown = instance_render_shown(instance=instance, release=release, reveal_secrets=reveal)
     if reveal:  # who saw secret values, and when, is worth a line in the audit log
-        audit_log(user=user, obj=instance, action="changed",
-                  message=f"Viewed a render of release {shown.release} with secret values revealed.")
+        audit_log(
+            user=user,
+            obj=instance,
+            action="changed",
+            message=f"Viewed a render of release {shown.release} with secret values revealed.",
+        )
     return shown

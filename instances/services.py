@@ -55,9 +55,15 @@ def instance_update_secrets(*, instance: Instance, values: dict[str, str]) -> No
     current = instance.get_secrets()
     bad = [name for name in values if not validators.SECRET_NAME_RE.match(str(name))]
     if bad:
-        raise ValidationError({"secrets": [f"{name!r} is not a valid secret name: use upper-case letters, digits "
-                                           "and '_', not starting with a digit (an environment variable name)."
-                                           for name in bad]})
+        raise ValidationError(
+            {
+                "secrets": [
+                    f"{name!r} is not a valid secret name: use upper-case letters, digits "
+                    "and '_', not starting with a digit (an environment variable name)."
+                    for name in bad
+                ]
+            }
+        )
     for name, value in values.items():
         if value:
             current[name] = value
@@ -67,8 +73,14 @@ def instance_update_secrets(*, instance: Instance, values: dict[str, str]) -> No
 
 
 @transaction.atomic
-def instance_save(*, instance: Instance, user=None, secret_values: dict[str, str] | None = None,
-                  changed_fields: list[str] | None = None, log_change: bool = True) -> Instance:
+def instance_save(
+    *,
+    instance: Instance,
+    user=None,
+    secret_values: dict[str, str] | None = None,
+    changed_fields: list[str] | None = None,
+    log_change: bool = True,
+) -> Instance:
     """Validate and save an instance (new or changed), generating secrets for a new one.
 
     Moving it to another node or changing its install directory or upgrade script is privileged
@@ -83,16 +95,26 @@ def instance_save(*, instance: Instance, user=None, secret_values: dict[str, str
     instance.full_clean()  # also defaults compose_project to the slug (Instance.clean)
     instance.save()
     if log_change:
-        audit_log(user=user, obj=instance, action="added" if created else "changed",
-                  message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+        audit_log(
+            user=user,
+            obj=instance,
+            action="added" if created else "changed",
+            message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.",
+        )
     if privileged:
         audit_log(user=user, obj=instance, action="changed", message="Privileged change: " + privileged)
     return instance
 
 
 @transaction.atomic
-def node_save(*, node: Node, user=None, private_key: str | None = None,
-              changed_fields: list[str] | None = None, log_change: bool = True) -> Node:
+def node_save(
+    *,
+    node: Node,
+    user=None,
+    private_key: str | None = None,
+    changed_fields: list[str] | None = None,
+    log_change: bool = True,
+) -> Node:
     """Validate and save a node. The driver and the key path are panel-host settings: only a superuser
     (or the panel itself, `user` None) may set or change them; an existing node's address, port, user and
     image source need `instances.relocate_instance` and are audited old → new. A changed address, port, user, key or
@@ -110,8 +132,12 @@ def node_save(*, node: Node, user=None, private_key: str | None = None,
     node.save()
     transaction.on_commit(lambda: drop_connections(node.pk))
     if log_change:
-        audit_log(user=user, obj=node, action="added" if created else "changed",
-                  message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+        audit_log(
+            user=user,
+            obj=node,
+            action="added" if created else "changed",
+            message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.",
+        )
     if panel_host:
         audit_log(user=user, obj=node, action="changed", message="Panel-host setting: " + panel_host)
     if where:

@@ -27,21 +27,30 @@ def validate_slug(value: str) -> None:
     if not SLUG_RE.match(value or ""):
         raise ValidationError(
             "%(value)r is not a valid slug: use 1-63 lower-case letters, digits and hyphens, "
-            "starting and ending with a letter or digit.", params={"value": value}, code="invalid_slug")
+            "starting and ending with a letter or digit.",
+            params={"value": value},
+            code="invalid_slug",
+        )
 
 
 def validate_compose_project(value: str) -> None:
     if not COMPOSE_PROJECT_RE.match(value or ""):
         raise ValidationError(
             "%(value)r is not a valid compose project name: use lower-case letters, digits, '_' and '-', "
-            "starting with a letter or digit.", params={"value": value}, code="invalid_project")
+            "starting with a letter or digit.",
+            params={"value": value},
+            code="invalid_project",
+        )
 
 
 def validate_image_tag(value: str) -> None:
     if not IMAGE_TAG_RE.match(value or ""):
         raise ValidationError(
             "%(value)r is not a valid image tag: up to 128 letters, digits, '_', '.' and '-', "
-            "not starting with '.' or '-'.", params={"value": value}, code="invalid_tag")
+            "not starting with '.' or '-'.",
+            params={"value": value},
+            code="invalid_tag",
+        )
 
 
 def validate_absolute_dir(value: str) -> None:
@@ -53,8 +62,11 @@ def validate_absolute_dir(value: str) -> None:
     if any(c in value for c in "\0\n\r"):
         raise ValidationError("The path must not contain control characters.", code="control")
     if posixpath.normpath(value) != value:
-        raise ValidationError("%(value)r is not normalised; write it as %(norm)r.",
-                              params={"value": value, "norm": posixpath.normpath(value)}, code="not_normal")
+        raise ValidationError(
+            "%(value)r is not normalised; write it as %(norm)r.",
+            params={"value": value, "norm": posixpath.normpath(value)},
+            code="not_normal",
+        )
     if value == "/":
         raise ValidationError("The root directory '/' cannot be used.", code="root")
 
@@ -62,8 +74,11 @@ def validate_absolute_dir(value: str) -> None:
 def validate_relative_path(value: str) -> None:
     """A path inside an install directory (protected paths, scripts): relative, no '..'."""
     if not value or value.startswith("/") or ".." in value.split("/") or any(c in value for c in "\0\n\r"):
-        raise ValidationError("%(value)r must be a relative path inside the install directory, without '..'.",
-                              params={"value": value}, code="bad_relative")
+        raise ValidationError(
+            "%(value)r must be a relative path inside the install directory, without '..'.",
+            params={"value": value},
+            code="bad_relative",
+        )
 
 
 def validate_address(value: str) -> None:
@@ -75,24 +90,36 @@ def validate_address(value: str) -> None:
         ip = None
     if ip is not None:
         if ip.is_unspecified:
-            raise ValidationError("%(value)r is the unspecified address; give the node's real address.",
-                                  params={"value": value}, code="invalid_address")
+            raise ValidationError(
+                "%(value)r is the unspecified address; give the node's real address.",
+                params={"value": value},
+                code="invalid_address",
+            )
         return
     host = (value or "").rstrip(".")
     valid = bool(host) and len(host) <= 253 and all(HOSTNAME_LABEL_RE.match(label) for label in host.split("."))
     if not valid or host.split(".")[-1].isdigit() or _is_ipv4_shorthand(host):
-        raise ValidationError("%(value)r is neither a hostname nor an IP address.",
-                              params={"value": value}, code="invalid_address")
+        raise ValidationError(
+            "%(value)r is neither a hostname nor an IP address.", params={"value": value}, code="invalid_address"
+        )
 
 
 def validate_domain(value: str) -> None:
     """A tenant's DNS name: hostname labels only. Templates write it into configs (`server_name`, `.env`),
     so nothing else — no space, `;`, quote or newline — may reach them."""
     host = (value or "").rstrip(".")
-    if not host or len(host) > 253 or not all(HOSTNAME_LABEL_RE.match(label) for label in host.split(".")) \
-            or host.split(".")[-1].isdigit():
-        raise ValidationError("%(value)r is not a domain name: use letters, digits and hyphens in dot-separated "
-                              "labels, e.g. campaign.example.org.", params={"value": value}, code="invalid_domain")
+    if (
+        not host
+        or len(host) > 253
+        or not all(HOSTNAME_LABEL_RE.match(label) for label in host.split("."))
+        or host.split(".")[-1].isdigit()
+    ):
+        raise ValidationError(
+            "%(value)r is not a domain name: use letters, digits and hyphens in dot-separated "
+            "labels, e.g. campaign.example.org.",
+            params={"value": value},
+            code="invalid_domain",
+        )
 
 
 def _is_ipv4_shorthand(host: str) -> bool:
@@ -110,23 +137,30 @@ def validate_unix_user(value: str) -> None:
 
 def validate_port(value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-        raise ValidationError("Port %(value)r must be a whole number from 1 to 65535.",
-                              params={"value": value}, code="invalid_port")
+        raise ValidationError(
+            "Port %(value)r must be a whole number from 1 to 65535.", params={"value": value}, code="invalid_port"
+        )
 
 
 def validate_ports(value: dict) -> None:
     """Ports as {name: number}, e.g. {"http": 8080}."""
     if not isinstance(value, dict):
-        raise ValidationError("Ports must be a mapping of names to port numbers, e.g. {\"http\": 8080}.")
+        raise ValidationError('Ports must be a mapping of names to port numbers, e.g. {"http": 8080}.')
     seen: dict[int, str] = {}
     for name, port in value.items():
         if not PORT_NAME_RE.match(str(name)):
-            raise ValidationError("Port name %(name)r must be lower-case letters, digits and '_'.",
-                                  params={"name": name}, code="invalid_port_name")
+            raise ValidationError(
+                "Port name %(name)r must be lower-case letters, digits and '_'.",
+                params={"name": name},
+                code="invalid_port_name",
+            )
         validate_port(port)
         if port in seen:
-            raise ValidationError("Port %(port)s is used twice (%(a)s and %(b)s).",
-                                  params={"port": port, "a": seen[port], "b": name}, code="duplicate_port")
+            raise ValidationError(
+                "Port %(port)s is used twice (%(a)s and %(b)s).",
+                params={"port": port, "a": seen[port], "b": name},
+                code="duplicate_port",
+            )
         seen[port] = name
 
 
@@ -154,8 +188,9 @@ def validate_health_url(url) -> None:
     """An http or https URL the node fetches: no other scheme (file:, gopher:, ...), a host, and no
     whitespace or control characters that could end an argument or a header."""
     if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise ValidationError("%(value)r is not a URL (no spaces or control characters).",
-                              params={"value": url}, code="invalid_url")
+        raise ValidationError(
+            "%(value)r is not a URL (no spaces or control characters).", params={"value": url}, code="invalid_url"
+        )
     try:
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname
@@ -163,22 +198,29 @@ def validate_health_url(url) -> None:
     except ValueError:
         scheme, host = "", None
     if scheme not in ("http", "https") or not url.startswith(scheme + "://") or not host:
-        raise ValidationError("%(value)r is not an http:// or https:// URL with a host.",
-                              params={"value": url}, code="invalid_url")
+        raise ValidationError(
+            "%(value)r is not an http:// or https:// URL with a host.", params={"value": url}, code="invalid_url"
+        )
 
 
 def validate_secret_name(value: str) -> None:
     """A secret becomes an environment variable in .env: NAME=value, one per line."""
     if not isinstance(value, str) or not SECRET_NAME_RE.match(value):
-        raise ValidationError("%(value)r is not a valid secret name: use upper-case letters, digits and '_', "
-                              "not starting with a digit (an environment variable name).",
-                              params={"value": value}, code="invalid_secret_name")
+        raise ValidationError(
+            "%(value)r is not a valid secret name: use upper-case letters, digits and '_', "
+            "not starting with a digit (an environment variable name).",
+            params={"value": value},
+            code="invalid_secret_name",
+        )
 
 
 def validate_local_driver_allowed(driver: str) -> None:
     if driver == "local" and not settings.CCP_ALLOW_LOCAL_DRIVER:
-        raise ValidationError("The local driver runs commands as the panel's own user on the panel host; it is "
-                              "off unless CCP_ALLOW_LOCAL_DRIVER is set.", code="local_driver_off")
+        raise ValidationError(
+            "The local driver runs commands as the panel's own user on the panel host; it is "
+            "off unless CCP_ALLOW_LOCAL_DRIVER is set.",
+            code="local_driver_off",
+        )
 
 
 def validate_ssh_key_path(value: str) -> None:
@@ -188,9 +230,15 @@ def validate_ssh_key_path(value: str) -> None:
         return
     key_dir = settings.CCP_SSH_KEY_DIR
     if not key_dir:
-        raise ValidationError("SSH key paths are off: set CCP_SSH_KEY_DIR to the folder that holds the key "
-                              "files, or store the private key instead.", code="key_dir_unset")
+        raise ValidationError(
+            "SSH key paths are off: set CCP_SSH_KEY_DIR to the folder that holds the key "
+            "files, or store the private key instead.",
+            code="key_dir_unset",
+        )
     root = os.path.realpath(key_dir)
     if not os.path.isabs(value) or os.path.commonpath([root, os.path.realpath(value)]) != root:
-        raise ValidationError("%(value)r is not inside CCP_SSH_KEY_DIR (%(root)s).",
-                              params={"value": value, "root": root}, code="key_outside_dir")
+        raise ValidationError(
+            "%(value)r is not inside CCP_SSH_KEY_DIR (%(root)s).",
+            params={"value": value, "root": root},
+            code="key_outside_dir",
+        )

@@ -195,4 +195,3 @@ def _port(port: Any) -> str:
         target = f"{port.get('target')}/{port.get('protocol', 'tcp')}"
         return f"{host}:{target}" if host else target
     return str(port)
-

@@ -47,8 +47,18 @@ DEFAULT_MODE = 0o644
 ENV_MODE = 0o600
 
 _KEYS = {
-    "name", "description", "compose_file", "env_file", "env_template", "files", "protected_paths",
-    "secrets", "required_env", "ports", "profiles", "health",
+    "name",
+    "description",
+    "compose_file",
+    "env_file",
+    "env_template",
+    "files",
+    "protected_paths",
+    "secrets",
+    "required_env",
+    "ports",
+    "profiles",
+    "health",
 }
 
 
@@ -111,10 +121,7 @@ def list_template_sets(root: Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(
-        child.name for child in root.iterdir()
-        if SET_NAME.match(child.name) and (child / MANIFEST).is_file()
-    )
+    return sorted(child.name for child in root.iterdir() if SET_NAME.match(child.name) and (child / MANIFEST).is_file())
 
 
 def load_template_set(root: Path, name: str) -> TemplateSet:
@@ -176,8 +183,7 @@ def _parse_manifest(data: Any, set_dir: Path, name: str) -> TemplateSet:
                 raise TemplateSetError(f"managed file {path!r} lies in protected path {directory!r}.")
 
     ports = {
-        _checked(port, PORT_NAME, "ports"): _env_name(var, "ports")
-        for port, var in _mapping(data, "ports").items()
+        _checked(port, PORT_NAME, "ports"): _env_name(var, "ports") for port, var in _mapping(data, "ports").items()
     }
     profiles = tuple(_checked(p, PROFILE_NAME, "profiles") for p in _list(data, "profiles"))
     return TemplateSet(
@@ -230,7 +236,7 @@ def _mode(mode: Any, path: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= 0o777:
-        raise TemplateSetError(f"file {path!r}: invalid mode {mode!r}; write it as a quoted octal like \"0644\".")
+        raise TemplateSetError(f'file {path!r}: invalid mode {mode!r}; write it as a quoted octal like "0644".')
     return value
 
 

@@ -74,8 +74,13 @@ def make_instance(db, make_node):
 
         n = next(_counter)
         node = node or make_node()
-        values = {"name": f"Tenant {n}", "slug": f"tenant-{n}", "install_dir": f"/srv/ccp/tenant-{n}",
-                  "ports": {"http": 20000 + n}, **fields}
+        values = {
+            "name": f"Tenant {n}",
+            "slug": f"tenant-{n}",
+            "install_dir": f"/srv/ccp/tenant-{n}",
+            "ports": {"http": 20000 + n},
+            **fields,
+        }
         return instance_save(instance=Instance(node=node, **values))
 
     return make

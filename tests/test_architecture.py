@@ -55,4 +55,3 @@ def test_the_check_sees_a_function_level_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from instances.models import Node\n    import json\n")
     assert _function_level_imports(sample, tmp_path) == ["sample.py:2 in f()"]
-

@@ -34,22 +34,45 @@ class UpgradeStepInline(ReadOnlyInline):
     def output_block(self, step: UpgradeStep):
         if not step.output:
             return ""
-        return format_html('<pre style="max-height:20em;overflow:auto;white-space:pre-wrap">{}</pre>',
-                           step.output)
+        return format_html('<pre style="max-height:20em;overflow:auto;white-space:pre-wrap">{}</pre>', step.output)
 
 
 @admin.register(Upgrade)
 class UpgradeAdmin(ReadOnlyAdmin):
-    list_display = ("id", "instance", "kind", "from_version", "to_version", "status", "requested_by", "created_at",
-                    "duration")
+    list_display = (
+        "id",
+        "instance",
+        "kind",
+        "from_version",
+        "to_version",
+        "status",
+        "requested_by",
+        "created_at",
+        "duration",
+    )
     list_filter = ("status", "mode", "is_first_deploy")
     search_fields = ("instance__slug", "to_version", "from_version")
     list_select_related = ("instance", "requested_by")
     inlines = [UpgradeStepInline]
     change_form_template = "admin/upgrades/upgrade/change_form.html"
-    fields = ("instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version", "status", "error",
-              "requested_by", "approved_preview_hash", "cancel_requested", "created_at", "started_at", "finished_at",
-              "task_id")
+    fields = (
+        "instance",
+        "kind",
+        "mode",
+        "is_first_deploy",
+        "release",
+        "from_version",
+        "to_version",
+        "status",
+        "error",
+        "requested_by",
+        "approved_preview_hash",
+        "cancel_requested",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "task_id",
+    )
     readonly_fields = fields
 
     @admin.display(description="What", ordering="mode")

@@ -45,8 +45,9 @@ def _start(modeladmin, request, instances_and_kwargs) -> None:
             refused.append(f"{instance}: {exc.message}")
     if started:
         links = format_html_join(", ", '<a href="{}">{}</a>', started)
-        modeladmin.message_user(request, format_html("Started {} upgrade(s): {}", len(started), links),
-                                messages.SUCCESS)
+        modeladmin.message_user(
+            request, format_html("Started {} upgrade(s): {}", len(started), links), messages.SUCCESS
+        )
     for line in refused:
         modeladmin.message_user(request, line, messages.ERROR)
 
@@ -59,8 +60,11 @@ def quick_upgrade(modeladmin, request, queryset):
         tag = form.cleaned_data["image_tag"]
         _start(modeladmin, request, [(i, {"mode": UpgradeMode.IMAGE_ONLY, "image_tag": tag}) for i in queryset])
         return None
-    return TemplateResponse(request, "admin/upgrades/quick_upgrade.html",
-                            page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade"))
+    return TemplateResponse(
+        request,
+        "admin/upgrades/quick_upgrade.html",
+        page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade"),
+    )
 
 
 @admin.action(description="Upgrade to release…", permissions=["operate"])
@@ -68,9 +72,18 @@ def upgrade_to_release(modeladmin, request, queryset):
     queryset = queryset.select_related("node")
     if request.POST.get("post") == "yes":
         release = release_or_default(request.POST.get("release_version"))
-        approved = [(i, {"mode": UpgradeMode.RELEASE, "release": release,
-                         "preview_hash": request.POST.get(f"approve_{i.pk}", "")})
-                    for i in queryset if request.POST.get(f"approve_{i.pk}")]
+        approved = [
+            (
+                i,
+                {
+                    "mode": UpgradeMode.RELEASE,
+                    "release": release,
+                    "preview_hash": request.POST.get(f"approve_{i.pk}", ""),
+                },
+            )
+            for i in queryset
+            if request.POST.get(f"approve_{i.pk}")
+        ]
         if not approved:
             modeladmin.message_user(request, "No instance was approved; nothing started.", messages.WARNING)
             return None
@@ -84,8 +97,12 @@ def upgrade_to_release(modeladmin, request, queryset):
         modeladmin.message_user(request, exc.message, messages.ERROR)
         return None
     # The previews are computed by a worker; the confirmation page follows its progress.
-    run = preview_run_request(instance_ids=list(queryset.values_list("pk", flat=True)), release=release,
-                              purpose=PreviewPurpose.UPGRADE, user=request.user)
+    run = preview_run_request(
+        instance_ids=list(queryset.values_list("pk", flat=True)),
+        release=release,
+        purpose=PreviewPurpose.UPGRADE,
+        user=request.user,
+    )
     return HttpResponseRedirect(reverse(preview_run_url_name(modeladmin, "upgrade_confirm"), args=[run.pk]))
 
 
@@ -102,10 +119,20 @@ def upgrade_confirm_view(modeladmin, request, run_id: int):
         return HttpResponseRedirect(reverse(preview_run_url_name(modeladmin, "changelist")))
     release = release_or_default(run.release_version)
     rows = [{"block": b, "confirmable": b.report is not None and not b.report.blocked} for b in preview_run_blocks(run)]
-    return TemplateResponse(request, "admin/upgrades/upgrade_to_release.html", page_context(
-        modeladmin, request, queryset=[row["block"].instance for row in rows],
-        form=ReleaseChoiceForm(initial={"release": release}), release=release, rows=rows,
-        any_confirmable=any(r["confirmable"] for r in rows), title=f"Upgrade to release {release}"))
+    return TemplateResponse(
+        request,
+        "admin/upgrades/upgrade_to_release.html",
+        page_context(
+            modeladmin,
+            request,
+            queryset=[row["block"].instance for row in rows],
+            form=ReleaseChoiceForm(initial={"release": release}),
+            release=release,
+            rows=rows,
+            any_confirmable=any(r["confirmable"] for r in rows),
+            title=f"Upgrade to release {release}",
+        ),
+    )
 
 
 def upgrade_urls(modeladmin) -> list:

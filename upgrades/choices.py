@@ -21,9 +21,14 @@ class UpgradeStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted"
 
 
-FINAL_UPGRADE_STATUSES = {UpgradeStatus.SUCCEEDED, UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK,
-                          UpgradeStatus.CANCELLED, UpgradeStatus.INTERRUPTED,
-                          UpgradeStatus.ROLLED_BACK_INTERRUPTED}
+FINAL_UPGRADE_STATUSES = {
+    UpgradeStatus.SUCCEEDED,
+    UpgradeStatus.FAILED,
+    UpgradeStatus.ROLLED_BACK,
+    UpgradeStatus.CANCELLED,
+    UpgradeStatus.INTERRUPTED,
+    UpgradeStatus.ROLLED_BACK_INTERRUPTED,
+}
 
 
 class StepStatus(models.TextChoices):

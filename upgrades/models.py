@@ -32,19 +32,24 @@ class Release(models.Model):
     version = models.CharField(max_length=64, unique=True, validators=[validate_version])
     image_tag = models.CharField(max_length=128, validators=[validate_image_tag])
     template_set = models.CharField(max_length=63, default="campaign", validators=[validate_template_set])
-    registry = models.CharField(max_length=255, blank=True, default="",
-                                help_text="Image registry prefix; empty: CCP_IMAGE_REGISTRY.")
-    is_default = models.BooleanField(default=False,
-                                     help_text="The fleet default: instances without their own tag run it.")
+    registry = models.CharField(
+        max_length=255, blank=True, default="", help_text="Image registry prefix; empty: CCP_IMAGE_REGISTRY."
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="The fleet default: instances without their own tag run it."
+    )
     notes = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True),
-                                    name="release_single_default",
-                                    violation_error_message="Only one release can be the fleet default."),
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="release_single_default",
+                violation_error_message="Only one release can be the fleet default.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -69,12 +74,15 @@ class Upgrade(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True, default="")
     approved_preview_hash = models.CharField(max_length=64, blank=True, default="")
-    detached_job_id = models.CharField(max_length=64, blank=True, default="",
-                                       help_text="The tenant script's job on the node (full mode).")
+    detached_job_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The tenant script's job on the node (full mode)."
+    )
     is_first_deploy = models.BooleanField(
-        default=False, help_text="The instance had no files on the node: this upgrade deployed it.")
-    state = models.JSONField(default=dict, blank=True,
-                             help_text="What a resumed run needs (protected checksums before the upgrade).")
+        default=False, help_text="The instance had no files on the node: this upgrade deployed it."
+    )
+    state = models.JSONField(
+        default=dict, blank=True, help_text="What a resumed run needs (protected checksums before the upgrade)."
+    )
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

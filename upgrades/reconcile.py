@@ -26,36 +26,56 @@ RECOVERABLE = (UpgradeMode.IMAGE_ONLY, UpgradeMode.RELEASE)
 @register_handler(OperationKind.UPGRADE)
 def upgrade_lost_worker(lock) -> Handled | None:
     upgrade = Upgrade.objects.filter(pk=lock.operation_id).first()
-    if upgrade and upgrade.status == UpgradeStatus.RUNNING and upgrade.mode == UpgradeMode.FULL \
-            and upgrade.detached_job_id:
+    if (
+        upgrade
+        and upgrade.status == UpgradeStatus.RUNNING
+        and upgrade.mode == UpgradeMode.FULL
+        and upgrade.detached_job_id
+    ):
         enqueue_on_commit("upgrades.tasks.upgrade_resume_task", upgrade.pk)
-        return Handled(f"{lock.instance}: upgrade #{upgrade.pk} lost its worker; resuming it on its detached job.",
-                       keep_lock=True)
-    if upgrade and upgrade.status == UpgradeStatus.RUNNING and upgrade.mode in RECOVERABLE \
-            and upgrade.state.get("changed"):
+        return Handled(
+            f"{lock.instance}: upgrade #{upgrade.pk} lost its worker; resuming it on its detached job.", keep_lock=True
+        )
+    if (
+        upgrade
+        and upgrade.status == UpgradeStatus.RUNNING
+        and upgrade.mode in RECOVERABLE
+        and upgrade.state.get("changed")
+    ):
         # The lock stays with the reconciler until the recovery task claims it: no other operation
         # may start on a half-changed tenant.
         enqueue_on_commit("upgrades.tasks.upgrade_recover_task", upgrade.pk)
-        return Handled(f"{lock.instance}: upgrade #{upgrade.pk} lost its worker after changing the node; rolling "
-                       "it back from the copies kept on the node.", keep_lock=True)
+        return Handled(
+            f"{lock.instance}: upgrade #{upgrade.pk} lost its worker after changing the node; rolling "
+            "it back from the copies kept on the node.",
+            keep_lock=True,
+        )
     if upgrade and not upgrade.is_final:
         steps_interrupted(upgrade)
         changed = bool(upgrade.state.get("changed"))
         upgrade.status, upgrade.finished_at = UpgradeStatus.INTERRUPTED, timezone.now()
-        upgrade.error = ("The worker running this upgrade stopped (lost heartbeat). The node may be half-way; "
-                         "check it, then upgrade again or restore." if changed else
-                         "The worker running this upgrade stopped (lost heartbeat) before it changed anything "
-                         "on the node: nothing to roll back.")
+        upgrade.error = (
+            "The worker running this upgrade stopped (lost heartbeat). The node may be half-way; "
+            "check it, then upgrade again or restore."
+            if changed
+            else "The worker running this upgrade stopped (lost heartbeat) before it changed anything "
+            "on the node: nothing to roll back."
+        )
         upgrade.save(update_fields=["status", "finished_at", "error"])
         if changed:
-            attention_raise(instance=lock.instance, reason=f"Upgrade #{upgrade.pk} was interrupted when its "
-                            f"worker stopped, after it changed the node.", operation_kind="upgrade",
-                            operation_id=upgrade.pk)
+            attention_raise(
+                instance=lock.instance,
+                reason=f"Upgrade #{upgrade.pk} was interrupted when its worker stopped, after it changed the node.",
+                operation_kind="upgrade",
+                operation_id=upgrade.pk,
+            )
     return None
 
 
 def steps_interrupted(upgrade: Upgrade) -> int:
     """Close every step the dead worker left running: interrupted, ended now."""
     return upgrade.steps.filter(status=StepStatus.RUNNING).update(
-        status=StepStatus.INTERRUPTED, finished_at=timezone.now(),
-        output=Concat("output", Value("\n[interrupted: the worker running this step stopped]")))
+        status=StepStatus.INTERRUPTED,
+        finished_at=timezone.now(),
+        output=Concat("output", Value("\n[interrupted: the worker running this step stopped]")),
+    )

@@ -140,15 +140,21 @@ class StepRunner:
             if callable(rollback):
                 rollback = rollback(self.ctx)
             if not rollback:
-                return self._finish(UpgradeStatus.FAILED, reason, attention=(
-                    f"Upgrade #{upgrade.pk} failed after changing the node and this mode has no automatic "
-                    f"rollback: {reason}{_backup_hint(upgrade)}"))
+                return self._finish(
+                    UpgradeStatus.FAILED,
+                    reason,
+                    attention=(
+                        f"Upgrade #{upgrade.pk} failed after changing the node and this mode has no automatic "
+                        f"rollback: {reason}{_backup_hint(upgrade)}"
+                    ),
+                )
             status = UpgradeStatus.CANCELLED if cancelled else UpgradeStatus.ROLLED_BACK
             return self.run_rollback(rollback, reason=reason, status=status, what_happened="failed")
         return self._finish(UpgradeStatus.SUCCEEDED, "")
 
-    def run_rollback(self, rollback: list[Step], *, reason: str, status: str,
-                     what_happened: str = "was interrupted") -> str:
+    def run_rollback(
+        self, rollback: list[Step], *, reason: str, status: str, what_happened: str = "was interrupted"
+    ) -> str:
         """The rollback (after a failed step, or as the recovery after the worker that ran the upgrade
         died): `status` when it restores a healthy tenant, failed (and attention) when it does not."""
         try:
@@ -156,15 +162,22 @@ class StepRunner:
                 self._run_step(step, is_rollback=True)
         except Exception as rollback_exc:
             rollback_reason = _reason(rollback_exc, self.ctx)
-            return self._finish(UpgradeStatus.FAILED, f"{reason} Rollback failed too: {rollback_reason}",
-                                attention=f"Upgrade #{self.ctx.upgrade.pk} {what_happened} and its rollback "
-                                          f"failed: {rollback_reason}")
+            return self._finish(
+                UpgradeStatus.FAILED,
+                f"{reason} Rollback failed too: {rollback_reason}",
+                attention=f"Upgrade #{self.ctx.upgrade.pk} {what_happened} and its rollback failed: {rollback_reason}",
+            )
         return self._finish(status, reason)
 
     def _run_step(self, step: Step, *, is_rollback: bool) -> None:
         self.position += 1
-        record = UpgradeStep.objects.create(upgrade=self.ctx.upgrade, position=self.position, name=step.name,
-                                            is_rollback=is_rollback, started_at=timezone.now())
+        record = UpgradeStep.objects.create(
+            upgrade=self.ctx.upgrade,
+            position=self.position,
+            name=step.name,
+            is_rollback=is_rollback,
+            started_at=timezone.now(),
+        )
         self.ctx.step, self.ctx.timeout = record, step.timeout
         self._notify(record)
         try:
@@ -191,9 +204,15 @@ class StepRunner:
         for step in steps:
             if step.name not in done:
                 self.position += 1
-                record = UpgradeStep.objects.create(upgrade=self.ctx.upgrade, position=self.position,
-                                                    name=step.name, status=StepStatus.SKIPPED, started_at=now,
-                                                    finished_at=now, output=reason)
+                record = UpgradeStep.objects.create(
+                    upgrade=self.ctx.upgrade,
+                    position=self.position,
+                    name=step.name,
+                    status=StepStatus.SKIPPED,
+                    started_at=now,
+                    finished_at=now,
+                    output=reason,
+                )
                 self._notify(record)
 
     def _finish(self, status: str, error: str, attention: str = "") -> str:
@@ -203,8 +222,12 @@ class StepRunner:
             upgrade.status, upgrade.error, upgrade.finished_at = status, error, timezone.now()
             upgrade.save(update_fields=["status", "error", "finished_at"])
             if attention:
-                attention_raise(instance=upgrade.instance, reason=self.ctx.redact(attention),
-                                operation_kind="upgrade", operation_id=upgrade.pk)
+                attention_raise(
+                    instance=upgrade.instance,
+                    reason=self.ctx.redact(attention),
+                    operation_kind="upgrade",
+                    operation_id=upgrade.pk,
+                )
             elif status == UpgradeStatus.SUCCEEDED:
                 self._resolve_attention()
         return status
@@ -212,16 +235,22 @@ class StepRunner:
     def _resolve_attention(self) -> None:
         """A successful upgrade vouches for the instance again: open attention records are resolved."""
         upgrade = self.ctx.upgrade
-        resolved = attention_resolve_by(instance=upgrade.instance,
-                                        operation=f"{upgrade.kind_display} #{upgrade.pk} succeeded")
+        resolved = attention_resolve_by(
+            instance=upgrade.instance, operation=f"{upgrade.kind_display} #{upgrade.pk} succeeded"
+        )
         if resolved:
             self.position += 1
             now = timezone.now()
             record = UpgradeStep.objects.create(
-                upgrade=upgrade, position=self.position, name="resolve attention", status=StepStatus.SUCCEEDED,
-                started_at=now, finished_at=now,
+                upgrade=upgrade,
+                position=self.position,
+                name="resolve attention",
+                status=StepStatus.SUCCEEDED,
+                started_at=now,
+                finished_at=now,
                 output=f"this upgrade succeeded, so it resolved {resolved} open attention record(s) of "
-                       f"{upgrade.instance}")
+                f"{upgrade.instance}",
+            )
             self._notify(record)
 
     def _notify(self, record: UpgradeStep) -> None:
@@ -235,8 +264,10 @@ def _backup_hint(upgrade: Upgrade) -> str:
     backup = Backup.objects.filter(pk=backup_id).first() if backup_id else None
     if backup is None:
         return ""
-    return (f" Restore from the pre-upgrade backup #{backup.pk} ({backup.location}), taken before anything "
-            f"changed: Backups › #{backup.pk} › Restore, or POST /api/v1/backups/{backup.pk}/restore/.")
+    return (
+        f" Restore from the pre-upgrade backup #{backup.pk} ({backup.location}), taken before anything "
+        f"changed: Backups › #{backup.pk} › Restore, or POST /api/v1/backups/{backup.pk}/restore/."
+    )
 
 
 def _reason(exc: BaseException, ctx: StepContext) -> str:

@@ -34,28 +34,45 @@ def release_save(*, release: Release, user=None, changed_fields: list[str] | Non
         Release.objects.filter(is_default=True).exclude(pk=release.pk).update(is_default=False)
     release.full_clean()
     release.save()
-    audit_log(user=user, obj=release, action="added" if created else "changed",
-              message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.")
+    audit_log(
+        user=user,
+        obj=release,
+        action="added" if created else "changed",
+        message="Added via API." if created else f"Changed {', '.join(changed_fields or [])} via API.",
+    )
     return release
 
 
 # --- upgrades ------------------------------------------------------------------------------------
+
 
 def _mode_module(mode: str):
     return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release_mode, UpgradeMode.FULL: full}[mode]
 
 
 @transaction.atomic
-def upgrade_request(*, instance, mode: str, user=None, image_tag: str = "", release: Release | None = None,
-                    preview_hash: str = "", enqueue: bool = True) -> Upgrade:
+def upgrade_request(
+    *,
+    instance,
+    mode: str,
+    user=None,
+    image_tag: str = "",
+    release: Release | None = None,
+    preview_hash: str = "",
+    enqueue: bool = True,
+) -> Upgrade:
     """Create an Upgrade row and take the instance lock in one transaction, then queue the task.
 
     Raises Conflict (409) naming the running operation when the instance is busy.
     """
     if instance.status == InstanceStatus.DISABLED:
         raise CCPError(f"{instance} is disabled; enable it before upgrading.")
-    upgrade = Upgrade(instance=instance, mode=mode, requested_by=user if user and user.is_authenticated else None,
-                      from_version=instance.observed_version)
+    upgrade = Upgrade(
+        instance=instance,
+        mode=mode,
+        requested_by=user if user and user.is_authenticated else None,
+        from_version=instance.observed_version,
+    )
     if mode == UpgradeMode.IMAGE_ONLY:
         _require(image_tag, "A Quick upgrade needs the image tag to move to.")
         upgrade.target_tag = upgrade.to_version = image_tag
@@ -75,8 +92,12 @@ def upgrade_request(*, instance, mode: str, user=None, image_tag: str = "", rele
     upgrade.full_clean(exclude=["instance", "release", "requested_by"])
     upgrade.save()
     lock_acquire(instance=instance, kind=OperationKind.UPGRADE, operation_id=upgrade.pk)
-    audit_log(user=user, obj=instance, action="changed",
-              message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.")
+    audit_log(
+        user=user,
+        obj=instance,
+        action="changed",
+        message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.",
+    )
     if enqueue:
         enqueue_on_commit("upgrades.tasks.upgrade_run_task", upgrade.pk, task_id=upgrade.task_id)
     return upgrade
@@ -95,14 +116,23 @@ def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
         if upgrade.status != UpgradeStatus.RUNNING:
             return upgrade.status
     else:
-        upgrade, claimed = operation_claim(Upgrade, upgrade_id, pending=UpgradeStatus.PENDING,
-                                           running=UpgradeStatus.RUNNING, select_related=("instance__node", "release"))
+        upgrade, claimed = operation_claim(
+            Upgrade,
+            upgrade_id,
+            pending=UpgradeStatus.PENDING,
+            running=UpgradeStatus.RUNNING,
+            select_related=("instance__node", "release"),
+        )
         if upgrade is None:
             return "missing"
         if not claimed:
             return upgrade.status
-    return run_operation(kind=OperationKind.UPGRADE, row=upgrade, refused=lambda: _finish_without_lock(upgrade),
-                         work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume))
+    return run_operation(
+        kind=OperationKind.UPGRADE,
+        row=upgrade,
+        refused=lambda: _finish_without_lock(upgrade),
+        work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume),
+    )
 
 
 def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
@@ -116,8 +146,9 @@ def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
         return upgrade.status
     ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
     if resume:
-        ctx.state["done_steps"] = list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False)
-                                       .values_list("name", flat=True))
+        ctx.state["done_steps"] = list(
+            upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False).values_list("name", flat=True)
+        )
         ctx.state["changed"] = True
         steps_interrupted(upgrade)
     runner = StepRunner(ctx, on_step=on_step)
@@ -158,8 +189,10 @@ def upgrade_recover(*, upgrade_id: int) -> str:
 
     def work(heartbeat) -> str:
         steps_interrupted(upgrade)
-        reason = (f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
-                  f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/.")
+        reason = (
+            f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
+            f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/."
+        )
         try:
             driver = driver_for(upgrade.instance.node)
         except CCPError as exc:
@@ -171,22 +204,29 @@ def upgrade_recover(*, upgrade_id: int) -> str:
             return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
         return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
 
-    return run_operation(kind=OperationKind.UPGRADE, row=upgrade, work=work, refused=lambda: upgrade.status,
-                         claim=_claim_from_reconciler)
+    return run_operation(
+        kind=OperationKind.UPGRADE, row=upgrade, work=work, refused=lambda: upgrade.status, claim=_claim_from_reconciler
+    )
 
 
 def _claim_from_reconciler(key: dict) -> bool:
     """The reconciler holds the lock of the operation it handed over; only its task may take it."""
-    return bool(InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
-        owner=owner_id(), heartbeat_at=timezone.now()))
+    return bool(
+        InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
+            owner=owner_id(), heartbeat_at=timezone.now()
+        )
+    )
 
 
 def upgrade_resume(*, upgrade_id: int) -> str:
     """Continue an upgrade whose worker died: claim its lock (held by the reconciler) and re-attach."""
     upgrade = Upgrade.objects.get(pk=upgrade_id)
-    claimed = InstanceLock.objects.filter(instance_id=upgrade.instance_id, kind=OperationKind.UPGRADE,
-                                          operation_id=upgrade.pk, owner__startswith="reconciler@").update(
-        owner="resuming", heartbeat_at=timezone.now())
+    claimed = InstanceLock.objects.filter(
+        instance_id=upgrade.instance_id,
+        kind=OperationKind.UPGRADE,
+        operation_id=upgrade.pk,
+        owner__startswith="reconciler@",
+    ).update(owner="resuming", heartbeat_at=timezone.now())
     if not claimed:
         return upgrade.status
     return upgrade_run(upgrade_id=upgrade_id, resume=True)

@@ -23,6 +23,8 @@ def exception_handler(exc, context):
         # Input the database itself refuses (a NUL character in a lookup, a time zone offset PostgreSQL
         # cannot represent): the client's mistake, so a 400 with a sentence, never a 500 (schema fuzzing).
         log.info("Refused a request value the database cannot use: %s", exc)
-        return Response({"detail": "A value in the request cannot be used (a NUL character, or a date or number "
-                                   "out of range)."}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": "A value in the request cannot be used (a NUL character, or a date or number out of range)."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     return drf_exception_handler(exc, context)

@@ -11,8 +11,18 @@ class RestoreSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Restore
-        fields = ["id", "status", "source", "requested_by", "task_id", "log", "error", "created_at", "started_at",
-                  "finished_at"]
+        fields = [
+            "id",
+            "status",
+            "source",
+            "requested_by",
+            "task_id",
+            "log",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class BackupSerializer(serializers.ModelSerializer):
@@ -24,9 +34,27 @@ class BackupSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Backup
-        fields = ["id", "url", "instance", "node", "label", "status", "location", "size_bytes", "manifest",
-                  "requested_by", "task_id", "error", "created_at", "started_at", "finished_at", "verified_at",
-                  "verify_ok", "verify_error", "restores"]
+        fields = [
+            "id",
+            "url",
+            "instance",
+            "node",
+            "label",
+            "status",
+            "location",
+            "size_bytes",
+            "manifest",
+            "requested_by",
+            "task_id",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "verified_at",
+            "verify_ok",
+            "verify_error",
+            "restores",
+        ]
 
 
 class BackupRequestSerializer(serializers.Serializer):
@@ -37,4 +65,5 @@ class BackupRequestSerializer(serializers.Serializer):
 
 class RestoreRequestSerializer(serializers.Serializer):
     confirm = serializers.BooleanField(
-        default=False, help_text="Must be true. Without it the answer is 400 listing what the restore would overwrite.")
+        default=False, help_text="Must be true. Without it the answer is 400 listing what the restore would overwrite."
+    )

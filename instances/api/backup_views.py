@@ -19,7 +19,8 @@ from .backup_serializers import BackupRequestSerializer, BackupSerializer, Resto
 
 class BackupViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Backup.objects.select_related("instance__node", "requested_by").prefetch_related(
-        Prefetch("restores", queryset=Restore.objects.select_related("requested_by").order_by("-created_at")))
+        Prefetch("restores", queryset=Restore.objects.select_related("requested_by").order_by("-created_at"))
+    )
     serializer_class = BackupSerializer
     filterset_class = BackupFilterSet
     search_fields = ["instance__slug", "location"]
@@ -43,10 +44,15 @@ class BackupViewSet(viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         if not data.validated_data["confirm"]:
             targets = restore_targets(backup)
-            return Response({"detail": f"Restoring backup #{backup.pk} overwrites these paths in "
-                                       f"{backup.instance.install_dir} on node {backup.instance.node}: "
-                                       f"{', '.join(targets)}. Send confirm=true to go ahead.",
-                             "will_overwrite": targets}, status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {
+                    "detail": f"Restoring backup #{backup.pk} overwrites these paths in "
+                    f"{backup.instance.install_dir} on node {backup.instance.node}: "
+                    f"{', '.join(targets)}. Send confirm=true to go ahead.",
+                    "will_overwrite": targets,
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         backup_restore_request(backup=backup, user=request.user)
         body = self.get_serializer(self.get_queryset().get(pk=backup.pk)).data
         return accepted(body)

@@ -8,8 +8,9 @@ from instances.selectors import needing_attention
 class InstanceFilterSet(django_filters.FilterSet):
     node = django_filters.CharFilter(field_name="node__name", help_text="Node name.")
     status = django_filters.ChoiceFilter(choices=InstanceStatus.choices)
-    needs_attention = django_filters.BooleanFilter(method="filter_needs_attention",
-                                                   help_text="Has an unresolved attention record.")
+    needs_attention = django_filters.BooleanFilter(
+        method="filter_needs_attention", help_text="Has an unresolved attention record."
+    )
 
     class Meta:
         model = Instance

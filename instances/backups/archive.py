@@ -47,8 +47,10 @@ def make_private_dirs(path: Path, *, below: Path) -> None:
     """Create `path` and any missing folder between `below` and it, each 0700 (`below` itself included).
     Existing folders are tightened too: a BACKUP_ROOT made by an older version was 0755."""
     below.mkdir(parents=True, exist_ok=True)
-    folders = [below, *[below / Path(*path.relative_to(below).parts[:n])
-                        for n in range(1, len(path.relative_to(below).parts) + 1)]]
+    folders = [
+        below,
+        *[below / Path(*path.relative_to(below).parts[:n]) for n in range(1, len(path.relative_to(below).parts) + 1)],
+    ]
     for folder in folders:
         folder.mkdir(exist_ok=True)
         os.chmod(folder, PRIVATE_DIR_MODE)
@@ -61,8 +63,9 @@ def open_private(target: Path):
     return os.fdopen(fd, "wb")
 
 
-def stream_from_node(driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (),
-                     on_progress: Progress | None = None) -> FileEntry:
+def stream_from_node(
+    driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (), on_progress: Progress | None = None
+) -> FileEntry:
     """Run `argv` on the node and store its stdout as `target`, returning the file's sha256 and size."""
     digest, size = hashlib.sha256(), 0
     with open_private(target) as out:

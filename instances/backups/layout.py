@@ -36,9 +36,20 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 # Top-level files of an install directory that config-files.tar.gz takes (shell patterns).
 CONFIG_FILE_PATTERNS = (
-    ".env", ".env.*", "*.env",
-    "docker-compose*.yml", "docker-compose*.yaml", "compose*.yml", "compose*.yaml",
-    "*.yml", "*.yaml", "*.conf", "*.cfg", "*.ini", "*.toml", "*.json",
+    ".env",
+    ".env.*",
+    "*.env",
+    "docker-compose*.yml",
+    "docker-compose*.yaml",
+    "compose*.yml",
+    "compose*.yaml",
+    "*.yml",
+    "*.yaml",
+    "*.conf",
+    "*.cfg",
+    "*.ini",
+    "*.toml",
+    "*.json",
 )
 # Never backed up: CCP's own scratch files on the node.
 IGNORED_PATTERNS = (".ccp*", "*.ccp-tmp")
@@ -77,7 +88,8 @@ def archive_plan(inventory: Inventory) -> list[ArchivePlan]:
 def config_files(inventory: Inventory) -> list[str]:
     """Top-level regular files (or symlinks) that look like configuration, sorted."""
     return sorted(
-        name for name, kind in inventory.entries.items()
+        name
+        for name, kind in inventory.entries.items()
         if kind in ("f", "l")
         and any(fnmatch.fnmatchcase(name, pattern) for pattern in CONFIG_FILE_PATTERNS)
         and not any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_PATTERNS)

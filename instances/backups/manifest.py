@@ -110,6 +110,8 @@ def differences(on_disk: Manifest, recorded: dict) -> list[str]:
             problems.append(f"{name} is recorded for this backup but missing from MANIFEST.txt")
         elif entry.sha256 != info.get("sha256") or entry.size != info.get("size"):
             problems.append(f"MANIFEST.txt lists another checksum or size for {name} than was recorded")
-    problems += [f"MANIFEST.txt lists {name}, which was not recorded for this backup"
-                 for name in sorted(set(listed) - set(recorded))]
+    problems += [
+        f"MANIFEST.txt lists {name}, which was not recorded for this backup"
+        for name in sorted(set(listed) - set(recorded))
+    ]
     return problems

@@ -17,14 +17,18 @@ from .layout import Inventory
 
 
 def inventory(driver, install_dir: str) -> Inventory:
-    result = driver.run(["sh", "-c", scripts.INVENTORY, "ccp-inventory", install_dir],
-                        timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
+    result = driver.run(
+        ["sh", "-c", scripts.INVENTORY, "ccp-inventory", install_dir], timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT
+    )
     if result.exit_code == 2:
-        raise CCPError(f"The install directory {install_dir} does not exist on node {driver.label} "
-                       "(or the node account cannot enter it).")
+        raise CCPError(
+            f"The install directory {install_dir} does not exist on node {driver.label} "
+            "(or the node account cannot enter it)."
+        )
     if not result.ok:
-        raise CCPError(f"Cannot list {install_dir} on node {driver.label}: "
-                       f"{result.stderr.decode(errors='replace').strip()}")
+        raise CCPError(
+            f"Cannot list {install_dir} on node {driver.label}: {result.stderr.decode(errors='replace').strip()}"
+        )
     entries = {}
     for record in result.stdout.split(b"\0"):
         if record:

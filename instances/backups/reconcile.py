@@ -39,15 +39,24 @@ def _backup_interrupted(backup_id: int) -> None:
         except ValueError:
             pass
     Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
-        status=BackupStatus.FAILED, location="", finished_at=timezone.now(),
-        error="Interrupted: the worker running this backup stopped (lost heartbeat); its partial files were removed.")
+        status=BackupStatus.FAILED,
+        location="",
+        finished_at=timezone.now(),
+        error="Interrupted: the worker running this backup stopped (lost heartbeat); its partial files were removed.",
+    )
 
 
 def _restore_interrupted(restore_id: int, instance) -> None:
     updated = Restore.objects.filter(pk=restore_id, status__in=[RestoreStatus.PENDING, RestoreStatus.RUNNING]).update(
-        status=RestoreStatus.INTERRUPTED, finished_at=timezone.now(),
+        status=RestoreStatus.INTERRUPTED,
+        finished_at=timezone.now(),
         error="Interrupted: the worker running this restore stopped (lost heartbeat). The node may be half-way; "
-              f"look in {instance.install_dir}/.ccp-restore-{restore_id}/ on it, then restore again.")
+        f"look in {instance.install_dir}/.ccp-restore-{restore_id}/ on it, then restore again.",
+    )
     if updated:
-        attention_raise(instance=instance, reason=f"Restore #{restore_id} was interrupted when its worker stopped.",
-                        operation_kind="restore", operation_id=restore_id)
+        attention_raise(
+            instance=instance,
+            reason=f"Restore #{restore_id} was interrupted when its worker stopped.",
+            operation_kind="restore",
+            operation_id=restore_id,
+        )

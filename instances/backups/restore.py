@@ -65,17 +65,26 @@ def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -
     Raises Conflict (409) when the instance is busy, CCPError when the backup cannot be restored."""
     backup = Backup.objects.select_related("instance").get(pk=backup.pk)
     if backup.status != BackupStatus.SUCCEEDED:
-        raise CCPError(f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a complete backup "
-                       "can be restored.")
+        raise CCPError(
+            f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a complete backup can be restored."
+        )
     if backup.verify_ok is False:
         raise CCPError(f"Backup #{backup.pk} failed verification ({backup.verify_error}); it cannot be restored.")
     if not restore_targets(backup):
         raise CCPError(f"Backup #{backup.pk} holds nothing a restore puts back.")
-    restore = Restore.objects.create(backup=backup, source=backup.location, instance=backup.instance,
-                                     requested_by=user if user is not None and user.is_authenticated else None)
+    restore = Restore.objects.create(
+        backup=backup,
+        source=backup.location,
+        instance=backup.instance,
+        requested_by=user if user is not None and user.is_authenticated else None,
+    )
     lock_acquire(instance=backup.instance, kind=OperationKind.RESTORE, operation_id=restore.pk)
-    audit_log(user=user, obj=backup.instance, action="changed",
-              message=f"Requested restore #{restore.pk} of backup #{backup.pk} ({backup.location}).")
+    audit_log(
+        user=user,
+        obj=backup.instance,
+        action="changed",
+        message=f"Requested restore #{restore.pk} of backup #{backup.pk} ({backup.location}).",
+    )
     if enqueue:
         restore.task_id = str(uuid.uuid4())
         restore.save(update_fields=["task_id"])
@@ -86,8 +95,13 @@ def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -
 def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) -> str:
     """Run a requested restore to its end (the task calls this). Runs once: only the caller that moves
     the row from pending to running goes on."""
-    restore, claimed = operation_claim(Restore, restore_id, pending=RestoreStatus.PENDING,
-                                       running=RestoreStatus.RUNNING, select_related=("instance__node", "backup"))
+    restore, claimed = operation_claim(
+        Restore,
+        restore_id,
+        pending=RestoreStatus.PENDING,
+        running=RestoreStatus.RUNNING,
+        select_related=("instance__node", "backup"),
+    )
     if restore is None:
         return "missing"
     if not claimed:
@@ -102,8 +116,12 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
             _restore(restore, driver_for(restore.instance.node), on_progress)
         except HalfRestored as error:
             _finish(restore, RestoreStatus.FAILED, error.message)
-            attention_raise(instance=restore.instance, reason=f"Restore #{restore.pk} failed half-way: "
-                            f"{error.message}", operation_kind="restore", operation_id=restore.pk)
+            attention_raise(
+                instance=restore.instance,
+                reason=f"Restore #{restore.pk} failed half-way: {error.message}",
+                operation_kind="restore",
+                operation_id=restore.pk,
+            )
         except CCPError as error:
             _finish(restore, RestoreStatus.FAILED, error.message)
         except Exception as error:
@@ -125,8 +143,9 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
         raise RestoreError("The backup was removed before the restore started.")
     _step(restore, f"verifying backup #{backup.pk} ({backup.location})")
     problems = verify_problems(backup)
-    Backup.objects.filter(pk=backup.pk).update(verified_at=timezone.now(), verify_ok=not problems,
-                                               verify_error="; ".join(problems))
+    Backup.objects.filter(pk=backup.pk).update(
+        verified_at=timezone.now(), verify_ok=not problems, verify_error="; ".join(problems)
+    )
     if problems:
         raise RestoreError(f"Backup #{backup.pk} failed verification, nothing was changed: {'; '.join(problems)}")
 
@@ -150,31 +169,49 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     try:
         for archive in archives:
             _step(restore, f"unpacking {archive} into {incoming}")
-            sent = stream_to_node(driver, source=folder / archive, on_progress=on_progress,
-                                  argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"])
+            sent = stream_to_node(
+                driver,
+                source=folder / archive,
+                on_progress=on_progress,
+                argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"],
+            )
             if sent != backup.manifest[archive]["sha256"]:
                 raise RestoreError(f"{archive} changed while it was being restored; nothing was changed.")
         _step(restore, "checking the unpacked files on the node")
-        _check(driver.checksums(names, base=incoming), expected, "The unpacked files differ from the backup "
-                                                                   "on the node, nothing was changed")
+        _check(
+            driver.checksums(names, base=incoming),
+            expected,
+            "The unpacked files differ from the backup on the node, nothing was changed",
+        )
         _step(restore, "swapping in: " + ", ".join(restore_targets(backup)))
         swapped = True  # from here on, until the script says otherwise, the node may be half-way
-        result = driver.run(["sh", "-c", scripts.SWAP, "ccp-restore-swap", instance.install_dir, staging, *names],
-                            timeout=timeout)
+        result = driver.run(
+            ["sh", "-c", scripts.SWAP, "ccp-restore-swap", instance.install_dir, staging, *names], timeout=timeout
+        )
         if result.exit_code in (scripts.SWAP_NOTHING_MOVED, scripts.SWAP_PUT_BACK):
             swapped = False
-            raise RestoreError("Swapping the restored files in failed and the previous files were kept: "
-                               + result.stderr.decode(errors="replace").strip()[-300:])
+            raise RestoreError(
+                "Swapping the restored files in failed and the previous files were kept: "
+                + result.stderr.decode(errors="replace").strip()[-300:]
+            )
         if not result.ok:
-            raise RestoreError(f"Swapping the restored files in failed (exit code {result.exit_code}): "
-                               + result.stderr.decode(errors="replace").strip()[-300:])
+            raise RestoreError(
+                f"Swapping the restored files in failed (exit code {result.exit_code}): "
+                + result.stderr.decode(errors="replace").strip()[-300:]
+            )
         _step(restore, "checking the restored files in place on the node")
         try:
-            _check(driver.checksums(names, base=instance.install_dir), expected,
-                   "The restored files differ from the backup on the node; the previous files were put back")
+            _check(
+                driver.checksums(names, base=instance.install_dir),
+                expected,
+                "The restored files differ from the backup on the node; the previous files were put back",
+            )
         except RestoreError:
-            driver.run(["sh", "-c", scripts.UNDO_SWAP, "ccp-restore-undo", instance.install_dir, staging, *names],
-                       timeout=timeout, check=True)
+            driver.run(
+                ["sh", "-c", scripts.UNDO_SWAP, "ccp-restore-undo", instance.install_dir, staging, *names],
+                timeout=timeout,
+                check=True,
+            )
             swapped = False
             raise
     except BaseException as error:
@@ -182,14 +219,20 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
             _remove_quietly(driver, staging)
             raise
         reason = error.message if isinstance(error, CCPError) else f"{type(error).__name__}: {error}"
-        raise HalfRestored(f"The restore stopped half-way and could not put the previous files back; they are "
-                           f"kept in {staging}/old on the node. {reason}") from error
+        raise HalfRestored(
+            f"The restore stopped half-way and could not put the previous files back; they are "
+            f"kept in {staging}/old on the node. {reason}"
+        ) from error
     driver.run(["rm", "-rf", "--", staging], timeout=timeout, check=True)
 
     _step(restore, "starting the stack: docker compose up -d --wait --force-recreate")
     try:
-        driver.run(compose_argv(instance, "up", "-d", "--wait", "--force-recreate"), cwd=instance.install_dir,
-                   timeout=settings.CCP_RESTORE_UP_TIMEOUT, check=True)
+        driver.run(
+            compose_argv(instance, "up", "-d", "--wait", "--force-recreate"),
+            cwd=instance.install_dir,
+            timeout=settings.CCP_RESTORE_UP_TIMEOUT,
+            check=True,
+        )
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
     _step(restore, "done")
@@ -199,10 +242,14 @@ def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
     links = {path for path, digest in expected.items() if digest == SYMLINK}
     missing = sorted(set(expected) - set(actual) - links)
     extra = sorted(set(actual) - set(expected))
-    changed = sorted(path for path in expected
-                     if path in actual and path not in links and actual[path] != expected[path])
-    parts = [f"{label}: {', '.join(paths[:MAX_NAMED])}{' …' if len(paths) > MAX_NAMED else ''}"
-             for label, paths in (("missing", missing), ("different", changed), ("unexpected", extra)) if paths]
+    changed = sorted(
+        path for path in expected if path in actual and path not in links and actual[path] != expected[path]
+    )
+    parts = [
+        f"{label}: {', '.join(paths[:MAX_NAMED])}{' …' if len(paths) > MAX_NAMED else ''}"
+        for label, paths in (("missing", missing), ("different", changed), ("unexpected", extra))
+        if paths
+    ]
     if parts:
         raise RestoreError(f"{what} ({'; '.join(parts)}).")
 
@@ -215,7 +262,8 @@ def _step(restore: Restore, text: str) -> None:
 def _finish(restore: Restore, status: str, error: str) -> None:
     restore.status, restore.error, restore.finished_at = status, error, timezone.now()
     Restore.objects.filter(pk=restore.pk, status=RestoreStatus.RUNNING).update(
-        status=status, error=error, finished_at=restore.finished_at)
+        status=status, error=error, finished_at=restore.finished_at
+    )
 
 
 def _remove_quietly(driver, path: str) -> None:

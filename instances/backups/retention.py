@@ -33,8 +33,9 @@ class Candidate:
     created_at: datetime
 
 
-def expired(candidates: Iterable[Candidate], *, now: datetime, keep_per_label: int, keep_days: int,
-            in_use: Iterable[int] = ()) -> list[int]:
+def expired(
+    candidates: Iterable[Candidate], *, now: datetime, keep_per_label: int, keep_days: int, in_use: Iterable[int] = ()
+) -> list[int]:
     """The ids the rules above do not keep, newest first. Pure: no database, no disk."""
     newest_first = sorted(candidates, key=lambda c: c.created_at, reverse=True)
     keep = set(in_use)
@@ -58,12 +59,15 @@ def backups_prune(*, instance: Instance, now: datetime | None = None) -> list[st
     """Remove the backups of `instance` that retention does not keep (folder first, then row), and any
     leftover .partial/.pruning folder no running backup owns. Returns (and logs) one line per removal."""
     complete = Backup.objects.filter(instance=instance, status=BackupStatus.SUCCEEDED)
-    in_use = Restore.objects.filter(instance=instance, status__in=[RestoreStatus.PENDING, RestoreStatus.RUNNING],
-                                    backup__isnull=False).values_list("backup_id", flat=True)
+    in_use = Restore.objects.filter(
+        instance=instance, status__in=[RestoreStatus.PENDING, RestoreStatus.RUNNING], backup__isnull=False
+    ).values_list("backup_id", flat=True)
     doomed = expired(
         (Candidate(b.pk, b.label, b.created_at) for b in complete.only("pk", "label", "created_at")),
-        now=now or timezone.now(), keep_per_label=settings.CCP_BACKUP_KEEP_PER_LABEL,
-        keep_days=settings.CCP_BACKUP_KEEP_DAILY_DAYS, in_use=list(in_use),
+        now=now or timezone.now(),
+        keep_per_label=settings.CCP_BACKUP_KEEP_PER_LABEL,
+        keep_days=settings.CCP_BACKUP_KEEP_DAILY_DAYS,
+        in_use=list(in_use),
     )
     report = []
     for backup in complete.filter(pk__in=doomed).order_by("created_at"):
@@ -93,9 +97,14 @@ def _sweep_leftovers(instance: Instance) -> list[str]:
     root = layout.instance_root(node_name=instance.node.name, slug=instance.slug)
     if not root.is_dir():
         return []
-    running = {layout.partial_of(layout.absolute(location)).name for location in Backup.objects.filter(
-        instance=instance, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).exclude(location="")
-        .values_list("location", flat=True)}
+    running = {
+        layout.partial_of(layout.absolute(location)).name
+        for location in Backup.objects.filter(
+            instance=instance, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]
+        )
+        .exclude(location="")
+        .values_list("location", flat=True)
+    }
     removed = []
     for entry in root.iterdir():
         if entry.name.endswith((layout.PARTIAL_SUFFIX, layout.PRUNING_SUFFIX)) and entry.name not in running:

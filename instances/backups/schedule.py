@@ -18,9 +18,12 @@ def ensure_backup_schedule(apps, schema_editor=None) -> None:
         return
     crontab, _ = CrontabSchedule.objects.get_or_create(**DEFAULT_CRONTAB, timezone="UTC")
     PeriodicTask.objects.create(
-        name=SCHEDULE_NAME, task=BACKUP_ALL_TASK, crontab=crontab, enabled=True,
+        name=SCHEDULE_NAME,
+        task=BACKUP_ALL_TASK,
+        crontab=crontab,
+        enabled=True,
         description="Takes a scheduled backup of every active instance that has backups enabled, then prunes "
-                    "old backups by the retention settings (README, Backups).",
+        "old backups by the retention settings (README, Backups).",
     )
     # A running beat reloads its schedule when this changes.
     PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})

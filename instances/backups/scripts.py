@@ -37,12 +37,15 @@ undo() {
 # $1: install directory; $2: staging directory holding new/<name>; $3…: top-level names. Each entry
 # is renamed aside into old/ and the new one renamed in (one rename each, same file system).
 # Exit 2: nothing was moved; 3: a rename failed and everything was put back; 4: it could not be put back.
-SWAP = r"""
+SWAP = (
+    r"""
 dir=$1 staging=$2
 shift 2
 cd -- "$dir" || exit 2
 mkdir -p -- "$staging/old" || exit 2
-""" + _UNDO + r"""
+"""
+    + _UNDO
+    + r"""
 for name do
     if [ -e "$name" ] || [ -L "$name" ]; then
         mv -- "$name" "$staging/old/$name" || { undo "$@" && exit 3; exit 4; }
@@ -50,13 +53,18 @@ for name do
     mv -- "$staging/new/$name" "$name" || { undo "$@" && exit 3; exit 4; }
 done
 """
+)
 SWAP_NOTHING_MOVED, SWAP_PUT_BACK = 2, 3
 
 # Same arguments as SWAP: undo a completed swap (the restored files failed their check on the node).
-UNDO_SWAP = r"""
+UNDO_SWAP = (
+    r"""
 dir=$1 staging=$2
 shift 2
 cd -- "$dir" || exit 2
-""" + _UNDO + r"""
+"""
+    + _UNDO
+    + r"""
 undo "$@"
 """
+)

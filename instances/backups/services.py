@@ -106,8 +106,13 @@ def backup_for_upgrade(*, instance: Instance, driver, user=None) -> Backup:
 
     Returns the row, succeeded or failed (with its error); a failure leaves nothing on disk.
     """
-    backup = Backup.objects.create(instance=instance, label=BackupLabel.PRE_UPGRADE, status=BackupStatus.RUNNING,
-                                   requested_by=_user_or_none(user), started_at=timezone.now())
+    backup = Backup.objects.create(
+        instance=instance,
+        label=BackupLabel.PRE_UPGRADE,
+        status=BackupStatus.RUNNING,
+        requested_by=_user_or_none(user),
+        started_at=timezone.now(),
+    )
     _take(backup, driver)
     return backup
 
@@ -116,14 +121,19 @@ def backup_verify(*, backup: Backup, user=None) -> Backup:
     """Re-hash every file of the backup against its MANIFEST.txt (and MANIFEST.txt against the row).
     Sets verified_at / verify_ok / verify_error, naming each missing or corrupted file."""
     if backup.status != BackupStatus.SUCCEEDED:
-        raise CCPError(f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a complete "
-                       "backup can be verified.")
+        raise CCPError(
+            f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a complete backup can be verified."
+        )
     problems = verify_problems(backup)
     backup.verified_at, backup.verify_ok = timezone.now(), not problems
     backup.verify_error = "; ".join(problems)
     backup.save(update_fields=["verified_at", "verify_ok", "verify_error"])
-    audit_log(user=user, obj=backup, action="changed",
-              message="Verified: " + ("all files match MANIFEST.txt." if not problems else backup.verify_error))
+    audit_log(
+        user=user,
+        obj=backup,
+        action="changed",
+        message="Verified: " + ("all files match MANIFEST.txt." if not problems else backup.verify_error),
+    )
     return backup
 
 
@@ -161,8 +171,14 @@ def backup_all_scheduled() -> list[str]:
             backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
         except CCPError as error:
             now = timezone.now()
-            Backup.objects.create(instance=instance, label=BackupLabel.SCHEDULED, status=BackupStatus.FAILED,
-                                  error=f"Skipped: {error.message}", started_at=now, finished_at=now)
+            Backup.objects.create(
+                instance=instance,
+                label=BackupLabel.SCHEDULED,
+                status=BackupStatus.FAILED,
+                error=f"Skipped: {error.message}",
+                started_at=now,
+                finished_at=now,
+            )
             report.append(f"{instance}: skipped ({error.message})")
             log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
             continue
@@ -171,6 +187,7 @@ def backup_all_scheduled() -> list[str]:
 
 
 # --- taking a backup -----------------------------------------------------------------------------
+
 
 def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_lost=lambda: False) -> None:
     """Write the backup into `<folder>.partial`, then rename it into place and mark the row succeeded.
@@ -187,8 +204,9 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
         write_local(partial / layout.MANIFEST, format_manifest(manifest).encode())
         fsync_dir(partial)
         if lock_lost():
-            raise LockLost("The instance lock was taken away while the backup ran (declared stale); "
-                           "this backup was discarded.")
+            raise LockLost(
+                "The instance lock was taken away while the backup ran (declared stale); this backup was discarded."
+            )
         partial.rename(final)
         fsync_dir(final.parent)
     except BaseException as error:
@@ -200,8 +218,12 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
     size = sum(f.size for f in files) + (final / layout.MANIFEST).stat().st_size
     # Conditional: if the reconciler declared this backup interrupted meanwhile, its verdict stands.
     updated = Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
-        status=BackupStatus.SUCCEEDED, finished_at=timezone.now(), size_bytes=size, manifest=manifest.as_json(),
-        error="")
+        status=BackupStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+        size_bytes=size,
+        manifest=manifest.as_json(),
+        error="",
+    )
     if not updated:
         shutil.rmtree(final, ignore_errors=True)
     backup.refresh_from_db()
@@ -214,8 +236,15 @@ def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_pr
     found = node_state.inventory(driver, instance.install_dir)
     files = []
     for plan in layout.archive_plan(found):
-        files.append(stream_from_node(driver, argv=tar_create_argv(instance.install_dir, plan.paths),
-                                      target=partial / plan.name, paths=plan.paths, on_progress=on_progress))
+        files.append(
+            stream_from_node(
+                driver,
+                argv=tar_create_argv(instance.install_dir, plan.paths),
+                target=partial / plan.name,
+                paths=plan.paths,
+                on_progress=on_progress,
+            )
+        )
     text = node_state.host_state(driver, instance, started)
     files.append(write_local(partial / layout.HOST_STATE, text.encode()))
     if found.is_git_checkout:
@@ -256,7 +285,8 @@ def _fail(backup: Backup, message: str, *, clear_location: bool = False) -> None
         backup.location = ""
         fields.append("location")
     Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
-        **{name: getattr(backup, name) for name in fields})
+        **{name: getattr(backup, name) for name in fields}
+    )
     log.warning("Backup #%s of %s failed: %s", backup.pk, backup.instance_id, message)
 
 

@@ -180,6 +180,7 @@ def job_status(state: str, output: bytes, offset: int) -> JobStatus:
         return JobStatus(running=True, exit_code=None, output=output, offset=offset + len(output))
     if state.startswith("exited "):
         code = state.removeprefix("exited ").strip()
-        return JobStatus(running=False, exit_code=int(code) if code.isdigit() else None, output=output,
-                         offset=offset + len(output))
+        return JobStatus(
+            running=False, exit_code=int(code) if code.isdigit() else None, output=output, offset=offset + len(output)
+        )
     return JobStatus(running=False, exit_code=None, output=output, offset=offset + len(output))

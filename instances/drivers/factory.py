@@ -34,8 +34,14 @@ def driver_for(node: Node) -> Driver:
     pinned = (node.host_key_type, node.host_key_base64) if node.host_key_base64 else None
 
     def create() -> SSHDriver:
-        return SSHDriver(node.address, node.ssh_port, node.ssh_user, pkey_text=key_text,
-                         pinned_host_key=pinned, on_new_host_key=_pin_on_first_contact(node))
+        return SSHDriver(
+            node.address,
+            node.ssh_port,
+            node.ssh_user,
+            pkey_text=key_text,
+            pinned_host_key=pinned,
+            on_new_host_key=_pin_on_first_contact(node),
+        )
 
     # Every operation re-verifies the pin (free on a live connection): a pooled driver is reused only
     # if it trusts the key the node row pins now (re-pinned, or pin cleared for re-pinning elsewhere)
@@ -68,32 +74,42 @@ def client_key_text(node: Node) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as error:
-        raise AuthenticationFailed(f"The private key file {path} for node {label} cannot be used: "
-                                   f"{error.strerror}.", node=label) from None
+        raise AuthenticationFailed(
+            f"The private key file {path} for node {label} cannot be used: {error.strerror}.", node=label
+        ) from None
     with os.fdopen(fd, "rb") as key_file:
         try:
             validate_ssh_key_path(os.readlink(f"/proc/self/fd/{fd}"))
         except ValidationError as exc:
             raise DriverError(f"Node {node.name}: {' '.join(exc.messages)}", node=node.name) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise AuthenticationFailed(f"The private key file {path} for node {label} is not a regular file.",
-                                       node=label)
+            raise AuthenticationFailed(
+                f"The private key file {path} for node {label} is not a regular file.", node=label
+            )
         return key_file.read(1024 * 1024).decode(errors="replace")
 
 
 def _pin_on_first_contact(node: Node) -> NewHostKeyCallback:
     def pin(key_type: str, key_base64: str, key_fingerprint: str) -> None:
-        fields = {"host_key_type": key_type, "host_key_base64": key_base64,
-                  "host_key_fingerprint": key_fingerprint, "host_key_pinned_at": timezone.now()}
+        fields = {
+            "host_key_type": key_type,
+            "host_key_base64": key_base64,
+            "host_key_fingerprint": key_fingerprint,
+            "host_key_pinned_at": timezone.now(),
+        }
         # Only a node with no pinned key is pinned: two workers meeting a new node race here, and
         # the loser must compare with what the winner stored rather than overwrite it.
         if not Node.objects.filter(pk=node.pk, host_key_base64="").update(**fields):
-            stored = Node.objects.values("host_key_type", "host_key_base64", "host_key_pinned_at",
-                                         "host_key_fingerprint").get(pk=node.pk)
+            stored = Node.objects.values(
+                "host_key_type", "host_key_base64", "host_key_pinned_at", "host_key_fingerprint"
+            ).get(pk=node.pk)
             if stored["host_key_base64"] != key_base64:
-                raise HostKeyMismatch(node=f"{node.address}:{node.ssh_port}",
-                                      pinned_fingerprint=fingerprint(stored["host_key_base64"]),
-                                      offered_key=(key_type, key_base64), offered_fingerprint=key_fingerprint)
+                raise HostKeyMismatch(
+                    node=f"{node.address}:{node.ssh_port}",
+                    pinned_fingerprint=fingerprint(stored["host_key_base64"]),
+                    offered_key=(key_type, key_base64),
+                    offered_fingerprint=key_fingerprint,
+                )
             fields = stored
         for name, value in fields.items():
             setattr(node, name, value)

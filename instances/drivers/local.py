@@ -56,14 +56,22 @@ class LocalDriver(Driver):
 
     def _checked(self, result: Result, argv: list[str], check: bool) -> Result:
         if check and not result.ok:
-            raise CommandFailed(node=self.label, argv=argv, exit_code=result.exit_code,
-                                stdout=result.stdout, stderr=result.stderr)
+            raise CommandFailed(
+                node=self.label, argv=argv, exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr
+            )
         return result
 
     def _spawn(self, argv: list[str], *, stdin: int, cwd: str | None = None) -> subprocess.Popen:
         # New session: the command and all it starts form one process group we can end together.
-        return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=cwd, start_new_session=True, bufsize=0)
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            start_new_session=True,
+            bufsize=0,
+        )
 
     def _spawn_stream(self, argv: list[str], *, stdin: int) -> subprocess.Popen:
         """As `_spawn`, but a command that cannot start fails as it would through a shell (127/126)."""
@@ -71,8 +79,9 @@ class LocalDriver(Driver):
             return self._spawn(argv, stdin=stdin)
         except (FileNotFoundError, PermissionError) as error:
             code = 127 if isinstance(error, FileNotFoundError) else 126
-            raise CommandFailed(node=self.label, argv=argv, exit_code=code,
-                                stderr=f"{argv[0]}: {error.strerror}\n".encode()) from None
+            raise CommandFailed(
+                node=self.label, argv=argv, exit_code=code, stderr=f"{argv[0]}: {error.strerror}\n".encode()
+            ) from None
 
     @contextmanager
     def open_stream_out(self, argv: Sequence[str]) -> Iterator[CommandOutput]:

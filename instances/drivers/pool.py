@@ -29,8 +29,13 @@ class ConnectionPool:
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
 
-    def get(self, key: PoolKey, create: Callable[[], SSHDriver],
-            reuse: Callable[[SSHDriver], bool] = lambda driver: True, group=None) -> SSHDriver:
+    def get(
+        self,
+        key: PoolKey,
+        create: Callable[[], SSHDriver],
+        reuse: Callable[[SSHDriver], bool] = lambda driver: True,
+        group=None,
+    ) -> SSHDriver:
         """The pooled driver for `key`, or a new one from `create()` (also when `reuse` says no).
         With `group` (a node id) as `key[0]`, a new driver replaces every other driver of the group."""
         with self._lock:

@@ -186,14 +186,16 @@ class SSHDriver(Driver):
                 return open_(transport)
             except paramiko.ChannelException as error:
                 # The connection is fine; sshd refused one more session on it (MaxSessions).
-                raise SessionRefused(f"Node {self.label} refused a new session: {describe(error)}.",
-                                     node=self.label) from None
+                raise SessionRefused(
+                    f"Node {self.label} refused a new session: {describe(error)}.", node=self.label
+                ) from None
             except (paramiko.SSHException, EOFError, OSError) as error:
                 if transport.is_active():
                     # The connection lives and other threads' commands run on it: only this channel
                     # failed to open (in time, under load). Retried as a refusal; never torn down.
-                    raise SessionRefused(f"Node {self.label} did not open a new session: {describe(error)}.",
-                                         node=self.label) from None
+                    raise SessionRefused(
+                        f"Node {self.label} did not open a new session: {describe(error)}.", node=self.label
+                    ) from None
                 with self._lock:
                     if self._transport is transport:
                         self._drop()
@@ -245,15 +247,18 @@ class SSHDriver(Driver):
             finally:
                 channel.close()
         if timeout is not None and result.exit_code in TIMED_OUT and time.monotonic() - started >= timeout:
-            raise CommandTimeout(node=self.label, argv=argv, timeout=timeout, stdout=result.stdout,
-                                 stderr=result.stderr)
+            raise CommandTimeout(
+                node=self.label, argv=argv, timeout=timeout, stdout=result.stdout, stderr=result.stderr
+            )
         if check and not result.ok:
-            raise CommandFailed(node=self.label, argv=argv, exit_code=result.exit_code,
-                                stdout=result.stdout, stderr=result.stderr)
+            raise CommandFailed(
+                node=self.label, argv=argv, exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr
+            )
         return result
 
-    def _collect(self, channel: paramiko.Channel, argv: list[str], stdin: bytes | None,
-                 timeout: float | None) -> Result:
+    def _collect(
+        self, channel: paramiko.Channel, argv: list[str], stdin: bytes | None, timeout: float | None
+    ) -> Result:
         """Feed stdin and read stdout and stderr together until the command ends."""
         deadline = None if timeout is None else time.monotonic() + timeout + REMOTE_KILL_GRACE + CLIENT_MARGIN
         writer = self._feed(channel, stdin)
@@ -267,8 +272,9 @@ class SSHDriver(Driver):
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise CommandTimeout(node=self.label, argv=argv, timeout=timeout or 0,
-                                     stdout=bytes(stdout), stderr=bytes(stderr))
+                raise CommandTimeout(
+                    node=self.label, argv=argv, timeout=timeout or 0, stdout=bytes(stdout), stderr=bytes(stderr)
+                )
             # The channel's fileno becomes readable when either stream has data or at EOF.
             select.select([channel], [], [], remaining)
         if writer is not None:
@@ -362,8 +368,9 @@ class SSHDriver(Driver):
                 stderr.join(self.connect_timeout)
                 writer.finished(code, stdout, stderr)
                 if code != 0:
-                    raise CommandFailed(node=self.label, argv=argv, exit_code=code,
-                                        stdout=stdout.data, stderr=stderr.data)
+                    raise CommandFailed(
+                        node=self.label, argv=argv, exit_code=code, stdout=stdout.data, stderr=stderr.data
+                    )
             finally:
                 channel.close()
 

@@ -65,8 +65,9 @@ def validate_private_key(value: str) -> None:
     try:
         load_client_key(pkey_text=value)
     except AuthenticationFailed:
-        raise ValidationError("This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa).",
-                              code="invalid_key") from None
+        raise ValidationError(
+            "This is not an unencrypted OpenSSH/PEM private key (ed25519, ecdsa, rsa).", code="invalid_key"
+        ) from None
 
 
 def _key_from_text(text: str) -> paramiko.PKey:

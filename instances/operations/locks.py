@@ -39,8 +39,9 @@ def lock_acquire(*, instance, kind: str, operation_id: int) -> InstanceLock:
     """Take the instance's lock or raise Conflict naming the operation that holds it."""
     try:
         with transaction.atomic():
-            return InstanceLock.objects.create(instance=instance, kind=kind, operation_id=operation_id,
-                                               heartbeat_at=timezone.now())
+            return InstanceLock.objects.create(
+                instance=instance, kind=kind, operation_id=operation_id, heartbeat_at=timezone.now()
+            )
     except IntegrityError:
         holder = InstanceLock.objects.filter(instance=instance).first()
         running = describe(holder) if holder else "another operation"
@@ -49,8 +50,11 @@ def lock_acquire(*, instance, kind: str, operation_id: int) -> InstanceLock:
 
 def lock_claim(*, instance_id: int, kind: str, operation_id: int) -> bool:
     """The worker that runs the operation marks itself as owner. False: the lock is not this operation's."""
-    return bool(InstanceLock.objects.filter(instance_id=instance_id, kind=kind, operation_id=operation_id)
-                .update(owner=owner_id(), heartbeat_at=timezone.now()))
+    return bool(
+        InstanceLock.objects.filter(instance_id=instance_id, kind=kind, operation_id=operation_id).update(
+            owner=owner_id(), heartbeat_at=timezone.now()
+        )
+    )
 
 
 def lock_release(*, instance_id: int, kind: str, operation_id: int) -> None:
@@ -107,8 +111,7 @@ class Heartbeat:
     def _run(self) -> None:
         try:
             while not self._stop.wait(self.interval):
-                updated = InstanceLock.objects.filter(**self.key, owner=owner_id()).update(
-                    heartbeat_at=timezone.now())
+                updated = InstanceLock.objects.filter(**self.key, owner=owner_id()).update(heartbeat_at=timezone.now())
                 if not updated:
                     self.lost = True
                     return

@@ -11,12 +11,14 @@ class InstanceLock(models.Model):
     a second row. The holder refreshes `heartbeat_at`; a lock whose holder died is taken away by the
     reconciler (instances.operations.reconcile) and reported on its operation."""
 
-    instance = models.OneToOneField("instances.Instance", on_delete=models.CASCADE, primary_key=True,
-                                    related_name="lock")
+    instance = models.OneToOneField(
+        "instances.Instance", on_delete=models.CASCADE, primary_key=True, related_name="lock"
+    )
     kind = models.CharField(max_length=16, choices=OperationKind.choices)
     operation_id = models.BigIntegerField()
-    owner = models.CharField(max_length=200, blank=True, default="",
-                             help_text="host:pid of the worker process holding the lock.")
+    owner = models.CharField(
+        max_length=200, blank=True, default="", help_text="host:pid of the worker process holding the lock."
+    )
     acquired_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField()
 

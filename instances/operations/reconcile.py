@@ -52,9 +52,9 @@ def reconcile_stale_locks() -> list[str]:
         if not owner_is_dead(lock):
             continue
         with transaction.atomic():
-            taken = InstanceLock.objects.filter(instance_id=lock.instance_id, owner=lock.owner,
-                                                operation_id=lock.operation_id).update(
-                owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now())
+            taken = InstanceLock.objects.filter(
+                instance_id=lock.instance_id, owner=lock.owner, operation_id=lock.operation_id
+            ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now())
             if not taken:
                 continue  # another reconciler got there first, or the owner came back
             report.append(_handle(lock))

@@ -22,11 +22,16 @@ from .locks import Heartbeat, lock_claim, lock_release
 log = logging.getLogger(__name__)
 
 
-def operation_claim(model: type[models.Model], operation_id: int, *, pending: str, running: str,
-                    select_related: tuple[str, ...] = ("instance__node",)) -> tuple[models.Model | None, bool]:
+def operation_claim(
+    model: type[models.Model],
+    operation_id: int,
+    *,
+    pending: str,
+    running: str,
+    select_related: tuple[str, ...] = ("instance__node",),
+) -> tuple[models.Model | None, bool]:
     """(row, claimed): the row (None when it does not exist) and whether this caller moved it to running."""
-    claimed = model.objects.filter(pk=operation_id, status=pending).update(status=running,
-                                                                           started_at=timezone.now())
+    claimed = model.objects.filter(pk=operation_id, status=pending).update(status=running, started_at=timezone.now())
     row = model.objects.select_related(*select_related).filter(pk=operation_id).first()
     if row is None:
         log.warning("%s %s does not exist (any more): nothing to run.", model.__name__, operation_id)
@@ -35,8 +40,14 @@ def operation_claim(model: type[models.Model], operation_id: int, *, pending: st
     return row, bool(claimed)
 
 
-def run_operation(*, kind: str, row, work: Callable[[Heartbeat], str], refused: Callable[[], str],
-                  claim: Callable[[dict], bool] | None = None) -> str:
+def run_operation(
+    *,
+    kind: str,
+    row,
+    work: Callable[[Heartbeat], str],
+    refused: Callable[[], str],
+    claim: Callable[[dict], bool] | None = None,
+) -> str:
     """Run `work(heartbeat)` holding the lock of `row`'s instance; returns the status `work` (or `refused`)
     returns. `heartbeat.lost` turns true when the lock was taken away meanwhile (declared stale)."""
     key = {"instance_id": row.instance_id, "kind": kind, "operation_id": row.pk}

@@ -14,8 +14,15 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def payload(make_node):
     node = make_node(name="edge-1")
-    return {"name": "Acme", "slug": "acme", "node": node.name, "install_dir": "/srv/ccp/acme",
-            "ports": {"http": 8080}, "profiles": "monitoring", "secrets": {"EXTRA_TOKEN": "s3cr3t-value-xyz"}}
+    return {
+        "name": "Acme",
+        "slug": "acme",
+        "node": node.name,
+        "install_dir": "/srv/ccp/acme",
+        "ports": {"http": 8080},
+        "profiles": "monitoring",
+        "secrets": {"EXTRA_TOKEN": "s3cr3t-value-xyz"},
+    }
 
 
 def test_anonymous_gets_401(api):
@@ -105,11 +112,13 @@ def test_node_private_key_is_write_only(api, superuser):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        .decode()
+    )
     client = api(superuser)
-    response = client.post("/api/v1/nodes/", {"name": "n1", "address": "127.0.0.2", "private_key": pem},
-                           format="json")
+    response = client.post("/api/v1/nodes/", {"name": "n1", "address": "127.0.0.2", "private_key": pem}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["has_private_key"] is True
     for resp in (response, client.get("/api/v1/nodes/n1/"), client.get("/api/v1/nodes/")):
@@ -156,8 +165,11 @@ def test_healthz_names_the_broker_when_it_is_down(client, settings):
 def test_a_node_without_registry_access_names_its_image_source(api, superuser, make_node):
     builder = make_node(name="builder-1")
     client = api(superuser)
-    response = client.post("/api/v1/nodes/", {"name": "edge-9", "address": "127.0.0.9", "registry_access": False,
-                                              "image_source": "builder-1"}, format="json")
+    response = client.post(
+        "/api/v1/nodes/",
+        {"name": "edge-9", "address": "127.0.0.9", "registry_access": False, "image_source": "builder-1"},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["image_source"] == "builder-1" and builder.name == "builder-1"
     refused = client.patch("/api/v1/nodes/edge-9/", {"registry_access": True}, format="json")

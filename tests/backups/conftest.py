@@ -38,21 +38,32 @@ def make_tenant(ssh_test_node, node_workdir_factory) -> Callable[..., Tenant]:
     """make_tenant(git=False, node=None, extra=None) -> an instance whose install directory on the node
     holds mkdocs/, configs/, nginx/, .env, a compose file and some files no archive takes."""
 
-    def make(*, git: bool = False, node: Node | None = None, extra: dict[str, bytes] | None = None,
-             **fields) -> Tenant:
+    def make(*, git: bool = False, node: Node | None = None, extra: dict[str, bytes] | None = None, **fields) -> Tenant:
         path = node_workdir_factory()
         write_tree(path, {**MKDOCS_FILES, **CONFIG_FILES, **NOT_BACKED_UP, **(extra or {})})
         (path / "mkdocs/docs/current.md").symlink_to("index.md")
         if git:
-            git_cmd = ["git", "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@example.org",
-                       "-C", str(path)]
+            git_cmd = [
+                "git",
+                "-c",
+                "safe.directory=*",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.org",
+                "-C",
+                str(path),
+            ]
             subprocess.run([*git_cmd, "init", "-q", "-b", "main"], check=True)
             subprocess.run([*git_cmd, "add", "mkdocs"], check=True)
             subprocess.run([*git_cmd, "commit", "-q", "-m", "initial"], check=True)
         give_to_node_account(path)
         slug = f"t-{uuid.uuid4().hex[:8]}"
-        instance = instance_save(instance=Instance(name=slug, slug=slug, node=node or ssh_test_node,
-                                                   install_dir=str(path), ports={}, **fields))
+        instance = instance_save(
+            instance=Instance(
+                name=slug, slug=slug, node=node or ssh_test_node, install_dir=str(path), ports={}, **fields
+            )
+        )
         return Tenant(instance=instance, node=instance.node, path=path)
 
     return make

@@ -70,8 +70,14 @@ class Tenant:
 
 
 def make_ssh_node(ssh: SSHNode) -> Node:
-    node = Node(name=f"node-{uuid.uuid4().hex[:6]}", driver="ssh", address=ssh.host, ssh_port=ssh.port,
-                ssh_user=ssh.user, instance_root="/srv/ccp-testbed")
+    node = Node(
+        name=f"node-{uuid.uuid4().hex[:6]}",
+        driver="ssh",
+        address=ssh.host,
+        ssh_port=ssh.port,
+        ssh_user=ssh.user,
+        instance_root="/srv/ccp-testbed",
+    )
     node.set_private_key(ssh.client_key)
     node.full_clean()
     node.save()
@@ -99,7 +105,12 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
     manifest = Manifest(meta={"instance": instance.slug, "node": instance.node.name, "label": label}, files=entries)
     (folder / "MANIFEST.txt").write_text(format_manifest(manifest))
     Backup.objects.filter(pk=backup.pk).update(
-        status=BackupStatus.SUCCEEDED, location=layout.relative(folder), manifest=manifest.as_json(),
-        size_bytes=sum(len(d) for d in files.values()), started_at=timezone.now(), finished_at=timezone.now())
+        status=BackupStatus.SUCCEEDED,
+        location=layout.relative(folder),
+        manifest=manifest.as_json(),
+        size_bytes=sum(len(d) for d in files.values()),
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
     backup.refresh_from_db()
     return backup

@@ -42,8 +42,9 @@ def test_verify_action(client, operator, make_instance, backup_root):
     backup = fake_backup(make_instance(), backup_root)
     (backup_root / backup.location / "host-state.txt").unlink()
     client.force_login(operator)
-    answer = client.post(CHANGELIST, {"action": "verify_selected", helpers.ACTION_CHECKBOX_NAME: [backup.pk]},
-                         follow=True)
+    answer = client.post(
+        CHANGELIST, {"action": "verify_selected", helpers.ACTION_CHECKBOX_NAME: [backup.pk]}, follow=True
+    )
     assert "host-state.txt is missing" in answer.content.decode()
     backup.refresh_from_db()
     assert backup.verify_ok is False
@@ -79,13 +80,16 @@ def test_restore_is_not_offered_without_the_permission(client, viewer, make_inst
 def test_back_up_now_on_the_instance_changelist(client, operator, make_instance):
     first, second = make_instance(), make_instance()
     client.force_login(operator)
-    answer = client.post("/admin/instances/instance/", {"action": "back_up_now",
-                                                       helpers.ACTION_CHECKBOX_NAME: [first.pk, second.pk]},
-                         follow=True)
+    answer = client.post(
+        "/admin/instances/instance/",
+        {"action": "back_up_now", helpers.ACTION_CHECKBOX_NAME: [first.pk, second.pk]},
+        follow=True,
+    )
     assert "Queued 2 backup(s)" in answer.content.decode()
     assert Backup.objects.filter(status=BackupStatus.PENDING, label="manual").count() == 2
-    again = client.post("/admin/instances/instance/", {"action": "back_up_now",
-                                                      helpers.ACTION_CHECKBOX_NAME: [first.pk]}, follow=True)
+    again = client.post(
+        "/admin/instances/instance/", {"action": "back_up_now", helpers.ACTION_CHECKBOX_NAME: [first.pk]}, follow=True
+    )
     assert "is busy" in again.content.decode()
 
 

@@ -36,8 +36,10 @@ def test_backing_up_needs_the_operate_permission(api, viewer, make_instance):
     instance = make_instance()
     assert api(viewer).post(f"/api/v1/instances/{instance.slug}/backups/", {}).status_code == 403
     assert api(None).post(f"/api/v1/instances/{instance.slug}/backups/", {}).status_code == 401
-    assert api(viewer).post(f"/api/v1/instances/{instance.slug}/backups/", {"label": "weekly"},
-                            format="json").status_code == 403
+    assert (
+        api(viewer).post(f"/api/v1/instances/{instance.slug}/backups/", {"label": "weekly"}, format="json").status_code
+        == 403
+    )
 
 
 def test_unknown_label_is_a_400(api, operator, make_instance):

@@ -46,11 +46,13 @@ def test_backup_over_ssh_holds_the_nodes_files(make_tenant, backup_root, tmp_pat
     assert folder.parent == backup_root / tenant.node.name / tenant.instance.slug
     assert folder.name.endswith("-manual") and not list(folder.parent.glob("*.partial"))
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["mkdocs.tar.gz", "configs-and-nginx.tar.gz", "config-files.tar.gz", "host-state.txt", "MANIFEST.txt"])
+        ["mkdocs.tar.gz", "configs-and-nginx.tar.gz", "config-files.tar.gz", "host-state.txt", "MANIFEST.txt"]
+    )
 
     # Extracted archives equal the node's files, by sha256 computed on the node.
-    node_sums = driver_for(tenant.node).checksums(["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"],
-                                                  base=tenant.instance.install_dir)
+    node_sums = driver_for(tenant.node).checksums(
+        ["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"], base=tenant.instance.install_dir
+    )
     extracted = {}
     for archive in ("mkdocs.tar.gz", "configs-and-nginx.tar.gz", "config-files.tar.gz"):
         out = extract(folder / archive, tmp_path / archive)
@@ -62,7 +64,8 @@ def test_backup_over_ssh_holds_the_nodes_files(make_tenant, backup_root, tmp_pat
     # The manifest matches the files, on disk and on the row.
     manifest = parse_manifest((folder / "MANIFEST.txt").read_text())
     assert {e.name: (e.sha256, e.size) for e in manifest.files} == {
-        p.name: (sha256(p.read_bytes()), p.stat().st_size) for p in folder.iterdir() if p.name != "MANIFEST.txt"}
+        p.name: (sha256(p.read_bytes()), p.stat().st_size) for p in folder.iterdir() if p.name != "MANIFEST.txt"
+    }
     assert manifest.meta["instance"] == tenant.instance.slug and manifest.meta["node"] == tenant.node.name
     assert manifest.meta["label"] == "manual" and manifest.meta["ccp_version"]
     assert manifest.meta["started"] <= manifest.meta["finished"]
@@ -127,8 +130,7 @@ def test_a_broken_stream_leaves_no_backup_and_no_partial(db, ssh_node_factory, m
 
 def test_pre_upgrade_backup_runs_inline_under_the_callers_lock(make_tenant, backup_root):
     tenant = make_tenant()
-    InstanceLock.objects.create(instance=tenant.instance, kind="upgrade", operation_id=1,
-                                heartbeat_at=timezone.now())
+    InstanceLock.objects.create(instance=tenant.instance, kind="upgrade", operation_id=1, heartbeat_at=timezone.now())
     backup = backup_for_upgrade(instance=tenant.instance, driver=driver_for(tenant.node))
     assert backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.PRE_UPGRADE
     assert (backup_root / backup.location / "MANIFEST.txt").is_file()

@@ -9,8 +9,10 @@ import pytest
 
 from instances.backups.archive import member_hashes, tar_create_argv
 
-pytestmark = pytest.mark.skipif(shutil.which("pigz") is None and os.environ.get("CI") != "true",
-                                reason="pigz is not installed (tests/testbed/install.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("pigz") is None and os.environ.get("CI") != "true",
+    reason="pigz is not installed (tests/testbed/install.sh installs it)",
+)
 
 
 def archive_with_path(tree: Path, out: Path, path_dirs: list[Path]) -> Path:

@@ -78,8 +78,9 @@ def stack_tenant(make_tenant, docker_engine):
     subprocess.run([*run, "down", "--timeout", "1"], cwd=tenant.path, capture_output=True, timeout=120)
 
 
-def test_restore_round_trip_through_the_api_and_a_worker(celery_worker_thread, stack_tenant, backup_root,
-                                                         superuser, api):
+def test_restore_round_trip_through_the_api_and_a_worker(
+    celery_worker_thread, stack_tenant, backup_root, superuser, api
+):
     tenant = stack_tenant
     backup = take_backup(tenant.instance)
     before = local_sums(tenant.path, ["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"])

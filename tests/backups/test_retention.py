@@ -23,8 +23,11 @@ def synthetic_history(instance, backup_root) -> dict[str, Backup]:
     made: dict[str, Backup] = {}
 
     def add(key: str, label: str, when: datetime, status=BackupStatus.SUCCEEDED) -> None:
-        location = f"{instance.node.name}/{instance.slug}/{when:%Y%m%dT%H%M%SZ}-{label}" \
-            if status != BackupStatus.FAILED else ""
+        location = (
+            f"{instance.node.name}/{instance.slug}/{when:%Y%m%dT%H%M%SZ}-{label}"
+            if status != BackupStatus.FAILED
+            else ""
+        )
         backup = Backup.objects.create(instance=instance, label=label, status=status, location=location)
         Backup.objects.filter(pk=backup.pk).update(created_at=when)
         if status == BackupStatus.SUCCEEDED:
@@ -35,8 +38,12 @@ def synthetic_history(instance, backup_root) -> dict[str, Backup]:
 
     for day in range(1, 21):
         add(f"scheduled-{day}", BackupLabel.SCHEDULED, at(day, 2, 30))
-    for key, when in {"manual-19": at(19, 10), "manual-10": at(10, 9), "manual-5": at(5, 9),
-                      "manual-2": at(2, 8)}.items():
+    for key, when in {
+        "manual-19": at(19, 10),
+        "manual-10": at(10, 9),
+        "manual-5": at(5, 9),
+        "manual-2": at(2, 8),
+    }.items():
         add(key, BackupLabel.MANUAL, when)
     add("pre-upgrade-20", BackupLabel.PRE_UPGRADE, at(20, 11))
     add("pre-upgrade-18", BackupLabel.PRE_UPGRADE, at(18, 14))

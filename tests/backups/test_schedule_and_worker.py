@@ -42,8 +42,7 @@ def test_the_migration_creates_the_nightly_schedule(db):
 
 
 @pytest.mark.testbed
-def test_one_beat_tick_queues_the_nightly_backup_and_a_worker_runs_it(celery_worker_thread, make_tenant,
-                                                                      backup_root):
+def test_one_beat_tick_queues_the_nightly_backup_and_a_worker_runs_it(celery_worker_thread, make_tenant, backup_root):
     ensure_backup_schedule(django_apps)  # a transactional test may have flushed the migration's row
     enabled, opted_out = make_tenant(), make_tenant(backup_enabled=False)
     # As staff would in the admin: run it every minute; it last ran two minutes ago, so it is due.
@@ -58,8 +57,10 @@ def test_one_beat_tick_queues_the_nightly_backup_and_a_worker_runs_it(celery_wor
             break
     scheduler.sync()
 
-    backup = wait_for(lambda: Backup.objects.filter(instance=enabled.instance, status__in=FINAL).first(),
-                      what="the scheduled backup to finish")
+    backup = wait_for(
+        lambda: Backup.objects.filter(instance=enabled.instance, status__in=FINAL).first(),
+        what="the scheduled backup to finish",
+    )
     assert backup.label == BackupLabel.SCHEDULED
     assert backup.status == BackupStatus.SUCCEEDED, backup.error
     assert (backup_root / backup.location / "MANIFEST.txt").is_file()
@@ -72,11 +73,14 @@ def _in_memory_sqlite() -> bool:
 
 
 @pytest.mark.testbed
-def test_two_requests_at_once_one_runs_the_other_is_refused(celery_worker_thread, make_tenant, backup_root,
-                                                           superuser, api):
+def test_two_requests_at_once_one_runs_the_other_is_refused(
+    celery_worker_thread, make_tenant, backup_root, superuser, api
+):
     if _in_memory_sqlite():
-        pytest.skip("in-memory SQLite (the test default) answers concurrent writers with 'table is locked' "
-                    "instead of waiting; run with DATABASE_URL=postgres://… (as CI does)")
+        pytest.skip(
+            "in-memory SQLite (the test default) answers concurrent writers with 'table is locked' "
+            "instead of waiting; run with DATABASE_URL=postgres://… (as CI does)"
+        )
     tenant = make_tenant()
     url = f"/api/v1/instances/{tenant.instance.slug}/backups/"
     start = threading.Barrier(2, timeout=30)
@@ -102,8 +106,9 @@ def test_two_requests_at_once_one_runs_the_other_is_refused(celery_worker_thread
     refused = next(a for a in answers if a.status_code == 409).json()["detail"]
     accepted = next(a for a in answers if a.status_code == 202).json()
     assert f"backup #{accepted['id']}" in refused
-    backup = wait_for(lambda: Backup.objects.filter(pk=accepted["id"], status__in=FINAL).first(),
-                      what="the accepted backup to finish")
+    backup = wait_for(
+        lambda: Backup.objects.filter(pk=accepted["id"], status__in=FINAL).first(), what="the accepted backup to finish"
+    )
     assert backup.status == BackupStatus.SUCCEEDED, backup.error
     assert Backup.objects.filter(instance=tenant.instance).count() == 1
     # The row is final a moment before the worker releases the lock (run_operation's finally).

@@ -10,8 +10,11 @@ from instances.drivers import LocalDriver
 
 
 def tree(base: Path) -> dict[str, bytes]:
-    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*"))
-            if p.is_file() and ".ccp-restore" not in p.parts[len(base.parts):][0]}
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and ".ccp-restore" not in p.parts[len(base.parts) :][0]
+    }
 
 
 def setup(tmp_path: Path) -> tuple[Path, Path]:
@@ -36,8 +39,11 @@ def test_swap_replaces_each_entry_and_undo_puts_the_old_ones_back(tmp_path):
     before = tree(install)
 
     assert swap(install, staging, "mkdocs", ".env", "docker-compose.yml").exit_code == 0
-    assert tree(install) == {"mkdocs/index.md": b"backed up\n", ".env": b"A=backed-up\n",
-                             "docker-compose.yml": b"services: {}\n"}
+    assert tree(install) == {
+        "mkdocs/index.md": b"backed up\n",
+        ".env": b"A=backed-up\n",
+        "docker-compose.yml": b"services: {}\n",
+    }
 
     assert swap(install, staging, "mkdocs", ".env", "docker-compose.yml", script=scripts.UNDO_SWAP).exit_code == 0
     assert tree(install) == before

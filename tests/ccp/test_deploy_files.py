@@ -30,8 +30,13 @@ def units(tmp_path) -> Path:
 
 def test_units_pass_systemd_analyze_verify(units):
     names = ["ccp-web.service", "ccp-worker@1.service", "ccp-worker@2.service", "ccp-beat.service", "ccp.target"]
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *[str(units / n) for n in names]],
-                            cwd=units, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *[str(units / n) for n in names]],
+        cwd=units,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Warnings (an unknown key, ignored by systemd) count as failures too: nothing is silently dropped.
     assert result.returncode == 0 and result.stderr.strip() == "", result.stdout + result.stderr
 

@@ -22,8 +22,13 @@ def free_port() -> int:
 
 
 def fresh_copy(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                           capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         src = REPO / name
         if src.is_file():
@@ -48,13 +53,25 @@ def get(url: str) -> tuple[int, str]:
 def test_make_run_serves_the_admin_and_stops_on_ctrl_c(tmp_path):
     fresh_copy(tmp_path)
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SECRET_KEY", "CCP_ENCRYPTION_KEYS",
-                        "DJANGO_SETTINGS_MODULE", "DEBUG"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "CCP_ENCRYPTION_KEYS",
+            "DJANGO_SETTINGS_MODULE",
+            "DEBUG",
+        }
+    }
     env.update({"CCP_PORT": str(port), "CCP_ADMIN_PASSWORD": "smoke-test-password"})
     log = (tmp_path / "run.log").open("w+")
-    proc = subprocess.Popen(["make", "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         status = 0

@@ -51,9 +51,10 @@ def strict_parse(text: str) -> dict[str, dict]:
             match = SAMPLE.fullmatch(line)
             assert match, f"not a valid sample line: {line!r}"
             assert match.group(1) == current_name and current["type"], line
-            labels = tuple((key, re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), raw))
-                           for key, raw in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
-                                                      match.group(2) or ""))
+            labels = tuple(
+                (key, re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), raw))
+                for key, raw in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(2) or "")
+            )
             assert labels not in current["samples"], f"series twice: {line}"
             current["samples"][labels] = float(match.group(3))
     return families
@@ -68,8 +69,10 @@ def read(client) -> dict[str, dict]:
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = response.content.decode()
-    parsed = {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
-              for f in text_string_to_metric_families(text)}
+    parsed = {
+        f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+        for f in text_string_to_metric_families(text)
+    }
     strict = strict_parse(text)
     for name, family in strict.items():
         assert {tuple(sorted(k)): v for k, v in family["samples"].items()}.keys() == parsed[name].keys()
@@ -87,6 +90,7 @@ def token(settings):
 
 
 # --- who may read it -------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_refused_to_everyone_by_default(client, admin_client, settings):
@@ -124,12 +128,16 @@ def test_allowed_networks_only_for_direct_requests(client, settings):
 
 def test_networks_setting_rejects_nonsense():
     assert _networks(["10.0.0.0/8", " 127.0.0.1 ", "::1"]) == [
-        ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")]
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    ]
     with pytest.raises(ImproperlyConfigured, match="'office' is not an IP address or network"):
         _networks(["office"])
 
 
 # --- what it says ----------------------------------------------------------------------------------
+
 
 def _fleet(make_node, make_instance, size: int, now):
     """Instances on two nodes, with every kind of backup, upgrade and restore history."""
@@ -143,18 +151,29 @@ def _fleet(make_node, make_instance, size: int, now):
         instances.append(instance)
         ago = timedelta(hours=i + 1)
         if i % 4 != 3:  # every fourth has no good backup at all
-            Backup.objects.create(instance=instance, label=BackupLabel.SCHEDULED, status=BackupStatus.SUCCEEDED,
-                                  started_at=now - ago - timedelta(days=1), verify_ok=True)
-            Backup.objects.create(instance=instance, label=BackupLabel.MANUAL, status=BackupStatus.SUCCEEDED,
-                                  started_at=now - ago)
+            Backup.objects.create(
+                instance=instance,
+                label=BackupLabel.SCHEDULED,
+                status=BackupStatus.SUCCEEDED,
+                started_at=now - ago - timedelta(days=1),
+                verify_ok=True,
+            )
+            Backup.objects.create(
+                instance=instance, label=BackupLabel.MANUAL, status=BackupStatus.SUCCEEDED, started_at=now - ago
+            )
         # Newer, but not good: failed, still running, and one that failed verification.
         Backup.objects.create(instance=instance, status=BackupStatus.FAILED, started_at=now - timedelta(minutes=5))
         Backup.objects.create(instance=instance, status=BackupStatus.RUNNING, started_at=now - timedelta(minutes=1))
-        Backup.objects.create(instance=instance, status=BackupStatus.SUCCEEDED, verify_ok=False,
-                              started_at=now - timedelta(minutes=30))
-        for j, (mode, status) in enumerate([(UpgradeMode.IMAGE_ONLY, UpgradeStatus.SUCCEEDED),
-                                            (UpgradeMode.RELEASE, UpgradeStatus.ROLLED_BACK),
-                                            (UpgradeMode.FULL, UpgradeStatus.FAILED)]):
+        Backup.objects.create(
+            instance=instance, status=BackupStatus.SUCCEEDED, verify_ok=False, started_at=now - timedelta(minutes=30)
+        )
+        for j, (mode, status) in enumerate(
+            [
+                (UpgradeMode.IMAGE_ONLY, UpgradeStatus.SUCCEEDED),
+                (UpgradeMode.RELEASE, UpgradeStatus.ROLLED_BACK),
+                (UpgradeMode.FULL, UpgradeStatus.FAILED),
+            ]
+        ):
             if (i + j) % 2 == 0:
                 Upgrade.objects.create(instance=instance, mode=mode, status=status)
         Restore.objects.create(instance=instance, status=[RestoreStatus.SUCCEEDED, RestoreStatus.FAILED][i % 2])
@@ -176,7 +195,10 @@ def test_values_match_the_rows(client, token, make_node, make_instance):
     for status in InstanceStatus.values:
         assert value(metrics, "ccp_instances_by_status", status=status) == sum(i.status == status for i in instances)
     assert metrics["ccp_instances_by_version"] == {
-        (("version", "unknown"),): 4, (("version", "v1"),): 4, (("version", "v2"),): 4}
+        (("version", "unknown"),): 4,
+        (("version", "v1"),): 4,
+        (("version", "v2"),): 4,
+    }
     assert value(metrics, "ccp_instances_needing_attention") == 3  # instances 0, 5, 10; resolved ones don't count
 
     for instance in instances:
@@ -184,8 +206,17 @@ def test_values_match_the_rows(client, token, make_node, make_instance):
         good = Backup.objects.filter(instance=instance, status=BackupStatus.SUCCEEDED).exclude(verify_ok=False)
         newest = good.order_by("-started_at").first()
         scraped_age = value(metrics, "ccp_instance_last_good_backup_age_seconds", **labels)
-        assert value(metrics, "ccp_instance_info", **labels, status=instance.status, health=instance.health,
-                     version=instance.observed_version or "unknown") == 1
+        assert (
+            value(
+                metrics,
+                "ccp_instance_info",
+                **labels,
+                status=instance.status,
+                health=instance.health,
+                version=instance.observed_version or "unknown",
+            )
+            == 1
+        )
         if newest is None:
             assert math.isinf(scraped_age)
             assert tuple(sorted(labels.items())) not in metrics["ccp_instance_last_good_backup_timestamp_seconds"]
@@ -194,20 +225,29 @@ def test_values_match_the_rows(client, token, make_node, make_instance):
             expected_age = (timezone.now() - newest.started_at).total_seconds()
             assert expected_age - 5 <= scraped_age <= expected_age
             assert value(metrics, "ccp_instance_last_good_backup_timestamp_seconds", **labels) == pytest.approx(
-                newest.started_at.timestamp())
+                newest.started_at.timestamp()
+            )
 
     for status in UpgradeStatus.values:
-        assert value(metrics, "ccp_operations", kind="upgrade", result=status) == Upgrade.objects.filter(
-            status=status).count()
+        assert (
+            value(metrics, "ccp_operations", kind="upgrade", result=status)
+            == Upgrade.objects.filter(status=status).count()
+        )
         for mode in UpgradeMode.values:
-            assert value(metrics, "ccp_upgrades", mode=mode, result=status) == Upgrade.objects.filter(
-                mode=mode, status=status).count()
+            assert (
+                value(metrics, "ccp_upgrades", mode=mode, result=status)
+                == Upgrade.objects.filter(mode=mode, status=status).count()
+            )
     for status in BackupStatus.values:
-        assert value(metrics, "ccp_operations", kind="backup", result=status) == Backup.objects.filter(
-            status=status).count()
+        assert (
+            value(metrics, "ccp_operations", kind="backup", result=status)
+            == Backup.objects.filter(status=status).count()
+        )
     for status in RestoreStatus.values:
-        assert value(metrics, "ccp_operations", kind="restore", result=status) == Restore.objects.filter(
-            status=status).count()
+        assert (
+            value(metrics, "ccp_operations", kind="restore", result=status)
+            == Restore.objects.filter(status=status).count()
+        )
     assert value(metrics, "ccp_operations", kind="backup", result="succeeded") == 9 * 2 + 12
 
 
@@ -240,13 +280,16 @@ def test_query_count_does_not_grow_with_the_fleet(client, token, make_node, make
     assert len(small.captured_queries) == len(large.captured_queries) == 5, [q["sql"] for q in large]
 
 
-@pytest.mark.parametrize("bad", [
-    'x{a="b"} 1\n',                                                # a sample before its HELP and TYPE
-    '# HELP x h\n# TYPE x gauge\nx{a="say "hi""} 1\n',             # an unescaped quote
-    '# HELP x h\n# TYPE x gauge\nx{a="b"} 1\nx{a="b"} 2\n',        # the same series twice
-    '# HELP x h\n# TYPE x gauge\nx 1.2.3\n',                       # not a number
-    '# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n# TYPE x gauge\n',  # a family twice
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        'x{a="b"} 1\n',  # a sample before its HELP and TYPE
+        '# HELP x h\n# TYPE x gauge\nx{a="say "hi""} 1\n',  # an unescaped quote
+        '# HELP x h\n# TYPE x gauge\nx{a="b"} 1\nx{a="b"} 2\n',  # the same series twice
+        "# HELP x h\n# TYPE x gauge\nx 1.2.3\n",  # not a number
+        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n# TYPE x gauge\n",  # a family twice
+    ],
+)
 def test_the_strict_parser_refuses_malformed_text(bad):
     with pytest.raises(AssertionError):
         strict_parse(bad)

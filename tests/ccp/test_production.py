@@ -54,8 +54,11 @@ OPENER = urllib.request.build_opener(NoRedirect)
 def fetch(url: str, headers: dict | None = None, data: bytes | None = None, context: ssl.SSLContext | None = None):
     """(status, headers, body) of one request; redirects are answers, not followed."""
     request = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310 - loopback only
-    opener = OPENER if context is None else urllib.request.build_opener(
-        NoRedirect, urllib.request.HTTPSHandler(context=context))
+    opener = (
+        OPENER
+        if context is None
+        else urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
+    )
     try:
         with opener.open(request, timeout=30) as response:
             return response.status, response.headers, response.read()
@@ -71,8 +74,14 @@ def production_database():
         unavailable("the production test needs DATABASE_URL to name a PostgreSQL server")
     config = environ.Env.db_url_config(url)
     name = f"ccp_production_test_{os.getpid()}"
-    params = {"host": config["HOST"] or "127.0.0.1", "port": config["PORT"] or 5432, "user": config["USER"],
-              "password": config["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
+    params = {
+        "host": config["HOST"] or "127.0.0.1",
+        "port": config["PORT"] or 5432,
+        "user": config["USER"],
+        "password": config["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
     with psycopg.connect(**params) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -88,28 +97,31 @@ def production_env(production_database, tmp_path) -> dict:
     suite's own environment (its relaxed HTTPS settings, its keys)."""
     keep = {"PATH", "HOME", "LANG", "LC_ALL", "CELERY_BROKER_URL"}
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "ccp.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(60),
-        "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "DATABASE_URL": production_database,
-        # 127.0.0.1: Prometheus on this host scrapes gunicorn directly (README "Metrics").
-        "ALLOWED_HOSTS": f"{HOST},127.0.0.1",
-        "CCP_METRICS_TOKEN": METRICS_TOKEN,
-        "CCP_METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
-        "CCP_VAR_DIR": str(tmp_path / "var"),
-        "STATIC_ROOT": str(tmp_path / "static"),
-        "BACKUP_ROOT": str(tmp_path / "backups"),
-        "CCP_ADMIN_PASSWORD": "a-long-admin-password-for-the-test",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "ccp.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(60),
+            "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "DATABASE_URL": production_database,
+            # 127.0.0.1: Prometheus on this host scrapes gunicorn directly (README "Metrics").
+            "ALLOWED_HOSTS": f"{HOST},127.0.0.1",
+            "CCP_METRICS_TOKEN": METRICS_TOKEN,
+            "CCP_METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",
+            "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
+            "CCP_VAR_DIR": str(tmp_path / "var"),
+            "STATIC_ROOT": str(tmp_path / "static"),
+            "BACKUP_ROOT": str(tmp_path / "backups"),
+            "CCP_ADMIN_PASSWORD": "a-long-admin-password-for-the-test",
+        }
+    )
     return env
 
 
 def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, f"manage.py {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -126,7 +138,11 @@ def gunicorn(production_env, tmp_path):
     log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "--workers", "2", "ccp.wsgi"],
-        cwd=BASE_DIR, env={**production_env, "CCP_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT)
+        cwd=BASE_DIR,
+        env={**production_env, "CCP_PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -168,7 +184,7 @@ def test_production_profile_serves_the_admin_and_static_files(gunicorn):
     assert all("Secure" in c for c in headers.get_all("Set-Cookie")), headers.get_all("Set-Cookie")
 
     # The static file the page links to, served by gunicorn itself (WhiteNoise), byte for byte.
-    assert '/static/admin/css/base.css' in page
+    assert "/static/admin/css/base.css" in page
     status, headers, body = fetch(f"{gunicorn}/static/admin/css/base.css", proxied)
     assert status == 200 and body == ADMIN_CSS.read_bytes()
     assert headers["Content-Type"].startswith("text/css")
@@ -183,9 +199,17 @@ def test_production_profile_serves_the_admin_and_static_files(gunicorn):
     csrf = cookies(headers)["csrftoken"]
     form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body.decode()).group(1)
     data = f"csrfmiddlewaretoken={form}&username=admin&password=a-long-admin-password-for-the-test&next=/admin/"
-    status, headers, _ = fetch(f"{gunicorn}/admin/login/?next=/admin/", {
-        **proxied, "Cookie": f"csrftoken={csrf}", "Origin": f"https://{HOST}", "Referer": f"https://{HOST}/admin/login/",
-        "Content-Type": "application/x-www-form-urlencoded"}, data.encode())
+    status, headers, _ = fetch(
+        f"{gunicorn}/admin/login/?next=/admin/",
+        {
+            **proxied,
+            "Cookie": f"csrftoken={csrf}",
+            "Origin": f"https://{HOST}",
+            "Referer": f"https://{HOST}/admin/login/",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        data.encode(),
+    )
     assert status == 302 and headers["Location"] == "/admin/", headers
     session = cookies(headers)["sessionid"]
     status, _, body = fetch(f"{gunicorn}/admin/", {**proxied, "Cookie": f"sessionid={session}"})
@@ -211,17 +235,25 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -229,13 +261,16 @@ def _site_config(gunicorn_port: int, http_port: int, https_port: int, cert: Path
     """deploy/nginx/ccp.conf with this run's ports, name and certificate: each value the README tells the
     operator to replace must be found, so the example cannot drift from what is tested."""
     text = (REPO_NGINX).read_text()
-    for old, new in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{gunicorn_port};"),
-                     ("listen 80;", f"listen 127.0.0.1:{http_port};"), ("listen [::]:80;", ""),
-                     ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
-                     ("listen [::]:443 ssl http2;", ""),
-                     ("/etc/letsencrypt/live/ccp.example.org/fullchain.pem", str(cert)),
-                     ("/etc/letsencrypt/live/ccp.example.org/privkey.pem", str(key)),
-                     ("ccp.example.org", HOST)):
+    for old, new in (
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{gunicorn_port};"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen [::]:80;", ""),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+        ("listen [::]:443 ssl http2;", ""),
+        ("/etc/letsencrypt/live/ccp.example.org/fullchain.pem", str(cert)),
+        ("/etc/letsencrypt/live/ccp.example.org/privkey.pem", str(key)),
+        ("ccp.example.org", HOST),
+    ):
         assert old in text, f"deploy/nginx/ccp.conf no longer has {old!r}"
         text = text.replace(old, new)
     return text
@@ -300,6 +335,7 @@ def test_through_the_nginx_example(nginx):
     # nginx connects from 127.0.0.1, a network /metrics allows: through the proxy that must not count.
     status, _, _ = fetch(f"{https_url}/metrics", host, context=context)
     assert status == 401
-    status, _, body = fetch(f"{https_url}/metrics", {**host, "Authorization": f"Bearer {METRICS_TOKEN}"},
-                            context=context)
+    status, _, body = fetch(
+        f"{https_url}/metrics", {**host, "Authorization": f"Bearer {METRICS_TOKEN}"}, context=context
+    )
     assert status == 200 and b"# TYPE ccp_instances gauge" in body

@@ -44,10 +44,12 @@ def test_tasks_on_a_mapped_node_go_to_its_queue(settings, make_node, make_instan
         instance = make_instance(node=node)
         backup = Backup.objects.create(instance=instance, status=BackupStatus.PENDING)
         objects[node.name] = {
-            "instances.Node": node, "instances.Instance": instance, "instances.Backup": backup,
-            "instances.Restore": Restore.objects.create(instance=instance, backup=backup,
-                                                        status=RestoreStatus.PENDING),
-            "upgrades.Upgrade": Upgrade.objects.create(instance=instance, mode="image_only", target_tag="v2")}
+            "instances.Node": node,
+            "instances.Instance": instance,
+            "instances.Backup": backup,
+            "instances.Restore": Restore.objects.create(instance=instance, backup=backup, status=RestoreStatus.PENDING),
+            "upgrades.Upgrade": Upgrade.objects.create(instance=instance, mode="image_only", target_tag="v2"),
+        }
     for task_name, (model, _) in NODE_OF_TASK.items():
         assert routed_queue(task_name, objects["east-1"][model].pk) == "site-east", task_name
         assert routed_queue(task_name, objects["home-1"][model].pk) is None, task_name
@@ -65,8 +67,13 @@ def _worker_env(settings) -> dict:
         url = f"sqlite:///{db['NAME']}"
     else:
         url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "ccp.test_settings",
-            "SECRET_KEY": settings.SECRET_KEY, "CCP_ENCRYPTION_KEYS": ",".join(settings.CCP_ENCRYPTION_KEYS)}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "ccp.test_settings",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CCP_ENCRYPTION_KEYS": ",".join(settings.CCP_ENCRYPTION_KEYS),
+    }
 
 
 @pytest.mark.timeout(180)
@@ -79,9 +86,29 @@ def test_a_site_worker_runs_the_tasks_of_its_nodes(transactional_db, settings, t
     east.save()
     log = tmp_path / "site-worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ccp", "worker", "--queues", queue, "--hostname", "site-east@%h",
-         "--pool=threads", "--concurrency=2", "--loglevel=INFO", "--without-mingle", "--without-gossip"],
-        cwd=REPO, env=_worker_env(settings), stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ccp",
+            "worker",
+            "--queues",
+            queue,
+            "--hostname",
+            "site-east@%h",
+            "--pool=threads",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=REPO,
+        env=_worker_env(settings),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         result = node_check_task.delay(east.pk)
         outcome = result.get(timeout=120)

@@ -80,8 +80,9 @@ def test_a_first_contact_race_lost_to_another_key_is_refused(make_node, ssh_node
     generate_key(tmp_path / "other", "other host")
     other_type, other_base64 = (tmp_path / "other.pub").read_text().split()[:2]
     # Another worker pinned a different key between our read of the row and our first contact.
-    Node.objects.filter(pk=stale.pk).update(host_key_type=other_type, host_key_base64=other_base64,
-                                            host_key_fingerprint="SHA256:other")
+    Node.objects.filter(pk=stale.pk).update(
+        host_key_type=other_type, host_key_base64=other_base64, host_key_fingerprint="SHA256:other"
+    )
 
     with pytest.raises(HostKeyMismatch):
         driver_for(stale).run(["true"])

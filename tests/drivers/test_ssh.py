@@ -40,9 +40,7 @@ def test_first_contact_pins_the_host_key(ssh_node: SSHNode) -> None:
     assert fingerprint(ssh_node.host_key[1]) == ssh_node.host_key_fingerprint
 
 
-def test_a_changed_host_key_is_refused_before_anything_runs(
-    ssh_node_factory, node_workdir: Path
-) -> None:
+def test_a_changed_host_key_is_refused_before_anything_runs(ssh_node_factory, node_workdir: Path) -> None:
     node: SSHNode = ssh_node_factory()
     old_key, old_fingerprint = node.host_key, node.host_key_fingerprint
     pooled = ssh_driver(node)
@@ -186,8 +184,9 @@ def test_too_many_sessions_is_an_error_that_keeps_the_connection(ssh_node: SSHNo
     # a caller who asks for an eleventh (after the short wait for a session to be freed).
     monkeypatch.setattr("instances.drivers.ssh.SESSION_RETRY_SECONDS", 0.2)
     with ssh_driver(ssh_node) as driver, ExitStack() as streams:
-        open_streams = [streams.enter_context(driver.open_stream_out(["sh", "-c", "sleep 1; echo ok"]))
-                        for _ in range(10)]
+        open_streams = [
+            streams.enter_context(driver.open_stream_out(["sh", "-c", "sleep 1; echo ok"])) for _ in range(10)
+        ]
         transport = driver.connect()
 
         with pytest.raises(DriverError, match=f"Node {ssh_node.host}:{ssh_node.port} refused a new session"):

@@ -14,6 +14,7 @@ def test_thirty_threads_share_one_connection_without_exceeding_its_sessions(ssh_
     """OpenSSH refuses an 11th session on a connection: commands wait for a slot instead of failing,
     and SFTP requests of different threads never mix their answers."""
     with ssh_driver(ssh_node) as driver:
+
         def work(n: int) -> tuple[bytes, bytes]:
             path = str(node_workdir / f"file-{n}")
             payload = f"thread {n}\n".encode() * (1000 + n)

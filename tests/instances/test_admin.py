@@ -15,8 +15,9 @@ def changelist_queries(client, url: str) -> int:
     return len(ctx.captured_queries)
 
 
-def test_instance_changelist_query_count_does_not_grow(client, superuser, make_node, make_instance,
-                                                      django_assert_max_num_queries):
+def test_instance_changelist_query_count_does_not_grow(
+    client, superuser, make_node, make_instance, django_assert_max_num_queries
+):
     client.force_login(superuser)
     nodes = [make_node() for _ in range(5)]
     for i in range(10):
@@ -44,8 +45,15 @@ def test_admin_can_set_a_secret_and_the_change_is_logged(client, superuser, make
     url = f"/admin/instances/instance/{instance.pk}/change/"
     form = client.get(url).context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None}
-    data.update({"node": instance.node_id, "ports": '{"http": 30001}', "protected_paths": '["mkdocs/"]',
-                 "health_urls": "[]", "secret_updates": "API_TOKEN=tok-123456"})
+    data.update(
+        {
+            "node": instance.node_id,
+            "ports": '{"http": 30001}',
+            "protected_paths": '["mkdocs/"]',
+            "health_urls": "[]",
+            "secret_updates": "API_TOKEN=tok-123456",
+        }
+    )
     response = client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     instance.refresh_from_db()
@@ -56,8 +64,9 @@ def test_admin_can_set_a_secret_and_the_change_is_logged(client, superuser, make
 
 def test_operator_sees_the_audit_log(client, operator, superuser, make_instance):
     instance = make_instance()
-    LogEntry.objects.log_actions(user_id=superuser.pk, queryset=[instance], action_flag=2,
-                                 change_message="Changed domain.", single_object=True)
+    LogEntry.objects.log_actions(
+        user_id=superuser.pk, queryset=[instance], action_flag=2, change_message="Changed domain.", single_object=True
+    )
     client.force_login(operator)
     page = client.get("/admin/admin/logentry/")
     assert page.status_code == 200 and instance.slug in page.content.decode()

@@ -17,8 +17,12 @@ def fleet(make_node, make_instance):
     calm = make_instance(node=node, slug="calm")
     busy = make_instance(node=node, slug="busy")
     troubled = make_instance(node=node, slug="troubled")
-    attention_raise(instance=troubled, reason="Upgrade #9 failed and its rollback failed: health check failed.",
-                    operation_kind="upgrade", operation_id=9)
+    attention_raise(
+        instance=troubled,
+        reason="Upgrade #9 failed and its rollback failed: health check failed.",
+        operation_kind="upgrade",
+        operation_id=9,
+    )
     # resolved earlier: history, shown nowhere
     resolved = attention_raise(instance=calm, reason="Restore #3 was interrupted when its worker stopped.")
     attention_resolve_by(instance=calm, operation="restore #4 succeeded")
@@ -53,8 +57,9 @@ def test_fleet_status_command(fleet, capsys):
     assert "attention: calm" not in out and "Restore #3" not in out
 
 
-def test_dashboard_and_instance_list_cost_the_same_queries_for_any_fleet_size(client, superuser, make_node,
-                                                                             make_instance):
+def test_dashboard_and_instance_list_cost_the_same_queries_for_any_fleet_size(
+    client, superuser, make_node, make_instance
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

@@ -14,8 +14,11 @@ from tests.drivers.helpers import ssh_driver
 def test_parse_probe_reads_each_urls_exit_code_and_output():
     urls = ["http://a/", "http://b/", "http://c/"]
     out = b"\x1e1 0\nok\n\x1e2 22\ncurl: (22) 503\n"
-    assert parse_probe(out, urls) == {"http://a/": (True, "ok"), "http://b/": (False, "curl: (22) 503"),
-                                      "http://c/": (False, "no answer from the probe")}
+    assert parse_probe(out, urls) == {
+        "http://a/": (True, "ok"),
+        "http://b/": (False, "curl: (22) 503"),
+        "http://c/": (False, "no answer from the probe"),
+    }
 
 
 class CountingDriver:
@@ -30,6 +33,7 @@ class CountingDriver:
 @pytest.fixture
 def servers():
     """An HTTP server answering 200, and two sockets that accept but never answer."""
+
     class Ok(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             self.send_response(200)
@@ -65,8 +69,7 @@ def test_urls_are_probed_concurrently_in_one_command(ssh_node, servers):
     assert driver.runs == 1
     assert results[ok_url] == (True, "")  # the body is never kept
     assert all(not results[url][0] for url in silent_urls)
-    assert results["file:///etc/passwd"] == (False, "file:///etc/passwd is not an http or https URL; it is "
-                                                     "not probed.")
+    assert results["file:///etc/passwd"] == (False, "file:///etc/passwd is not an http or https URL; it is not probed.")
     assert elapsed < 8, "two 5 s timeouts ran one after the other"  # serial: more than 10 s
 
 

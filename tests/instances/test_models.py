@@ -25,13 +25,16 @@ def test_good_slug_is_accepted(make_instance, slug):
     assert make_instance(slug=slug).slug == slug
 
 
-@pytest.mark.parametrize("path, fragment", [
-    ("/srv/../etc", "must not contain '..'"),
-    ("srv/tenant", "absolute path"),
-    ("/", "root directory"),
-    ("/srv//tenant", "not normalised"),
-    ("/srv/tenant/", "not normalised"),
-])
+@pytest.mark.parametrize(
+    "path, fragment",
+    [
+        ("/srv/../etc", "must not contain '..'"),
+        ("srv/tenant", "absolute path"),
+        ("/", "root directory"),
+        ("/srv//tenant", "not normalised"),
+        ("/srv/tenant/", "not normalised"),
+    ],
+)
 def test_bad_install_dir_is_refused(make_node, path, fragment):
     errors = errors_of(Instance(name="x", slug="x", node=make_node(), install_dir=path))
     assert fragment in " ".join(errors["install_dir"])
@@ -55,8 +58,9 @@ def test_compose_project_defaults_to_slug(make_instance):
 def test_duplicate_port_on_one_node_is_refused(make_node, make_instance):
     node = make_node()
     make_instance(node=node, slug="first", ports={"http": 8080})
-    errors = errors_of(Instance(name="x", slug="second", node=node, install_dir="/srv/second",
-                                ports={"http": 8081, "https": 8080}))
+    errors = errors_of(
+        Instance(name="x", slug="second", node=node, install_dir="/srv/second", ports={"http": 8081, "https": 8080})
+    )
     assert "8080 (used by first)" in errors["ports"][0]
 
 
@@ -65,13 +69,16 @@ def test_same_port_on_another_node_is_fine(make_node, make_instance):
     assert make_instance(node=make_node(), ports={"http": 8080}).pk
 
 
-@pytest.mark.parametrize("ports, fragment", [
-    ({"http": 0}, "from 1 to 65535"),
-    ({"http": 70000}, "from 1 to 65535"),
-    ({"http": "80"}, "from 1 to 65535"),
-    ({"HTTP": 80}, "lower-case"),
-    ({"a": 80, "b": 80}, "used twice"),
-])
+@pytest.mark.parametrize(
+    "ports, fragment",
+    [
+        ({"http": 0}, "from 1 to 65535"),
+        ({"http": 70000}, "from 1 to 65535"),
+        ({"http": "80"}, "from 1 to 65535"),
+        ({"HTTP": 80}, "lower-case"),
+        ({"a": 80, "b": 80}, "used twice"),
+    ],
+)
 def test_bad_ports_are_refused(make_node, ports, fragment):
     errors = errors_of(Instance(name="x", slug="x", node=make_node(), install_dir="/srv/x", ports=ports))
     assert fragment in errors["ports"][0]

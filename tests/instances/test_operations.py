@@ -18,8 +18,13 @@ def test_every_operation_kind_has_a_reconciler_handler():
 @pytest.mark.django_db
 def test_a_dead_lock_of_a_kind_nobody_handles_is_released_with_a_sentence(make_instance):
     instance = make_instance()
-    InstanceLock.objects.create(instance=instance, kind="rollout", operation_id=9, owner="gone-host:1",
-                                heartbeat_at=timezone.now() - timedelta(hours=1))
+    InstanceLock.objects.create(
+        instance=instance,
+        kind="rollout",
+        operation_id=9,
+        owner="gone-host:1",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
 
     report = reconcile_stale_locks()
 
@@ -30,8 +35,13 @@ def test_a_dead_lock_of_a_kind_nobody_handles_is_released_with_a_sentence(make_i
 @pytest.mark.django_db
 def test_a_live_lock_is_left_alone(make_instance):
     instance = make_instance()
-    InstanceLock.objects.create(instance=instance, kind=OperationKind.BACKUP, operation_id=3,
-                                owner="another-host:1", heartbeat_at=timezone.now())
+    InstanceLock.objects.create(
+        instance=instance,
+        kind=OperationKind.BACKUP,
+        operation_id=3,
+        owner="another-host:1",
+        heartbeat_at=timezone.now(),
+    )
 
     assert reconcile_stale_locks() == []
     assert InstanceLock.objects.filter(instance=instance).exists()

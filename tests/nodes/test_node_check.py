@@ -58,8 +58,9 @@ def test_viewer_cannot_check_or_repin(api, viewer, make_node):
 
 
 @pytest.mark.django_db
-def test_changed_host_key_is_refused_then_repinned_and_recorded(api, operator, node_on, ssh_node_factory,
-                                                               docker_engine):
+def test_changed_host_key_is_refused_then_repinned_and_recorded(
+    api, operator, node_on, ssh_node_factory, docker_engine
+):
     sshd = ssh_node_factory()
     node = node_on(sshd)
     client = api(operator)
@@ -72,8 +73,9 @@ def test_changed_host_key_is_refused_then_repinned_and_recorded(api, operator, n
     assert refused.status_code == 502
     assert old in refused.json()["detail"] and sshd.host_key_fingerprint in refused.json()["detail"]
 
-    repinned = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": sshd.host_key_fingerprint},
-                           format="json")
+    repinned = client.post(
+        f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": sshd.host_key_fingerprint}, format="json"
+    )
     assert repinned.status_code == 200 and repinned.json()["host_key_fingerprint"] == sshd.host_key_fingerprint
     assert client.post(f"/api/v1/nodes/{node.name}/check/").json()["check_ok"] is True
     entry = LogEntry.objects.filter(user=operator, object_repr=node.name, change_message__contains="Re-pinned").get()
@@ -97,10 +99,16 @@ def test_admin_repin_action_pins_the_presented_key(client, superuser, node_on, s
     client.force_login(superuser)
     page = client.post("/admin/instances/node/", {"action": "repin_host_keys", "_selected_action": [node.pk]})
     assert ssh_node.host_key_fingerprint in page.content.decode()
-    response = client.post("/admin/instances/node/", {"action": "repin_host_keys", "_selected_action": [node.pk],
-                                                      "post": "yes",
-                                                      f"fingerprint_{node.pk}": ssh_node.host_key_fingerprint},
-                           follow=True)
+    response = client.post(
+        "/admin/instances/node/",
+        {
+            "action": "repin_host_keys",
+            "_selected_action": [node.pk],
+            "post": "yes",
+            f"fingerprint_{node.pk}": ssh_node.host_key_fingerprint,
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     node.refresh_from_db()
     assert node.host_key_fingerprint == ssh_node.host_key_fingerprint

@@ -141,13 +141,25 @@ EXPECTED: dict[str, str] = {
     "admin:admin_logentry_delete": "LDDDD",
     "admin:admin_logentry_history": "LDAAA",
     # admin pages of users, tokens, schedules and task results: superusers only
-    **{f"admin:{prefix}_{page}": ("LDDDA" if page in ("changelist", "add") else "LDDDA")
-       for prefix in ("auth_user", "auth_group", "authtoken_tokenproxy", "django_celery_beat_periodictask",
-                      "django_celery_beat_clockedschedule", "django_celery_beat_crontabschedule",
-                      "django_celery_beat_solarschedule", "django_celery_beat_intervalschedule")
-       for page in ("changelist", "add", "change", "delete", "history")},
-    **{f"admin:django_celery_results_{model}_{page}": "LDDDA"
-       for model in ("taskresult", "groupresult") for page in ("changelist", "add", "change", "delete", "history")},
+    **{
+        f"admin:{prefix}_{page}": ("LDDDA" if page in ("changelist", "add") else "LDDDA")
+        for prefix in (
+            "auth_user",
+            "auth_group",
+            "authtoken_tokenproxy",
+            "django_celery_beat_periodictask",
+            "django_celery_beat_clockedschedule",
+            "django_celery_beat_crontabschedule",
+            "django_celery_beat_solarschedule",
+            "django_celery_beat_intervalschedule",
+        )
+        for page in ("changelist", "add", "change", "delete", "history")
+    },
+    **{
+        f"admin:django_celery_results_{model}_{page}": "LDDDA"
+        for model in ("taskresult", "groupresult")
+        for page in ("changelist", "add", "change", "delete", "history")
+    },
     "admin:auth_user_password_change": "LDDDA",
     # admin actions
     "action instances.Node.check_nodes": "LDDAA",
@@ -180,11 +192,20 @@ EXPECTED: dict[str, str] = {
 }
 
 # Admin pages that are not about permissions at all (the login form, static helpers).
-ADMIN_PUBLIC = {"admin:login", "admin:logout", "admin:password_change", "admin:password_change_done",
-                "admin:jsi18n", "admin:autocomplete", "admin:view_on_site", "admin:app_list"}
+ADMIN_PUBLIC = {
+    "admin:login",
+    "admin:logout",
+    "admin:password_change",
+    "admin:password_change_done",
+    "admin:jsi18n",
+    "admin:autocomplete",
+    "admin:view_on_site",
+    "admin:app_list",
+}
 
 
 # --- generating the endpoints ----------------------------------------------------------------------
+
 
 def _walk(patterns, prefix: str = "", namespace: str = ""):
     for pattern in patterns:
@@ -232,37 +253,66 @@ def test_every_endpoint_has_a_row():
 
 # --- the objects every endpoint is asked about -----------------------------------------------------
 
+
 @pytest.fixture
 def world(db):
     node = Node(name="matrix-node", address="127.0.0.1", ssh_port=1, driver="ssh")
     node.full_clean()
     node.save()
-    instance = Instance(name="Matrix", slug="matrix", node=node, install_dir="/srv/ccp-testbed/matrix",
-                        compose_project="matrix", ports={"http": 39001})
+    instance = Instance(
+        name="Matrix",
+        slug="matrix",
+        node=node,
+        install_dir="/srv/ccp-testbed/matrix",
+        compose_project="matrix",
+        ports={"http": 39001},
+    )
     instance.save()
     release = Release.objects.create(version="v1.2.3", image_tag="v1", template_set="testbed")
     backup = Backup.objects.create(instance=instance, status=BackupStatus.FAILED, error="made by the test")
     restore = Restore.objects.create(backup=backup, instance=instance, source="x", status="failed")
-    upgrade = Upgrade.objects.create(instance=instance, mode="image_only", to_version="v2", target_tag="v2",
-                                     status="succeeded", finished_at=timezone.now())
+    upgrade = Upgrade.objects.create(
+        instance=instance,
+        mode="image_only",
+        to_version="v2",
+        target_tag="v2",
+        status="succeeded",
+        finished_at=timezone.now(),
+    )
     UpgradeStep.objects.create(upgrade=upgrade, position=1, name="precheck", started_at=timezone.now())
     attention = Attention.objects.create(instance=instance, reason="made by the test")
-    runs = {purpose: PreviewRun.objects.create(purpose=purpose, release_version=release.version,
-                                               instance_ids=[instance.pk], status="succeeded")
-            for purpose in ("preview", "upgrade")}
-    return {"attention": attention, "preview_run": runs["preview"], "upgrade_run": runs["upgrade"],
-            "name": node.name, "slug": instance.slug, "version": release.version, "node": node,
-            "instance": instance, "release": release, "backup": backup, "restore": restore, "upgrade": upgrade}
+    runs = {
+        purpose: PreviewRun.objects.create(
+            purpose=purpose, release_version=release.version, instance_ids=[instance.pk], status="succeeded"
+        )
+        for purpose in ("preview", "upgrade")
+    }
+    return {
+        "attention": attention,
+        "preview_run": runs["preview"],
+        "upgrade_run": runs["upgrade"],
+        "name": node.name,
+        "slug": instance.slug,
+        "version": release.version,
+        "node": node,
+        "instance": instance,
+        "release": release,
+        "backup": backup,
+        "restore": restore,
+        "upgrade": upgrade,
+    }
 
 
 def _user_for(role: str) -> User | None:
     from instances.groups import OPERATORS, VIEWERS
 
-    return {"anonymous": lambda: None,
-            "staff": lambda: _user("staff-no-groups"),
-            "viewer": lambda: _user("viewer", VIEWERS),
-            "operator": lambda: _user("operator", OPERATORS),
-            "superuser": lambda: _user("root-admin", is_superuser=True)}[role]()
+    return {
+        "anonymous": lambda: None,
+        "staff": lambda: _user("staff-no-groups"),
+        "viewer": lambda: _user("viewer", VIEWERS),
+        "operator": lambda: _user("operator", OPERATORS),
+        "superuser": lambda: _user("root-admin", is_superuser=True),
+    }[role]()
 
 
 def _api_url(key: str, world: dict) -> tuple[str, str]:
@@ -277,15 +327,22 @@ def _admin_url(name: str, world: dict) -> str:
             return reverse(candidate)
         except NoReverseMatch:
             continue
-    runs = {"admin:instances_instance_preview_run": "preview_run",
-            "admin:instances_instance_upgrade_confirm": "upgrade_run"}
+    runs = {
+        "admin:instances_instance_preview_run": "preview_run",
+        "admin:instances_instance_upgrade_confirm": "upgrade_run",
+    }
     if name in runs:
         return reverse(name, args=[world[runs[name]].pk])
     model = name.split(":", 1)[1].rsplit("_", 1)[0]
-    obj = {"instances_node": world["node"], "instances_instance": world["instance"],
-           "instances_backup": world["backup"], "instances_attention": world["attention"],
-           "instances_restore": world["restore"],
-           "upgrades_release": world["release"], "upgrades_upgrade": world["upgrade"]}.get(model)
+    obj = {
+        "instances_node": world["node"],
+        "instances_instance": world["instance"],
+        "instances_backup": world["backup"],
+        "instances_attention": world["attention"],
+        "instances_restore": world["restore"],
+        "upgrades_release": world["release"],
+        "upgrades_upgrade": world["upgrade"],
+    }.get(model)
     if name.endswith("_password_change"):
         model = "auth_user"
     object_id = obj.pk if obj is not None else _third_party_object(model)
@@ -304,10 +361,10 @@ def _third_party_object(model: str):
         "django_celery_beat_intervalschedule": lambda: every,
         "django_celery_beat_clockedschedule": lambda: ClockedSchedule.objects.create(clocked_time=timezone.now()),
         "django_celery_beat_crontabschedule": lambda: CrontabSchedule.objects.create(),
-        "django_celery_beat_solarschedule": lambda: SolarSchedule.objects.create(event="sunrise", latitude=0,
-                                                                                 longitude=0),
-        "django_celery_beat_periodictask": lambda: PeriodicTask.objects.create(name="matrix", task="x",
-                                                                               interval=every),
+        "django_celery_beat_solarschedule": lambda: SolarSchedule.objects.create(
+            event="sunrise", latitude=0, longitude=0
+        ),
+        "django_celery_beat_periodictask": lambda: PeriodicTask.objects.create(name="matrix", task="x", interval=every),
         "django_celery_results_taskresult": lambda: TaskResult.objects.create(task_id="matrix"),
         "django_celery_results_groupresult": lambda: GroupResult.objects.create(group_id="matrix"),
     }
@@ -383,8 +440,9 @@ def _check_action(key: str, user, expected: str) -> None:
     if user is None:
         assert expected == "L"
         client = Client()
-        response = client.post(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"),
-                               {"action": action})
+        response = client.post(
+            reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"), {"action": action}
+        )
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
         return
     modeladmin = admin.site._registry[model]

@@ -35,6 +35,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 
 # --- 1. operators never reach the panel host ------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_an_operator_cannot_switch_a_node_to_the_local_driver(api, operator, make_node):
     node = make_node(driver="ssh", ssh_key_path="")
@@ -48,8 +49,9 @@ def test_an_operator_cannot_switch_a_node_to_the_local_driver(api, operator, mak
 @pytest.mark.django_db
 def test_an_operator_cannot_point_a_node_at_a_key_file(api, operator, make_node):
     node = make_node(driver="ssh")
-    response = api(operator).patch(f"/api/v1/nodes/{node.name}/", {"ssh_key_path": "/etc/ssh/ssh_host_rsa_key"},
-                                   format="json")
+    response = api(operator).patch(
+        f"/api/v1/nodes/{node.name}/", {"ssh_key_path": "/etc/ssh/ssh_host_rsa_key"}, format="json"
+    )
     assert response.status_code == 403
     assert Node.objects.get(pk=node.pk).ssh_key_path == ""
 
@@ -93,19 +95,18 @@ def test_a_key_path_must_lie_in_the_key_folder(api, superuser, make_node, settin
     (key_dir / "link-out").symlink_to("/etc/hostname")
     settings.CCP_SSH_KEY_DIR = str(key_dir)
     node = make_node(driver="ssh")
-    response = api(superuser).patch(f"/api/v1/nodes/{node.name}/", {"ssh_key_path": path.format(dir=key_dir)},
-                                    format="json")
+    response = api(superuser).patch(
+        f"/api/v1/nodes/{node.name}/", {"ssh_key_path": path.format(dir=key_dir)}, format="json"
+    )
     assert response.status_code == 400
     assert "CCP_SSH_KEY_DIR" in str(response.json()["ssh_key_path"])
-    ok = api(superuser).patch(f"/api/v1/nodes/{node.name}/", {"ssh_key_path": str(key_dir / "node-key")},
-                              format="json")
+    ok = api(superuser).patch(f"/api/v1/nodes/{node.name}/", {"ssh_key_path": str(key_dir / "node-key")}, format="json")
     assert ok.status_code == 200
 
 
 @pytest.mark.django_db
 @pytest.mark.testbed
-def test_a_key_link_swapped_out_of_the_key_folder_is_refused_by_every_use(api, superuser, ssh_node, settings,
-                                                                          tmp_path):
+def test_a_key_link_swapped_out_of_the_key_folder_is_refused_by_every_use(api, superuser, ssh_node, settings, tmp_path):
     """Re-pinning (its handshake loads the key) checks the key path again too, like every other use."""
     key_dir, outside = tmp_path / "keys", tmp_path / "outside"
     key_dir.mkdir(), outside.mkdir()
@@ -156,11 +157,16 @@ def test_a_key_path_that_is_a_fifo_fails_at_once_with_a_sentence(make_node, sett
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("field,value", [("install_dir", "/var/lib/ccp-elsewhere"),
-                                         ("upgrade_script", "evil.sh"),
-                                         # which containers on the node an upgrade replaces: a stack CCP does
-                                         # not manage (the node's front proxy) must not be taken over
-                                         ("compose_project", "front-proxy")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("install_dir", "/var/lib/ccp-elsewhere"),
+        ("upgrade_script", "evil.sh"),
+        # which containers on the node an upgrade replaces: a stack CCP does
+        # not manage (the node's front proxy) must not be taken over
+        ("compose_project", "front-proxy"),
+    ],
+)
 def test_moving_an_instance_is_privileged(api, operator, superuser, make_instance, field, value):
     instance = make_instance()
     before = getattr(instance, field)
@@ -184,21 +190,27 @@ def test_an_empty_compose_project_is_the_slug_and_no_move(api, operator, make_in
 
 
 @pytest.mark.django_db
-def test_moving_an_instance_to_another_node_is_privileged_and_audited(api, operator, superuser, make_instance,
-                                                                      make_node):
+def test_moving_an_instance_to_another_node_is_privileged_and_audited(
+    api, operator, superuser, make_instance, make_node
+):
     instance, other = make_instance(), make_node()
     old = instance.node.name
-    assert api(operator).patch(f"/api/v1/instances/{instance.slug}/", {"node": other.name},
-                               format="json").status_code == 403
-    assert api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"node": other.name},
-                                format="json").status_code == 200
+    assert (
+        api(operator).patch(f"/api/v1/instances/{instance.slug}/", {"node": other.name}, format="json").status_code
+        == 403
+    )
+    assert (
+        api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"node": other.name}, format="json").status_code
+        == 200
+    )
     assert LogEntry.objects.filter(change_message__contains=f"node: {old} → {other.name}").exists()
 
 
 @pytest.mark.django_db
 @pytest.mark.testbed
-def test_an_operator_cannot_point_a_node_at_a_host_they_control(api, operator, superuser, make_instance,
-                                                               ssh_node_factory):
+def test_an_operator_cannot_point_a_node_at_a_host_they_control(
+    api, operator, superuser, make_instance, ssh_node_factory
+):
     """Changing a node's address or port moves every instance on it: an operator who could do it, then re-pin
     with the fingerprint of their own host, would have the tenants' rendered .env written there."""
     trusted, theirs = ssh_node_factory(), ssh_node_factory()
@@ -208,21 +220,26 @@ def test_an_operator_cannot_point_a_node_at_a_host_they_control(api, operator, s
     client = api(operator)
     try:
         assert client.post(f"/api/v1/nodes/{node.name}/check/").status_code == 200
-        for change in ({"address": theirs.host, "ssh_port": theirs.port}, {"ssh_port": theirs.port},
-                       {"ssh_user": "nobody"}):
+        for change in (
+            {"address": theirs.host, "ssh_port": theirs.port},
+            {"ssh_port": theirs.port},
+            {"ssh_user": "nobody"},
+        ):
             refused = client.patch(f"/api/v1/nodes/{node.name}/", change, format="json")
             assert refused.status_code == 403, (change, refused.content)
             assert "relocate_instance" in refused.json()["detail"]
         stored = Node.objects.get(pk=node.pk)
         assert (stored.address, stored.ssh_port) == (trusted.host, trusted.port)
         # nothing to re-pin: the node still presents the trusted key, so a re-pin to theirs is refused
-        repin = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": theirs.host_key_fingerprint},
-                            format="json")
+        repin = client.post(
+            f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": theirs.host_key_fingerprint}, format="json"
+        )
         assert repin.status_code == 409
         assert Node.objects.get(pk=node.pk).host_key_fingerprint == trusted.host_key_fingerprint
 
-        done = api(superuser).patch(f"/api/v1/nodes/{node.name}/", {"ssh_port": theirs.port,
-                                                                     "address": theirs.host}, format="json")
+        done = api(superuser).patch(
+            f"/api/v1/nodes/{node.name}/", {"ssh_port": theirs.port, "address": theirs.host}, format="json"
+        )
         assert done.status_code == 200, done.content
         entry = LogEntry.objects.filter(user=superuser, change_message__startswith="Privileged change").get()
         assert f"ssh_port: {trusted.port} → {theirs.port}" in entry.change_message
@@ -239,13 +256,26 @@ def test_the_admin_shows_where_a_node_points_read_only_to_operators(client, oper
     for field in ("address", "ssh_port", "ssh_user", "image_source"):
         assert f'name="{field}"' not in page, field
     # a forged POST of the read-only fields changes nothing
-    client.post(f"/admin/instances/node/{node.pk}/change/",
-                {"name": node.name, "address": "127.0.0.9", "ssh_port": 2222, "ssh_user": "nobody",
-                 "instance_root": node.instance_root, "registry_access": "", "image_source": source.pk,
-                 "private_key": ""})
+    client.post(
+        f"/admin/instances/node/{node.pk}/change/",
+        {
+            "name": node.name,
+            "address": "127.0.0.9",
+            "ssh_port": 2222,
+            "ssh_user": "nobody",
+            "instance_root": node.instance_root,
+            "registry_access": "",
+            "image_source": source.pk,
+            "private_key": "",
+        },
+    )
     stored = Node.objects.get(pk=node.pk)
     assert (stored.address, stored.ssh_port, stored.ssh_user, stored.image_source_id) == (
-        node.address, node.ssh_port, node.ssh_user, None)
+        node.address,
+        node.ssh_port,
+        node.ssh_user,
+        None,
+    )
 
 
 def _public_line_of(node: Node) -> str:
@@ -256,33 +286,45 @@ def _public_line_of(node: Node) -> str:
 @pytest.mark.django_db
 def test_an_instance_cannot_move_while_an_operation_holds_it(api, superuser, make_instance):
     instance = make_instance()
-    InstanceLock.objects.create(instance=instance, kind=OperationKind.UPGRADE, operation_id=7,
-                                heartbeat_at=timezone.now())
-    response = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"install_dir": "/srv/ccp/moved"},
-                                    format="json")
+    InstanceLock.objects.create(
+        instance=instance, kind=OperationKind.UPGRADE, operation_id=7, heartbeat_at=timezone.now()
+    )
+    response = api(superuser).patch(
+        f"/api/v1/instances/{instance.slug}/", {"install_dir": "/srv/ccp/moved"}, format="json"
+    )
     assert response.status_code == 409 and "busy" in response.json()["detail"]
     assert Instance.objects.get(pk=instance.pk).install_dir != "/srv/ccp/moved"
     # an unprivileged change still goes through
-    assert api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"name": "Renamed"},
-                                format="json").status_code == 200
+    assert (
+        api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"name": "Renamed"}, format="json").status_code
+        == 200
+    )
 
 
 @pytest.mark.django_db
 def test_the_admin_refuses_a_move_while_locked_with_a_message(client, superuser, make_instance):
     instance = make_instance()
-    InstanceLock.objects.create(instance=instance, kind=OperationKind.BACKUP, operation_id=3,
-                                heartbeat_at=timezone.now())
+    InstanceLock.objects.create(
+        instance=instance, kind=OperationKind.BACKUP, operation_id=3, heartbeat_at=timezone.now()
+    )
     client.force_login(superuser)
     form = client.get(f"/admin/instances/instance/{instance.pk}/change/").context["adminform"].form
     data = {name: value for name, value in form.initial.items() if value is not None}
-    data.update(node=instance.node.pk, install_dir="/srv/ccp/moved", ports='{"http": 1}', health_urls="[]",
-                protected_paths='["mkdocs/"]', secret_updates="")
+    data.update(
+        node=instance.node.pk,
+        install_dir="/srv/ccp/moved",
+        ports='{"http": 1}',
+        health_urls="[]",
+        protected_paths='["mkdocs/"]',
+        secret_updates="",
+    )
     response = client.post(f"/admin/instances/instance/{instance.pk}/change/", data)
     assert response.status_code == 200 and "is busy" in response.content.decode()
     assert Instance.objects.get(pk=instance.pk).install_dir == instance.install_dir
 
 
 # --- 2. backups keep secrets private --------------------------------------------------------------
+
 
 def _modes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
@@ -297,8 +339,9 @@ def test_backup_files_are_0600_and_folders_0700_whatever_the_umask(ssh_node, nod
     subprocess.run(["chown", "-R", "ccpnode:", str(node_workdir)], check=False)
     settings.BACKUP_ROOT = tmp_path / "backups"
     node = make_ssh_node(ssh_node)
-    instance = Instance.objects.create(name="perm", slug="perm", node=node, install_dir=str(node_workdir),
-                                       compose_project="perm")
+    instance = Instance.objects.create(
+        name="perm", slug="perm", node=node, install_dir=str(node_workdir), compose_project="perm"
+    )
     seen_partial: dict[str, int] = {}
 
     def progress(name, size):  # look at the .partial folder while the backup is being written
@@ -338,6 +381,7 @@ def test_render_instance_writes_private_files_whatever_the_umask(make_instance, 
 
 # --- 3. host-key trust holds for pooled connections --------------------------------------------------
 
+
 @pytest.mark.django_db
 @pytest.mark.testbed
 def test_check_node_refuses_a_changed_key_even_with_a_pooled_connection(api, operator, ssh_node_factory):
@@ -360,8 +404,7 @@ def test_check_node_refuses_a_changed_key_even_with_a_pooled_connection(api, ope
 
 @pytest.mark.django_db
 @pytest.mark.testbed
-def test_a_pooled_connection_is_dropped_when_the_node_changes(ssh_node, superuser,
-                                                             django_capture_on_commit_callbacks):
+def test_a_pooled_connection_is_dropped_when_the_node_changes(ssh_node, superuser, django_capture_on_commit_callbacks):
     node = make_ssh_node(ssh_node)
     try:
         driver = driver_for(node)
@@ -414,8 +457,9 @@ def test_repinning_needs_the_expected_fingerprint(api, operator, ssh_node_factor
         assert wrong.status_code == 409 and sshd.host_key_fingerprint in wrong.json()["detail"]
         assert Node.objects.get(pk=node.pk).host_key_fingerprint == old
 
-        done = client.post(f"/api/v1/nodes/{node.name}/repin-host-key/",
-                           {"fingerprint": sshd.host_key_fingerprint}, format="json")
+        done = client.post(
+            f"/api/v1/nodes/{node.name}/repin-host-key/", {"fingerprint": sshd.host_key_fingerprint}, format="json"
+        )
         assert done.status_code == 200 and done.json()["host_key_fingerprint"] == sshd.host_key_fingerprint
         assert client.post(f"/api/v1/nodes/{node.name}/check/").json()["check_ok"] is True
     finally:
@@ -437,13 +481,20 @@ def test_the_admin_repin_page_shows_the_presented_fingerprint_and_needs_it(clien
         assert page.status_code == 200 and sshd.host_key_fingerprint in page.content.decode()
         assert Node.objects.get(pk=node.pk).host_key_fingerprint == old  # nothing changed yet
 
-        blank = client.post("/admin/instances/node/", {"action": "repin_host_keys", "_selected_action": [node.pk],
-                                                       "post": "yes", f"fingerprint_{node.pk}": ""}, follow=True)
+        blank = client.post(
+            "/admin/instances/node/",
+            {"action": "repin_host_keys", "_selected_action": [node.pk], "post": "yes", f"fingerprint_{node.pk}": ""},
+            follow=True,
+        )
         assert "pinned key was kept" in blank.content.decode()
         assert Node.objects.get(pk=node.pk).host_key_fingerprint == old
 
-        confirm = {"action": "repin_host_keys", "_selected_action": [node.pk], "post": "yes",
-                   f"fingerprint_{node.pk}": sshd.host_key_fingerprint}
+        confirm = {
+            "action": "repin_host_keys",
+            "_selected_action": [node.pk],
+            "post": "yes",
+            f"fingerprint_{node.pk}": sshd.host_key_fingerprint,
+        }
         done = client.post("/admin/instances/node/", confirm, follow=True)
         assert f"host key pinned as {sshd.host_key_fingerprint}" in done.content.decode()
     finally:
@@ -451,6 +502,7 @@ def test_the_admin_repin_page_shows_the_presented_fingerprint_and_needs_it(clien
 
 
 # --- 4. no 500s on deletes --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def history(make_instance):
@@ -466,9 +518,11 @@ def history(make_instance):
 def test_api_deletes_of_rows_with_history_answer_409_naming_what_depends(api, superuser, history):
     instance, release = history
     client = api(superuser)
-    for url, expected in ((f"/api/v1/nodes/{instance.node.name}/", "instance"),
-                          (f"/api/v1/instances/{instance.slug}/", "upgrade"),
-                          (f"/api/v1/releases/{release.version}/", "upgrade")):
+    for url, expected in (
+        (f"/api/v1/nodes/{instance.node.name}/", "instance"),
+        (f"/api/v1/instances/{instance.slug}/", "upgrade"),
+        (f"/api/v1/releases/{release.version}/", "upgrade"),
+    ):
         response = client.delete(url)
         assert response.status_code == 409, (url, response.content)
         assert expected in response.json()["detail"]
@@ -495,15 +549,22 @@ def test_an_instance_without_history_may_be_deleted(api, superuser, make_instanc
 def test_admin_deletes_of_rows_with_history_show_the_cannot_delete_page(client, superuser, history):
     instance, release = history
     client.force_login(superuser)
-    for url in (f"/admin/instances/node/{instance.node.pk}/delete/", f"/admin/instances/instance/{instance.pk}/delete/",
-                f"/admin/upgrades/release/{release.pk}/delete/"):
+    for url in (
+        f"/admin/instances/node/{instance.node.pk}/delete/",
+        f"/admin/instances/instance/{instance.pk}/delete/",
+        f"/admin/upgrades/release/{release.pk}/delete/",
+    ):
         for response in (client.get(url), client.post(url, {"post": "yes"})):
             assert response.status_code == 200, url
             assert "Cannot delete" in response.content.decode()
-    for model, pk in (("instances/node", instance.node.pk), ("instances/instance", instance.pk),
-                      ("upgrades/release", release.pk)):
-        response = client.post(f"/admin/{model}/", {"action": "delete_selected", "_selected_action": [pk],
-                                                    "post": "yes"})
+    for model, pk in (
+        ("instances/node", instance.node.pk),
+        ("instances/instance", instance.pk),
+        ("upgrades/release", release.pk),
+    ):
+        response = client.post(
+            f"/admin/{model}/", {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}
+        )
         assert response.status_code == 200 and "Cannot delete" in response.content.decode()
     assert Instance.objects.filter(pk=instance.pk).exists()
 
@@ -527,12 +588,20 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def _python_run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("SECURE_", "SESSION_", "CSRF_", "CCP_", "DJANGO_SETTINGS"))}
-    full = {**clean, "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(), **PRODUCTION_ENV,
-            "DJANGO_SETTINGS_MODULE": "ccp.settings", "CCP_VAR_DIR": "/tmp/ccp-deploy-check-var", **env}
-    return subprocess.run([sys.executable, *argv], cwd=BASE_DIR, env=full, capture_output=True, text=True,
-                          timeout=120)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SECURE_", "SESSION_", "CSRF_", "CCP_", "DJANGO_SETTINGS"))
+    }
+    full = {
+        **clean,
+        "CCP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        **PRODUCTION_ENV,
+        "DJANGO_SETTINGS_MODULE": "ccp.settings",
+        "CCP_VAR_DIR": "/tmp/ccp-deploy-check-var",
+        **env,
+    }
+    return subprocess.run([sys.executable, *argv], cwd=BASE_DIR, env=full, capture_output=True, text=True, timeout=120)
 
 
 def test_check_deploy_is_clean_in_production():
@@ -546,8 +615,11 @@ def test_a_malformed_encryption_key_stops_start_up():
     assert result.returncode != 0
     assert "CCP_ENCRYPTION_KEYS" in result.stderr and "not-a-fernet-key" not in result.stderr
     # the web server's entry point and the worker refuse too (they run no management command)
-    for code in ("import ccp.wsgi", "from ccp.celery import app; from ccp.startup import refuse_to_start_misconfigured;"
-                                   " import django; django.setup(); refuse_to_start_misconfigured()"):
+    for code in (
+        "import ccp.wsgi",
+        "from ccp.celery import app; from ccp.startup import refuse_to_start_misconfigured;"
+        " import django; django.setup(); refuse_to_start_misconfigured()",
+    ):
         started = _python(code, CCP_ENCRYPTION_KEYS="not-a-fernet-key")
         assert started.returncode != 0 and "CCP_ENCRYPTION_KEYS" in started.stderr, started.stderr[-2000:]
 
@@ -563,6 +635,7 @@ def test_the_schema_and_docs_need_authentication(client, api, viewer, settings):
 
 # --- 6. smaller gaps --------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", ["", "A\nB", "lower", "1ABC", "A B", "A=B", "A;B", "ÄÖ"])
 def test_secret_names_are_environment_variable_names(api, superuser, make_instance, name):
@@ -575,27 +648,46 @@ def test_secret_names_are_environment_variable_names(api, superuser, make_instan
 @pytest.mark.django_db
 @pytest.mark.parametrize("address", ["0", "0.0.0.0", "::", "127.1", "0x7f000001", "2130706433", "-oProxy", "a b"])
 def test_a_node_address_is_a_hostname_or_an_ip(api, superuser, address):
-    response = api(superuser).post("/api/v1/nodes/", {"name": "n1", "address": address, "driver": "ssh"},
-                                   format="json")
+    response = api(superuser).post("/api/v1/nodes/", {"name": "n1", "address": address, "driver": "ssh"}, format="json")
     assert response.status_code == 400 and "address" in response.json()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("domain", ["a b.org", "x.org; include /etc/passwd", "x.org\nserver_name y", "'x'", "-x.org",
-                                    "x..org", "127.0.0.1", "$(id).org"])
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "a b.org",
+        "x.org; include /etc/passwd",
+        "x.org\nserver_name y",
+        "'x'",
+        "-x.org",
+        "x..org",
+        "127.0.0.1",
+        "$(id).org",
+    ],
+)
 def test_a_domain_is_a_dns_name(api, superuser, make_instance, domain):
     instance = make_instance(domain="before.example.org")
     response = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"domain": domain}, format="json")
     assert response.status_code == 400 and "domain" in response.json(), response.content
     assert Instance.objects.get(pk=instance.pk).domain == "before.example.org"
-    ok = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"domain": "campaign.example.org."},
-                              format="json")
+    ok = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"domain": "campaign.example.org."}, format="json")
     assert ok.status_code == 200, ok.content
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://127.0.0.1/", "http://", "http://a b/",
-                                 "http://127.0.0.1/\n-o/tmp/x", "HTTP://127.0.0.1/", "ftp://127.0.0.1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/",
+        "http://",
+        "http://a b/",
+        "http://127.0.0.1/\n-o/tmp/x",
+        "HTTP://127.0.0.1/",
+        "ftp://127.0.0.1/",
+    ],
+)
 def test_health_urls_are_http_or_https(api, superuser, make_instance, url):
     instance = make_instance()
     response = api(superuser).patch(f"/api/v1/instances/{instance.slug}/", {"health_urls": [url]}, format="json")
@@ -665,12 +757,14 @@ def test_the_admin_preview_refuses_an_unknown_release(client, superuser, make_in
 
 # --- found by schema fuzzing --------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_values_the_database_refuses_are_a_400_not_a_500(api, superuser, make_node):
     node = make_node()
     client = api(superuser)
-    nul = client.post("/api/v1/instances/", {"name": "x", "slug": "x", "node": "a\x00b", "install_dir": "/srv/x"},
-                      format="json")
+    nul = client.post(
+        "/api/v1/instances/", {"name": "x", "slug": "x", "node": "a\x00b", "install_dir": "/srv/x"}, format="json"
+    )
     assert nul.status_code == 400, nul.content
     far = client.get("/api/v1/backups/", {"created_before": "7568-09-01T19:28:28.350838-22:36"})
     assert far.status_code in (200, 400), far.content
@@ -680,8 +774,9 @@ def test_values_the_database_refuses_are_a_400_not_a_500(api, superuser, make_no
 @pytest.mark.django_db
 def test_an_instance_is_never_deleted_under_a_running_operation(client, api, superuser, make_instance):
     instance = make_instance()
-    InstanceLock.objects.create(instance=instance, kind=OperationKind.BACKUP, operation_id=5,
-                                heartbeat_at=timezone.now())
+    InstanceLock.objects.create(
+        instance=instance, kind=OperationKind.BACKUP, operation_id=5, heartbeat_at=timezone.now()
+    )
     assert api(superuser).delete(f"/api/v1/instances/{instance.slug}/").status_code == 409
     client.force_login(superuser)
     assert client.post(f"/admin/instances/instance/{instance.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -84,8 +84,10 @@ def _value(field: str, payload: str, instance: Instance):
 def _ops(instance: Instance, *, upgrade: bool, backup: bool) -> list[str]:
     """Run what uses the instance's fields; returns each operation's outcome (errors are expected)."""
     outcomes = []
-    for name, op in (("health", lambda: instance_check_health(instance=instance)),
-                     ("preview", lambda: instance_preview_report(instance=instance, release="v1"))):
+    for name, op in (
+        ("health", lambda: instance_check_health(instance=instance)),
+        ("preview", lambda: instance_preview_report(instance=instance, release="v1")),
+    ):
         try:
             op()
             outcomes.append(f"{name}: ok")
@@ -110,8 +112,16 @@ def _ops(instance: Instance, *, upgrade: bool, backup: bool) -> list[str]:
 
 # Fields whose rules (a path shape, free text) let shell metacharacters through as data.
 ALWAYS_ACCEPTED_SOME = {"install_dir", "protected_paths", "upgrade_script", "secrets"}
-INSTANCE_FIELDS = ["install_dir", "compose_project", "profiles", "protected_paths", "health_urls", "domain",
-                   "upgrade_script", "secrets"]
+INSTANCE_FIELDS = [
+    "install_dir",
+    "compose_project",
+    "profiles",
+    "protected_paths",
+    "health_urls",
+    "domain",
+    "upgrade_script",
+    "secrets",
+]
 
 
 @pytest.mark.parametrize("field", INSTANCE_FIELDS)
@@ -138,8 +148,10 @@ def test_instance_fields(field, make_tenant, api, superuser, settings, tmp_path)
             assert not _canaries(tenant), f"{field}={value!r} created {_canaries(tenant)}"
             Instance.objects.filter(pk=original.pk).update(
                 **{f: getattr(original, f) for f in BASE if f != "image_tag"},
-                protected_paths=original.protected_paths, health_urls=original.health_urls,
-                secrets_encrypted=original.secrets_encrypted)
+                protected_paths=original.protected_paths,
+                health_urls=original.health_urls,
+                secrets_encrypted=original.secrets_encrypted,
+            )
     finally:
         close_all()
     assert len(accepted) + len(refused) == len(PAYLOADS) >= 12
@@ -151,8 +163,11 @@ def test_instance_fields(field, make_tenant, api, superuser, settings, tmp_path)
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_quick_upgrade_image_tag(payload, make_tenant, api, superuser):
     tenant = make_tenant()
-    response = api(superuser).post(f"/api/v1/instances/{tenant.instance.slug}/upgrades/",
-                                   {"mode": "image_only", "image_tag": f"v1{payload}"}, format="json")
+    response = api(superuser).post(
+        f"/api/v1/instances/{tenant.instance.slug}/upgrades/",
+        {"mode": "image_only", "image_tag": f"v1{payload}"},
+        format="json",
+    )
     assert response.status_code == 400  # a tag is letters, digits, '_', '.', '-': nothing here reaches a node
     assert not _canaries(tenant)
 

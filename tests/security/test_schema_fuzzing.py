@@ -35,9 +35,24 @@ def running_panel(transactional_db, worker_process_env, tmp_path):
     """The panel served by gunicorn from another process, sharing this test's (committed) database."""
     port = free_port()
     log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "ccp.wsgi", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2", "--timeout", "60"], cwd=BASE_DIR, env=worker_process_env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "ccp.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "60",
+        ],
+        cwd=BASE_DIR,
+        env=worker_process_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -60,18 +75,50 @@ def test_no_request_gets_a_500(running_panel, superuser, tmp_path):
     node = Node(name="fuzz-node", address="127.0.0.1", ssh_port=1, driver="ssh")
     node.full_clean()
     node.save()
-    Instance.objects.create(name="Fuzz", slug="fuzz", node=node, install_dir="/srv/ccp-testbed/fuzz",
-                            compose_project="fuzz", ports={"http": 38001})
+    Instance.objects.create(
+        name="Fuzz",
+        slug="fuzz",
+        node=node,
+        install_dir="/srv/ccp-testbed/fuzz",
+        compose_project="fuzz",
+        ports={"http": 38001},
+    )
     Release.objects.create(version="v1.0.0", image_tag="v1", template_set="testbed")
     token = Token.objects.create(user=superuser).key
 
     started = time.monotonic()
     result = subprocess.run(
-        [str(ST), "run", f"{url}/api/schema/", "--url", url, "-H", f"Authorization: Token {token}",
-         "--checks", "not_a_server_error", "--max-examples", str(MAX_EXAMPLES), "--max-time", str(TIME_BUDGET),
-         "--exclude-path-regex", NODE_REACHING, "--request-timeout", "20", "--no-color", "--seed", "9",
-         "--report", "ndjson", "--report-dir", str(tmp_path / "report")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=TIME_BUDGET + 60)
+        [
+            str(ST),
+            "run",
+            f"{url}/api/schema/",
+            "--url",
+            url,
+            "-H",
+            f"Authorization: Token {token}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--max-time",
+            str(TIME_BUDGET),
+            "--exclude-path-regex",
+            NODE_REACHING,
+            "--request-timeout",
+            "20",
+            "--no-color",
+            "--seed",
+            "9",
+            "--report",
+            "ndjson",
+            "--report-dir",
+            str(tmp_path / "report"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIME_BUDGET + 60,
+    )
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:] + "\n--- web log ---\n" + web_log.read_text()[-3000:]

@@ -38,12 +38,22 @@ def _wait(predicate, timeout: float = 180):
 def _key_fragments(pem: str) -> list[str]:
     """Distinctive pieces of the private key body (any one of them showing up is a leak)."""
     body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
-    return [body[i:i + 24] for i in range(40, len(body) - 24, 60)]
+    return [body[i : i + 24] for i in range(40, len(body) - 24, 60)]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_secrets_never_leak(make_tenant, testbed_node, ssh_node: SSHNode, celery_worker_thread, api, operator,
-                            superuser, settings, tmp_path, caplog):
+def test_secrets_never_leak(
+    make_tenant,
+    testbed_node,
+    ssh_node: SSHNode,
+    celery_worker_thread,
+    api,
+    operator,
+    superuser,
+    settings,
+    tmp_path,
+    caplog,
+):
     caplog.set_level(logging.DEBUG)
     settings.BACKUP_ROOT = tmp_path / "backups"
     secret = f"LEAKCANARY{uuid.uuid4().hex}"
@@ -60,8 +70,12 @@ def test_secrets_never_leak(make_tenant, testbed_node, ssh_node: SSHNode, celery
     keep(root.patch(f"/api/v1/nodes/{node_name}/", {"private_key": ssh_node.client_key}, format="json"))
     keep(root.patch(f"/api/v1/instances/{slug}/", {"secrets": {"APP_SECRET": secret}}, format="json"))
     env_file = tenant.path / ".env"  # the tenant's .env holds it too, as after the next release upgrade
-    env_file.write_bytes(b"".join(line if not line.startswith(b"APP_SECRET=") else f"APP_SECRET={secret}\n".encode()
-                                  for line in env_file.read_bytes().splitlines(keepends=True)))
+    env_file.write_bytes(
+        b"".join(
+            line if not line.startswith(b"APP_SECRET=") else f"APP_SECRET={secret}\n".encode()
+            for line in env_file.read_bytes().splitlines(keepends=True)
+        )
+    )
     keep(ops.post(f"/api/v1/nodes/{node_name}/check/"))
     keep(ops.post(f"/api/v1/instances/{slug}/check-health/"))
     keep(ops.get(f"/api/v1/instances/{slug}/preview/?release=v1"))
@@ -80,22 +94,41 @@ def test_secrets_never_leak(make_tenant, testbed_node, ssh_node: SSHNode, celery
 
     # Every API answer about these objects, as an operator and as a superuser, and the schema.
     for client in (ops, root):
-        for url in ("/api/v1/nodes/", f"/api/v1/nodes/{node_name}/", "/api/v1/instances/", f"/api/v1/instances/{slug}/",
-                    f"/api/v1/instances/{slug}/preview/?release=v1", "/api/v1/releases/", "/api/v1/upgrades/",
-                    f"/api/v1/upgrades/{upgrade.pk}/", "/api/v1/backups/", f"/api/v1/backups/{backup.pk}/",
-                    "/api/schema/", "/api/v1/"):
+        for url in (
+            "/api/v1/nodes/",
+            f"/api/v1/nodes/{node_name}/",
+            "/api/v1/instances/",
+            f"/api/v1/instances/{slug}/",
+            f"/api/v1/instances/{slug}/preview/?release=v1",
+            "/api/v1/releases/",
+            "/api/v1/upgrades/",
+            f"/api/v1/upgrades/{upgrade.pk}/",
+            "/api/v1/backups/",
+            f"/api/v1/backups/{backup.pk}/",
+            "/api/schema/",
+            "/api/v1/",
+        ):
             keep(client.get(url))
     # Admin pages of every object involved, as a superuser (who sees the most).
     admin = Client()
     admin.force_login(superuser)
     instance = Instance.objects.get(slug=slug)
-    for url in ("/admin/instances/node/", f"/admin/instances/node/{testbed_node.pk}/change/",
-                "/admin/instances/instance/", f"/admin/instances/instance/{instance.pk}/change/",
-                f"/admin/instances/instance/{instance.pk}/preview/?release=v1",
-                "/admin/instances/backup/", f"/admin/instances/backup/{backup.pk}/change/",
-                "/admin/instances/restore/", f"/admin/instances/restore/{restore.pk}/change/",
-                "/admin/upgrades/upgrade/", f"/admin/upgrades/upgrade/{upgrade.pk}/change/",
-                "/admin/admin/logentry/", "/admin/django_celery_results/taskresult/", "/admin/fleet/"):
+    for url in (
+        "/admin/instances/node/",
+        f"/admin/instances/node/{testbed_node.pk}/change/",
+        "/admin/instances/instance/",
+        f"/admin/instances/instance/{instance.pk}/change/",
+        f"/admin/instances/instance/{instance.pk}/preview/?release=v1",
+        "/admin/instances/backup/",
+        f"/admin/instances/backup/{backup.pk}/change/",
+        "/admin/instances/restore/",
+        f"/admin/instances/restore/{restore.pk}/change/",
+        "/admin/upgrades/upgrade/",
+        f"/admin/upgrades/upgrade/{upgrade.pk}/change/",
+        "/admin/admin/logentry/",
+        "/admin/django_celery_results/taskresult/",
+        "/admin/fleet/",
+    ):
         response = admin.get(url)
         assert response.status_code == 200, url
         answers.append(response.content.decode(errors="replace"))
@@ -107,11 +140,16 @@ def test_secrets_never_leak(make_tenant, testbed_node, ssh_node: SSHNode, celery
         "API answers, schema and admin pages": "\n".join(answers),
         "audit log": "\n".join(LogEntry.objects.values_list("change_message", flat=True)),
         "upgrade step outputs": "\n".join(f"{s.name} {s.output}" for s in UpgradeStep.objects.all()),
-        "upgrade and backup errors": "\n".join([*Upgrade.objects.values_list("error", flat=True),
-                                                 *Backup.objects.values_list("error", flat=True),
-                                                 *Restore.objects.values_list("log", flat=True)]),
-        "Celery result rows": "\n".join(f"{r.task_args} {r.task_kwargs} {r.result} {r.traceback}"
-                                        for r in TaskResult.objects.all()),
+        "upgrade and backup errors": "\n".join(
+            [
+                *Upgrade.objects.values_list("error", flat=True),
+                *Backup.objects.values_list("error", flat=True),
+                *Restore.objects.values_list("log", flat=True),
+            ]
+        ),
+        "Celery result rows": "\n".join(
+            f"{r.task_args} {r.task_kwargs} {r.result} {r.traceback}" for r in TaskResult.objects.all()
+        ),
         "web and worker logs": caplog.text,
     }
     assert TaskResult.objects.exists() and UpgradeStep.objects.exists() and caplog.text

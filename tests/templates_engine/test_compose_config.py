@@ -22,8 +22,15 @@ TRICKY_SECRET = "we$ird #secret with spaces"
 def _config(compose_cli: list[str], directory: Path, *args: str) -> subprocess.CompletedProcess:
     # A clean environment: the shell's IMAGE_TAG or COMPOSE_PROFILES must not leak into the check.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory)}
-    command = [*compose_cli, "-f", str(directory / "docker-compose.yml"), "--env-file", str(directory / ".env"),
-               "config", *args]
+    command = [
+        *compose_cli,
+        "-f",
+        str(directory / "docker-compose.yml"),
+        "--env-file",
+        str(directory / ".env"),
+        "config",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
 
 

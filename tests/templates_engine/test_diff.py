@@ -78,8 +78,11 @@ def test_unparseable_yaml_on_the_node_is_structural():
 
 
 def test_other_files_are_values_only():
-    preview = diff_files({"nginx/nginx.conf": b"worker_processes 2;\n"}, {"nginx/nginx.conf": b"worker_processes 1;\n"},
-                         ["nginx/nginx.conf"])
+    preview = diff_files(
+        {"nginx/nginx.conf": b"worker_processes 2;\n"},
+        {"nginx/nginx.conf": b"worker_processes 1;\n"},
+        ["nginx/nginx.conf"],
+    )
     assert preview.files[0].kind == ChangeKind.VALUES_ONLY
 
 

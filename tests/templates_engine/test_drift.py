@@ -60,8 +60,10 @@ def test_a_changed_volume_is_reported(campaign):
         (lambda d: d["services"]["grafana"].update(profiles=["grafana"]), "service grafana: profile:"),
         (lambda d: d["services"]["admin"].pop("healthcheck"), "service admin: healthcheck: template has test"),
         (lambda d: d["services"]["redis"]["healthcheck"].update(test="redis-cli ping"), "service redis: healthcheck:"),
-        (lambda d: d["services"]["nginx"]["depends_on"]["mkdocs"].update(condition="service_healthy"),
-         "service nginx: depends_on: mkdocs (service_healthy)"),
+        (
+            lambda d: d["services"]["nginx"]["depends_on"]["mkdocs"].update(condition="service_healthy"),
+            "service nginx: depends_on: mkdocs (service_healthy)",
+        ),
         (lambda d: d["volumes"].update({"uploads": None}), "top level: named volume: uploads only in the canonical"),
         (lambda d: d["services"].pop("worker"), "service worker: service: only in the template"),
     ],

@@ -54,8 +54,13 @@ def test_parse_env_without_trailing_newline():
 
 @pytest.mark.parametrize(
     ("text", "line"),
-    [("A=1\nNO_EQUALS\n", 2), ("A=1\n\nB='open\nC=2\n", 3), ('A="x" trailing\n', 1), ("=value\n", 1),
-     ('A="two\nlines"\nbad line\n', 3)],
+    [
+        ("A=1\nNO_EQUALS\n", 2),
+        ("A=1\n\nB='open\nC=2\n", 3),
+        ('A="x" trailing\n', 1),
+        ("=value\n", 1),
+        ('A="two\nlines"\nbad line\n', 3),
+    ],
 )
 def test_parse_env_reports_the_line_of_a_bad_entry(text, line):
     with pytest.raises(EnvFileError, match=f"line {line}:"):
@@ -165,9 +170,9 @@ def test_coverage_of_a_registered_tenant_against_the_campaign_set(campaign):
 
 # --- editing one value (Quick upgrade's IMAGE_TAG) -------------------------------------------------------
 
+
 def test_with_env_value_changes_only_the_value_compose_reads():
-    text = ("# by install.sh\nIMAGE_TAG=v1\nA='x y'  # quoted\n\nexport IMAGE_TAG=v3  # pinned by ops\r\n"
-            'B="z"\n')
+    text = "# by install.sh\nIMAGE_TAG=v1\nA='x y'  # quoted\n\nexport IMAGE_TAG=v3  # pinned by ops\r\nB=\"z\"\n"
     new, lines = with_env_value(text, "IMAGE_TAG", "v2")
     assert new == text.replace("IMAGE_TAG=v3  # pinned", "IMAGE_TAG=v2  # pinned")
     assert lines == [2, 5] and parse_env(new)["IMAGE_TAG"] == "v2"

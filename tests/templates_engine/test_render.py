@@ -111,8 +111,19 @@ def test_a_value_with_a_line_break_cannot_inject_yaml(campaign):
     assert caught.value.template == "docker-compose.yml.j2" and caught.value.line
 
 
-@pytest.mark.parametrize("secret", ["plain-Token_1.2", "with space", "dollar$VAR and ${X}", "hash # not a comment",
-                                    'double"quote', "back\\slash", "=equals=", "ünïcode"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "plain-Token_1.2",
+        "with space",
+        "dollar$VAR and ${X}",
+        "hash # not a comment",
+        'double"quote',
+        "back\\slash",
+        "=equals=",
+        "ünïcode",
+    ],
+)
 def test_env_values_round_trip_through_the_env_parser(secret):
     assert parse_env(f"KEY={env_value(secret)}\n") == {"KEY": secret}
 
@@ -150,8 +161,10 @@ def test_rendering_does_not_change_the_context(campaign):
 # --- paths --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["../x", "a/../../x", "/etc/passwd", "~/x", "a//b", "./a", "a/./b", "", "a\\b",
-                                  "a\x00b", "..", "nginx/\n.conf"])
+@pytest.mark.parametrize(
+    "path",
+    ["../x", "a/../../x", "/etc/passwd", "~/x", "a//b", "./a", "a/./b", "", "a\\b", "a\x00b", "..", "nginx/\n.conf"],
+)
 def test_unsafe_paths_are_refused(path):
     with pytest.raises(UnsafePathError):
         safe_relpath(path)

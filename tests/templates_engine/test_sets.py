@@ -64,12 +64,16 @@ def test_a_valid_custom_set_loads(tmp_path):
         ({"colour": "blue"}, "unknown key"),
         ({"name": "other"}, "'name' is 'other'"),
         ({"files": {"../evil.yml": "docker-compose.yml.j2", "docker-compose.yml": "docker-compose.yml.j2"}}, "'..'"),
-        ({"files": {"/etc/cron.d/x": "docker-compose.yml.j2", "docker-compose.yml": "docker-compose.yml.j2"}},
-         "only paths relative"),
+        (
+            {"files": {"/etc/cron.d/x": "docker-compose.yml.j2", "docker-compose.yml": "docker-compose.yml.j2"}},
+            "only paths relative",
+        ),
         ({"files": {"docker-compose.yml": "../../etc/passwd"}}, "'..'"),
         ({"files": {"docker-compose.yml": "nothing.j2"}}, "does not exist"),
-        ({"files": {"docker-compose.yml": "docker-compose.yml.j2", "mkdocs/index.md": "env.j2"}},
-         "lies in protected path 'mkdocs/'"),
+        (
+            {"files": {"docker-compose.yml": "docker-compose.yml.j2", "mkdocs/index.md": "env.j2"}},
+            "lies in protected path 'mkdocs/'",
+        ),
         ({"compose_file": "compose.yml"}, "is not one of 'files'"),
         ({"env_file": "docker-compose.yml"}, "must not also be listed"),
         ({"files": {"docker-compose.yml": {"source": "docker-compose.yml.j2", "mode": "0999"}}}, "invalid mode"),
@@ -96,7 +100,9 @@ def test_a_source_symlinked_out_of_the_set_is_refused(tmp_path):
 def test_health_urls_follow_ports_and_profiles(testbed):
     ports = {"web": 18001, "api": 18002, "docs": 18003, "extra": 18004}
     assert testbed.health_urls(ports) == [
-        "http://127.0.0.1:18001/health", "http://127.0.0.1:18002/health", "http://127.0.0.1:18003/health",
+        "http://127.0.0.1:18001/health",
+        "http://127.0.0.1:18002/health",
+        "http://127.0.0.1:18003/health",
     ]
     assert testbed.health_urls(ports, ["extra"])[-1] == "http://127.0.0.1:18004/health"
 
@@ -154,8 +160,19 @@ def test_campaign_is_the_production_stack(campaign):
     compose = load_yaml(render(campaign, context_for(campaign), include_env=False)["docker-compose.yml"].content)
     services = compose["services"]
     assert len(services) >= 10
-    assert {"postgres", "redis", "api", "admin", "worker", "nginx", "mkdocs", "newsletter", "prometheus",
-            "grafana", "alertmanager"} <= set(services)
+    assert {
+        "postgres",
+        "redis",
+        "api",
+        "admin",
+        "worker",
+        "nginx",
+        "mkdocs",
+        "newsletter",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+    } <= set(services)
     assert services["newsletter"]["profiles"] == ["newsletter"]
     for name in ("prometheus", "grafana", "alertmanager"):
         assert services[name]["profiles"] == ["monitoring"]

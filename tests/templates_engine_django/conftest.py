@@ -23,14 +23,16 @@ APP_SECRET = "tb-app-secret-7Qm2xV9pLw"
 
 @pytest.fixture
 def testbed_release(db) -> Release:
-    return Release.objects.create(version="v1.0.0", image_tag="v1", template_set="testbed",
-                                  registry="127.0.0.1:5000", is_default=True)
+    return Release.objects.create(
+        version="v1.0.0", image_tag="v1", template_set="testbed", registry="127.0.0.1:5000", is_default=True
+    )
 
 
 @pytest.fixture
 def campaign_release(db) -> Release:
-    return Release.objects.create(version="v2.10.3", image_tag="v2.10.3", template_set="campaign",
-                                  registry="registry.example.org/campaign")
+    return Release.objects.create(
+        version="v2.10.3", image_tag="v2.10.3", template_set="campaign", registry="registry.example.org/campaign"
+    )
 
 
 def testbed_ports() -> dict[str, int]:

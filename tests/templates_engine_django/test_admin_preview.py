@@ -60,12 +60,15 @@ def test_preview_page_hides_secrets_in_the_html_diff(client, superuser, testbed_
 def test_preview_page_explains_a_blocked_upgrade(client, viewer, testbed_release, make_tenant):
     tenant = make_tenant(is_registered=True)
     install(tenant)
-    Path(tenant.install_dir, ".env").write_text("COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\n"
-                                                "APP_SECRET=own-secret-abcdef\n")
+    Path(tenant.install_dir, ".env").write_text(
+        "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=own-secret-abcdef\n"
+    )
     client.force_login(viewer)
     page = client.get(preview_url(tenant)).content.decode()
-    assert ("This tenant's .env does not define EXTRA_PORT, which the new compose file needs; "
-            "the upgrade is blocked until it is added.") in visible_text(page)
+    assert (
+        "This tenant's .env does not define EXTRA_PORT, which the new compose file needs; "
+        "the upgrade is blocked until it is added."
+    ) in visible_text(page)
     assert "own-secret-abcdef" not in page
 
 
@@ -135,6 +138,5 @@ def test_preview_action_on_a_selection(client, viewer, testbed_release, make_ten
 def test_preview_action_without_any_release_says_so(client, viewer, make_tenant):
     tenant = make_tenant()
     client.force_login(viewer)
-    response = client.post(CHANGELIST, {"action": "preview_release", "_selected_action": [tenant.pk]},
-                           follow=True)
+    response = client.post(CHANGELIST, {"action": "preview_release", "_selected_action": [tenant.pk]}, follow=True)
     assert "There is no release yet" in response.content.decode()

@@ -67,8 +67,12 @@ def test_preview_reports_changes_coverage_and_hash(api, viewer, testbed_release,
     files = {f["path"]: f for f in body["files"]}
     assert files[".env"]["status"] == "changed" and files[".env"]["kind"] == "values-only"
     assert f"+API_PORT={tenant.ports['api']}" in files[".env"]["diff"]
-    assert files["docker-compose.yml"] == {"path": "docker-compose.yml", "status": "unchanged", "kind": "none",
-                                           "diff": ""}
+    assert files["docker-compose.yml"] == {
+        "path": "docker-compose.yml",
+        "status": "unchanged",
+        "kind": "none",
+        "diff": "",
+    }
     assert body["orphaned"] == []
     assert body["coverage"]["required_missing"] == []
     assert "APP_MODE" in body["coverage"]["defaulted_missing"]
@@ -94,8 +98,9 @@ def test_preview_never_shows_a_secret_even_to_a_superuser(api, superuser, testbe
 def test_preview_of_a_blocked_registered_tenant(api, viewer, testbed_release, make_tenant):
     tenant = make_tenant(is_registered=True)
     install(tenant)
-    Path(tenant.install_dir, ".env").write_text("COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\n"
-                                                "APP_SECRET=own-secret-abcdef\n")
+    Path(tenant.install_dir, ".env").write_text(
+        "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=own-secret-abcdef\n"
+    )
     body = api(viewer).get(f"/api/v1/instances/{tenant.slug}/preview/").json()
     assert body["blocked"] is True
     assert body["coverage"]["required_missing"] == ["EXTRA_PORT"]

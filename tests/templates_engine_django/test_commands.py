@@ -65,17 +65,22 @@ def test_preview_of_a_blocked_registered_tenant_exits_2_naming_the_variable(test
     run = run_command("preview", tenant.slug)
 
     assert run.code == 2, run.text
-    assert ("ERROR: This tenant's .env does not define EXTRA_PORT, which the new compose file needs; "
-            "the upgrade is blocked until it is added.") in run.out
+    assert (
+        "ERROR: This tenant's .env does not define EXTRA_PORT, which the new compose file needs; "
+        "the upgrade is blocked until it is added."
+    ) in run.out
     assert "BLOCKED: This tenant's .env does not define EXTRA_PORT" in run.out
     assert "APP_MODE" in run.out  # defaulted (${APP_MODE:-normal}): mentioned, never blocking
     assert "registered-own-secret" not in run.text  # a registered tenant's .env is read, never shown
 
 
-@pytest.mark.parametrize("args, message", [
-    (["no-such-tenant"], "There is no instance 'no-such-tenant'."),
-    (["{slug}", "--release", "v9.9.9"], "There is no release 'v9.9.9'."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no-such-tenant"], "There is no instance 'no-such-tenant'."),
+        (["{slug}", "--release", "v9.9.9"], "There is no release 'v9.9.9'."),
+    ],
+)
 def test_preview_errors_exit_2_with_one_line(testbed_release, make_tenant, args, message):
     tenant = make_tenant()
     run = run_command("preview", *[a.format(slug=tenant.slug) for a in args])
@@ -110,7 +115,10 @@ def test_render_instance_writes_the_files_with_secrets_redacted(testbed_release,
 
     assert run.code == 0, run.text
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
-        "docker-compose.yml", "configs/app.conf", ".env"}
+        "docker-compose.yml",
+        "configs/app.conf",
+        ".env",
+    }
     assert "0600  .env" in run.out and "0644  docker-compose.yml" in run.out
     env = (out / ".env").read_text()
     assert f"APP_SECRET={REDACTED}" in env
@@ -174,8 +182,13 @@ def test_drift_check_reports_and_exits_1_on_drift(tmp_path):
     drifted = tmp_path / "docker-compose.prod.yml"
     text = CANONICAL.read_text()
     assert "      REDIS_PASSWORD: ${REDIS_PASSWORD:?" in text
-    drifted.write_text(text.replace("      REDIS_PASSWORD: ${REDIS_PASSWORD:?", "      REDIS_TLS: 1\n"
-                                    "      REDIS_PASSWORD: ${REDIS_PASSWORD:?", 1))
+    drifted.write_text(
+        text.replace(
+            "      REDIS_PASSWORD: ${REDIS_PASSWORD:?",
+            "      REDIS_TLS: 1\n      REDIS_PASSWORD: ${REDIS_PASSWORD:?",
+            1,
+        )
+    )
 
     run = run_command("check_template_drift", str(drifted))
 
@@ -184,10 +197,13 @@ def test_drift_check_reports_and_exits_1_on_drift(tmp_path):
     assert "environment key: REDIS_TLS only in the canonical file" in run.out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such/compose.yml"], "Cannot read /no/such/compose.yml: No such file or directory."),
-    ([str(CANONICAL), "--set", "nope"], "Template set 'nope' not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/compose.yml"], "Cannot read /no/such/compose.yml: No such file or directory."),
+        ([str(CANONICAL), "--set", "nope"], "Template set 'nope' not found"),
+    ],
+)
 def test_drift_check_errors_exit_2(args, message):
     run = run_command("check_template_drift", *args)
     assert run.code == 2

@@ -23,8 +23,13 @@ pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 
 
 def ssh_node_row(make_node, sshd):
-    node = make_node(name=f"ssh-{sshd.host.replace('.', '-')}-{sshd.port}", driver="ssh", address=sshd.host,
-                     ssh_port=sshd.port, ssh_user=sshd.user)
+    node = make_node(
+        name=f"ssh-{sshd.host.replace('.', '-')}-{sshd.port}",
+        driver="ssh",
+        address=sshd.host,
+        ssh_port=sshd.port,
+        ssh_user=sshd.user,
+    )
     node.set_private_key(sshd.client_key)
     node.save()
     return node
@@ -81,8 +86,11 @@ def wait_final(run: PreviewRun, timeout: float = 60) -> PreviewRun:
 def test_a_preview_run_on_a_worker_gives_the_serial_hashes(fleet, testbed_release, settings):
     settings.CCP_PREVIEW_PER_NODE = 2
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=60):
-        run = wait_final(preview_run_request(instance_ids=[t.pk for t in fleet], release=testbed_release,
-                                             purpose=PreviewPurpose.PREVIEW))
+        run = wait_final(
+            preview_run_request(
+                instance_ids=[t.pk for t in fleet], release=testbed_release, purpose=PreviewPurpose.PREVIEW
+            )
+        )
 
     assert run.status == PreviewRunStatus.SUCCEEDED and run.done == len(fleet)
     hashes = {int(pk): result["report"]["preview_hash"] for pk, result in run.results.items()}

@@ -17,8 +17,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.testbed]
 @pytest.fixture
 def ssh_tenant(ssh_node, node_workdir, make_node, make_tenant, testbed_release):
     """A testbed tenant on the sshd node, installed with the default release (as an upgrade leaves it)."""
-    node = make_node(name=f"ssh-{ssh_node.host.replace('.', '-')}-{ssh_node.port}", driver="ssh",
-                     address=ssh_node.host, ssh_port=ssh_node.port, ssh_user=ssh_node.user)
+    node = make_node(
+        name=f"ssh-{ssh_node.host.replace('.', '-')}-{ssh_node.port}",
+        driver="ssh",
+        address=ssh_node.host,
+        ssh_port=ssh_node.port,
+        ssh_user=ssh_node.user,
+    )
     node.set_private_key(ssh_node.client_key)
     node.save()
     tenant = make_tenant(node=node, install_dir=str(node_workdir))

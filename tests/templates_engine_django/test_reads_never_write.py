@@ -44,7 +44,8 @@ def without_secrets(make_tenant):
 
 @pytest.mark.django_db
 def test_render_and_preview_reads_store_nothing_and_show_will_be_generated(
-        api, viewer, operator, superuser, client, testbed_release, without_secrets, tmp_path, caplog):
+    api, viewer, operator, superuser, client, testbed_release, without_secrets, tmp_path, caplog
+):
     tenant = without_secrets()
     before, rows_before = stored_column(tenant), secret_log_rows()
     caplog.set_level(logging.DEBUG)
@@ -99,7 +100,8 @@ def test_multi_instance_preview_run_stores_no_secret(testbed_release, without_se
 
 @pytest.mark.django_db
 def test_generate_missing_secrets_through_the_api_is_explicit_and_audited(
-        api, viewer, operator, testbed_release, without_secrets, caplog):
+    api, viewer, operator, testbed_release, without_secrets, caplog
+):
     tenant = without_secrets()
     caplog.set_level(logging.INFO)
     url = f"/api/v1/instances/{tenant.slug}/generate-secrets/"
@@ -129,8 +131,11 @@ def test_generate_missing_secrets_through_the_api_is_explicit_and_audited(
 def test_generate_missing_secrets_admin_action(client, operator, testbed_release, without_secrets, make_tenant):
     tenant, registered = without_secrets(), make_tenant(is_registered=True)
     client.force_login(operator)
-    response = client.post(reverse("admin:instances_instance_changelist"), {
-        "action": "generate_missing_secrets", "_selected_action": [tenant.pk, registered.pk]}, follow=True)
+    response = client.post(
+        reverse("admin:instances_instance_changelist"),
+        {"action": "generate_missing_secrets", "_selected_action": [tenant.pk, registered.pk]},
+        follow=True,
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert f"Generated APP_SECRET for {tenant}." in page and "Registered instances keep their own .env" in page

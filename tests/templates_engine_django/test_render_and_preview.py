@@ -49,7 +49,8 @@ def test_registered_tenant_missing_a_required_variable_is_blocked(testbed_releas
     install(tenant)
     # No EXTRA_PORT (required by the set) and no APP_MODE (the compose file has a default for it).
     Path(tenant.install_dir, ".env").write_text(
-        "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=s3cret-of-its-own\n")
+        "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=s3cret-of-its-own\n"
+    )
 
     preview = instance_preview(instance=tenant)
 

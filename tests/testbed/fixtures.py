@@ -71,17 +71,18 @@ def _docker_problem() -> str | None:
 def _start_installed_testbed() -> None:
     """As root on a machine where the packages are installed (e.g. after a reboot), start what is
     not running. Never installs packages from here: install.sh only reaches apt when one is missing."""
-    installed = all(shutil.which(tool) for tool in ("dockerd", "docker-registry", "sshd")) and Path(
-        images.BUSYBOX
-    ).exists()
+    installed = (
+        all(shutil.which(tool) for tool in ("dockerd", "docker-registry", "sshd")) and Path(images.BUSYBOX).exists()
+    )
     if os.geteuid() == 0 and installed:
         subprocess.run(["sh", str(INSTALL_SH)], capture_output=True, timeout=300, check=False)
 
 
 def _private_networks() -> list[str]:
     """Docker networks other than the built-in host/none (a bridge would hand out private addresses)."""
-    listing = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True,
-                             text=True, timeout=60, check=False)
+    listing = subprocess.run(
+        ["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, timeout=60, check=False
+    )
     return [name for name in listing.stdout.split() if name not in ("host", "none")]
 
 
@@ -114,8 +115,12 @@ def docker_engine() -> Iterator[DockerEngine]:
 
 
 def _node_engine_answers() -> bool:
-    probe = subprocess.run(["docker", "--host", NODE_ENGINE_HOST, "version", "--format", "{{.Server.Version}}"],
-                           capture_output=True, timeout=30, check=False)
+    probe = subprocess.run(
+        ["docker", "--host", NODE_ENGINE_HOST, "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     return probe.returncode == 0
 
 
@@ -126,8 +131,13 @@ def node_engine(docker_engine: DockerEngine) -> str:
         _start_installed_testbed()
     if not _node_engine_answers():
         unavailable(f"the node engine does not answer on {NODE_ENGINE_HOST} ({INSTALL_HINT})")
-    networks = subprocess.run(["docker", "--host", NODE_ENGINE_HOST, "network", "ls", "--format", "{{.Name}}"],
-                              capture_output=True, text=True, timeout=60, check=False).stdout.split()
+    networks = subprocess.run(
+        ["docker", "--host", NODE_ENGINE_HOST, "network", "ls", "--format", "{{.Name}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout.split()
     if set(networks) - {"host", "none"}:
         unavailable(f"the node engine has networks {networks}; it must run with --bridge=none")
     return NODE_ENGINE_HOST

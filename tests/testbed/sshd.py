@@ -278,8 +278,9 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def start_node(host: str | None = None, port: int | None = None, state_root: Path = STATE_ROOT, *,
-               docker_host: str = "") -> SSHNode:
+def start_node(
+    host: str | None = None, port: int | None = None, state_root: Path = STATE_ROOT, *, docker_host: str = ""
+) -> SSHNode:
     """A running sshd node with fresh host and client keys (and, with `docker_host`, a docker engine of
     its own). Call `.stop()` when done."""
     problem = sshd_problem()

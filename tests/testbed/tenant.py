@@ -56,8 +56,9 @@ class Tenant:
         ids = [c["ID"] for c in self.containers()]
         if not ids:
             return {}
-        out = self.docker("container", "inspect", "--format",
-                          '{{index .Config.Labels "com.docker.compose.service"}} {{.Image}}', *ids).stdout
+        out = self.docker(
+            "container", "inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}} {{.Image}}', *ids
+        ).stdout
         return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
     def project_container_names(self) -> list[str]:
@@ -72,8 +73,14 @@ class Tenant:
         return (self.path / ".env").read_bytes()
 
     def compose(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "--project-name", self.instance.compose_project, *args],
-                              cwd=self.path, capture_output=True, text=True, timeout=120, env=self.docker_env())
+        return subprocess.run(
+            ["docker", "compose", "--project-name", self.instance.compose_project, *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=self.docker_env(),
+        )
 
     def remove_containers(self) -> None:
         """Remove the project's containers by label: works even when a test broke its compose file."""
@@ -105,16 +112,25 @@ class Tenant:
 
     def mkdocs_sums(self) -> dict[str, str]:
         root = self.path / "mkdocs"
-        return {str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
 
 
 def copy_image(image: str, *, to_host: str, from_host: str = "") -> None:
     """docker save | docker load between two engines (test set-up: what an operator did by hand)."""
     source = {**os.environ, "DOCKER_HOST": from_host} if from_host else dict(os.environ)
     save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, env=source)
-    subprocess.run(["docker", "load", "--quiet"], stdin=save.stdout, check=True, capture_output=True, timeout=300,
-                   env={**os.environ, "DOCKER_HOST": to_host})
+    subprocess.run(
+        ["docker", "load", "--quiet"],
+        stdin=save.stdout,
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "DOCKER_HOST": to_host},
+    )
     assert save.wait(timeout=60) == 0
 
 

@@ -53,8 +53,9 @@ def version(port: int) -> str:
         return response.read().decode()
 
 
-def test_versions_upgrade_over_ssh_and_stop_promptly(node: SSHDriver, node_workdir: Path, project,
-                                                     docker_engine: DockerEngine) -> None:
+def test_versions_upgrade_over_ssh_and_stop_promptly(
+    node: SSHDriver, node_workdir: Path, project, docker_engine: DockerEngine
+) -> None:
     up(node, node_workdir, project, docker_engine.image("v1"))
     assert version(project[1]) == "v1"
 
@@ -66,8 +67,9 @@ def test_versions_upgrade_over_ssh_and_stop_promptly(node: SSHDriver, node_workd
     assert time.monotonic() - started < 5  # PID 1 handles SIGTERM: no 10 s stop timeout
 
 
-def test_the_broken_tag_never_becomes_healthy(node: SSHDriver, node_workdir: Path, project,
-                                              docker_engine: DockerEngine) -> None:
+def test_the_broken_tag_never_becomes_healthy(
+    node: SSHDriver, node_workdir: Path, project, docker_engine: DockerEngine
+) -> None:
     with pytest.raises(CommandFailed, match="unhealthy"):
         up(node, node_workdir, project, docker_engine.image(docker_engine.broken_tag))
     assert version(project[1]) == "broken"  # it runs and answers; only its health check fails
@@ -81,14 +83,21 @@ def test_two_nodes_are_two_hosts(ssh_node: SSHNode, second_ssh_node: SSHNode) ->
             assert driver.run(["id", "-un"], check=True).stdout == b"ccpnode\n"
 
 
-def test_a_node_with_its_own_engine_runs_docker_there_and_not_on_the_panel_hosts(engine_ssh_node: SSHNode,
-                                                                                 node_engine: str) -> None:
-    with SSHDriver(engine_ssh_node.host, engine_ssh_node.port, engine_ssh_node.user,
-                   pkey_text=engine_ssh_node.client_key) as driver:
+def test_a_node_with_its_own_engine_runs_docker_there_and_not_on_the_panel_hosts(
+    engine_ssh_node: SSHNode, node_engine: str
+) -> None:
+    with SSHDriver(
+        engine_ssh_node.host, engine_ssh_node.port, engine_ssh_node.user, pkey_text=engine_ssh_node.client_key
+    ) as driver:
         seen = driver.run(["docker", "info", "--format", "{{.DockerRootDir}}"], check=True).stdout.decode()
-    panel = subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True,
-                           text=True, check=True).stdout
+    panel = subprocess.run(
+        ["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True, check=True
+    ).stdout
     assert seen.split()[0] == "/var/lib/ccp-testbed/node-engine" != panel.split()[0]
-    networks = subprocess.run(["docker", "--host", node_engine, "network", "ls", "--format", "{{.Name}}"],
-                              capture_output=True, text=True, check=True).stdout.split()
+    networks = subprocess.run(
+        ["docker", "--host", node_engine, "network", "ls", "--format", "{{.Name}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert sorted(networks) == ["host", "none"]  # no bridge: no container gets a private address

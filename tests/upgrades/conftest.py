@@ -19,8 +19,14 @@ from upgrades.models import Release
 def testbed_release(db, docker_engine) -> Release:
     def make(version: str, tag: str, default: bool = False) -> Release:
         release, _ = Release.objects.get_or_create(
-            version=version, defaults={"image_tag": tag, "template_set": "testbed", "is_default": default,
-                                       "registry": f"{docker_engine.registry}"})
+            version=version,
+            defaults={
+                "image_tag": tag,
+                "template_set": "testbed",
+                "is_default": default,
+                "registry": f"{docker_engine.registry}",
+            },
+        )
         return release
 
     make("v1", "v1", default=True)
@@ -45,10 +51,17 @@ def make_tenant(testbed_node, testbed_release, node_workdir_factory, settings):
     def make(*, registered: bool = False, tag: str = "v1", profiles: str = "") -> Tenant:
         path = node_workdir_factory()
         slug = f"t{uuid.uuid4().hex[:8]}"
-        instance = instance_save(instance=Instance(
-            name=slug, slug=slug, node=testbed_node, install_dir=str(path), compose_project=f"ccp-{slug}",
-            ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()},
-            profiles=profiles))
+        instance = instance_save(
+            instance=Instance(
+                name=slug,
+                slug=slug,
+                node=testbed_node,
+                install_dir=str(path),
+                compose_project=f"ccp-{slug}",
+                ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()},
+                profiles=profiles,
+            )
+        )
         if registered:  # installed by its own script: it keeps its own .env and secrets
             instance.set_secrets({"APP_SECRET": "registered-secret-" + uuid.uuid4().hex})
             instance.save()
@@ -80,9 +93,15 @@ def worker_process_env(settings) -> dict:
         url = f"sqlite:///{db['NAME']}"
     else:
         url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "ccp.test_settings",
-            "SECRET_KEY": settings.SECRET_KEY, "CCP_ENCRYPTION_KEYS": ",".join(settings.CCP_ENCRYPTION_KEYS),
-            "CCP_LOCK_STALE_SECONDS": "30", "CCP_HEALTH_TIMEOUT": "20"}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "ccp.test_settings",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CCP_ENCRYPTION_KEYS": ",".join(settings.CCP_ENCRYPTION_KEYS),
+        "CCP_LOCK_STALE_SECONDS": "30",
+        "CCP_HEALTH_TIMEOUT": "20",
+    }
 
 
 @pytest.fixture

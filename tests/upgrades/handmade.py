@@ -26,23 +26,25 @@ def handwritten_env(tenant, *, extra: str = "", tag_lines: tuple[str, ...] | Non
             name, value = line.split("=", 1)
             values[name] = value
     tags = tag_lines or ("IMAGE_TAG=v1  # pinned by ops",)
-    text = "\n".join([
-        "# Written by install.sh on 2024-03-02, then edited by hand.",
-        f"COMPOSE_PROJECT_NAME={values['COMPOSE_PROJECT_NAME']}",
-        tags[0],
-        "",
-        "# ports",
-        f"WEB_PORT={values['WEB_PORT']}",
-        f"API_PORT='{values['API_PORT']}'",
-        f'DOCS_PORT="{values["DOCS_PORT"]}"',
-        f"EXTRA_PORT={values['EXTRA_PORT']}",
-        "export TZ=Europe/Paris",
-        f"APP_SECRET={values['APP_SECRET']}",
-        "SMTP_HOST=mail.example.org   # not used by the stack",
-        *tags[1:],
-        extra,
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Written by install.sh on 2024-03-02, then edited by hand.",
+            f"COMPOSE_PROJECT_NAME={values['COMPOSE_PROJECT_NAME']}",
+            tags[0],
+            "",
+            "# ports",
+            f"WEB_PORT={values['WEB_PORT']}",
+            f"API_PORT='{values['API_PORT']}'",
+            f'DOCS_PORT="{values["DOCS_PORT"]}"',
+            f"EXTRA_PORT={values['EXTRA_PORT']}",
+            "export TZ=Europe/Paris",
+            f"APP_SECRET={values['APP_SECRET']}",
+            "SMTP_HOST=mail.example.org   # not used by the stack",
+            *tags[1:],
+            extra,
+            "",
+        ]
+    )
     (tenant.path / ".env").write_text(text)
     return text.encode()
 

@@ -41,9 +41,25 @@ def install_script(tenant, text: str = SCRIPT) -> None:
 
 def start_worker_process(env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ccp", "worker", "--pool=prefork", "--concurrency=1",
-         "--loglevel=INFO", "--without-mingle", "--without-gossip"],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ccp",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -66,6 +82,10 @@ def quick(tenant, tag: str) -> Upgrade:
 
 
 def registry_id(docker_engine, tag: str) -> str:
-    found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", docker_engine.image(tag)],
-                           capture_output=True, text=True, check=True)
+    found = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", docker_engine.image(tag)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return found.stdout.strip()

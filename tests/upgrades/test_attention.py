@@ -34,16 +34,19 @@ def flag_by_a_failed_rollback(tenant, after_up) -> tuple[int, bytes]:
     return upgrade.pk, good
 
 
-def test_10_operator_acknowledges_with_a_note_through_the_api(make_tenant, celery_worker_thread, after_up, api,
-                                                              operator, capsys):
+def test_10_operator_acknowledges_with_a_note_through_the_api(
+    make_tenant, celery_worker_thread, after_up, api, operator, capsys
+):
     tenant = make_tenant()
     failed_id, good = flag_by_a_failed_rollback(tenant, after_up)
     record = Attention.objects.get(instance=tenant.instance)
     assert (record.operation_kind, record.operation_id, record.resolved_at) == ("upgrade", failed_id, None)
     client = api(operator)
     slug = tenant.instance.slug
-    assert f"Upgrade #{failed_id} failed and its rollback failed" in client.get(f"/api/v1/instances/{slug}/").json()[
-        "attention"]
+    assert (
+        f"Upgrade #{failed_id} failed and its rollback failed"
+        in client.get(f"/api/v1/instances/{slug}/").json()["attention"]
+    )
     listed = client.get("/api/v1/instances/?needs_attention=true").json()["results"]
     assert [i["slug"] for i in listed] == [slug]
     call_command("fleet_status")
@@ -54,15 +57,19 @@ def test_10_operator_acknowledges_with_a_note_through_the_api(make_tenant, celer
     assert tenant.compose("up", "-d", "--wait").returncode == 0
     refused = client.post(f"/api/v1/instances/{slug}/acknowledge/", {"note": ""}, format="json")
     assert refused.status_code == 400
-    response = client.post(f"/api/v1/instances/{slug}/acknowledge/",
-                           {"note": "compose file restored from git, stack up on v2"}, format="json")
+    response = client.post(
+        f"/api/v1/instances/{slug}/acknowledge/",
+        {"note": "compose file restored from git, stack up on v2"},
+        format="json",
+    )
 
     assert response.status_code == 200, response.content
     assert response.json()["attention"] == "" and response.json()["attention_records"] == []
     record.refresh_from_db()
     assert record.resolved_by == operator and record.resolution == "compose file restored from git, stack up on v2"
-    assert LogEntry.objects.filter(object_id=str(tenant.instance.pk), user=operator,
-                                   change_message__contains="Acknowledged 1 attention record(s)").exists()
+    assert LogEntry.objects.filter(
+        object_id=str(tenant.instance.pk), user=operator, change_message__contains="Acknowledged 1 attention record(s)"
+    ).exists()
     assert client.get("/api/v1/instances/?needs_attention=true").json()["results"] == []
     call_command("fleet_status")
     assert "attention:" not in capsys.readouterr().out
@@ -71,8 +78,9 @@ def test_10_operator_acknowledges_with_a_note_through_the_api(make_tenant, celer
     assert tenant.all_healthy()
 
 
-def test_10_a_later_successful_upgrade_resolves_it_and_says_so(make_tenant, celery_worker_thread, after_up,
-                                                              docker_engine, client, operator):
+def test_10_a_later_successful_upgrade_resolves_it_and_says_so(
+    make_tenant, celery_worker_thread, after_up, docker_engine, client, operator
+):
     tenant = make_tenant()
     failed_id, good = flag_by_a_failed_rollback(tenant, after_up)
     client.force_login(operator)

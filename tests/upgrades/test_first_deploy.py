@@ -34,9 +34,16 @@ def new_tenant(testbed_node, testbed_release, node_workdir_factory, settings):
     def make() -> Tenant:
         slug = f"n{uuid.uuid4().hex[:8]}"
         path = node_workdir_factory() / "tenants" / slug  # neither folder exists
-        instance = instance_save(instance=Instance(
-            name=slug, slug=slug, node=testbed_node, install_dir=str(path), compose_project=f"ccp-{slug}",
-            ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()}))
+        instance = instance_save(
+            instance=Instance(
+                name=slug,
+                slug=slug,
+                node=testbed_node,
+                install_dir=str(path),
+                compose_project=f"ccp-{slug}",
+                ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()},
+            )
+        )
         made.append(Tenant(instance=instance, node=testbed_node, path=path))
         return made[-1]
 
@@ -47,8 +54,9 @@ def new_tenant(testbed_node, testbed_release, node_workdir_factory, settings):
 
 def deploy(tenant, release):
     preview = instance_preview(instance=tenant.instance, release=release)
-    return upgrade_request(instance=tenant.instance, mode=UpgradeMode.RELEASE, release=release,
-                           preview_hash=preview.preview_hash), preview
+    return upgrade_request(
+        instance=tenant.instance, mode=UpgradeMode.RELEASE, release=release, preview_hash=preview.preview_hash
+    ), preview
 
 
 def owner(path) -> str:
@@ -56,7 +64,8 @@ def owner(path) -> str:
 
 
 def test_6_a_first_deploy_creates_the_directory_and_bind_folders_as_the_node_account(
-        new_tenant, testbed_release, celery_worker_thread, docker_engine, api, operator):
+    new_tenant, testbed_release, celery_worker_thread, docker_engine, api, operator
+):
     tenant = new_tenant()
     assert not tenant.path.exists() and not tenant.path.parent.exists()
 
@@ -83,7 +92,8 @@ def test_6_a_first_deploy_creates_the_directory_and_bind_folders_as_the_node_acc
 
 
 def test_6_after_a_first_deploy_a_backup_and_a_restore_work_and_the_restore_resolves_attention(
-        new_tenant, testbed_release, celery_worker_thread, settings, tmp_path):
+    new_tenant, testbed_release, celery_worker_thread, settings, tmp_path
+):
     settings.BACKUP_ROOT = tmp_path / "backups"
     settings.BACKUP_ROOT.mkdir()
     tenant = new_tenant()
@@ -111,7 +121,8 @@ def test_6_after_a_first_deploy_a_backup_and_a_restore_work_and_the_restore_reso
 
 
 def test_7_a_failed_first_deploy_leaves_nothing_running_and_removes_what_it_created(
-        new_tenant, testbed_release, celery_worker_thread, docker_engine):
+    new_tenant, testbed_release, celery_worker_thread, docker_engine
+):
     tenant = new_tenant()
     broken = testbed_release("v9.0.0", docker_engine.broken_tag)
 
@@ -123,14 +134,17 @@ def test_7_a_failed_first_deploy_leaves_nothing_running_and_removes_what_it_crea
     assert not tenant.path.exists()  # the deploy created it, and took it away again
     assert tenant.path.parent.exists()
     rollback = list(upgrade.steps.filter(is_rollback=True).values_list("name", "status"))
-    assert rollback == [("stop the deployed stack (compose down)", "succeeded"),
-                        ("remove what the deploy created", "succeeded")]
+    assert rollback == [
+        ("stop the deployed stack (compose down)", "succeeded"),
+        ("remove what the deploy created", "succeeded"),
+    ]
     tenant.instance.refresh_from_db()
     assert tenant.instance.attention == ""
 
 
 def test_7_a_first_deploy_that_fails_its_precheck_removes_the_directory_it_created(
-        new_tenant, testbed_release, celery_worker_thread, settings):
+    new_tenant, testbed_release, celery_worker_thread, settings
+):
     settings.CCP_MIN_FREE_DISK_MB = 1 << 40  # no node has that much: the precheck fails after the mkdir
     tenant = new_tenant()
 
@@ -143,7 +157,8 @@ def test_7_a_first_deploy_that_fails_its_precheck_removes_the_directory_it_creat
 
 
 def test_first_deploy_generates_the_missing_secrets_it_writes_and_never_shows_them(
-        new_tenant, testbed_release, celery_worker_thread, api, operator, caplog):
+    new_tenant, testbed_release, celery_worker_thread, api, operator, caplog
+):
     """Reads never write (issue 11): the preview shows a placeholder and leaves the secrets column as it
     was; the upgrade generates the value (audited, named only), writes it into the node's .env, and the
     placeholder-hashed preview the operator approved still matches."""
@@ -156,8 +171,15 @@ def test_first_deploy_generates_the_missing_secrets_it_writes_and_never_shows_th
     preview = instance_preview(instance=tenant.instance, release=release)
     assert preview.secrets_to_generate == ["APP_SECRET"]
     assert Instance.objects.values_list("secrets_encrypted", flat=True).get(pk=tenant.instance.pk) == ""
-    upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.RELEASE, release=release,
-                                         user=operator, preview_hash=preview.preview_hash))
+    upgrade = wait_final(
+        upgrade_request(
+            instance=tenant.instance,
+            mode=UpgradeMode.RELEASE,
+            release=release,
+            user=operator,
+            preview_hash=preview.preview_hash,
+        )
+    )
 
     assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
     tenant.instance.refresh_from_db()
@@ -170,10 +192,16 @@ def test_first_deploy_generates_the_missing_secrets_it_writes_and_never_shows_th
     assert upgrade.state["generated_secrets"] == ["APP_SECRET"]
     entry = LogEntry.objects.get(object_id=str(tenant.instance.pk), change_message__contains="Generated")
     assert entry.user == operator and f"upgrade #{upgrade.pk}" in entry.change_message
-    answers = [api(operator).get(f"/api/v1/upgrades/{upgrade.pk}/").content.decode(),
-               api(operator).get(f"/api/v1/instances/{tenant.instance.slug}/").content.decode(),
-               api(operator).get(f"/api/v1/instances/{tenant.instance.slug}/preview/?release=v2.0.0")
-               .content.decode()]
-    texts = [*upgrade.steps.values_list("output", flat=True), upgrade.error, entry.change_message, *answers,
-             *(record.getMessage() for record in caplog.records)]
+    answers = [
+        api(operator).get(f"/api/v1/upgrades/{upgrade.pk}/").content.decode(),
+        api(operator).get(f"/api/v1/instances/{tenant.instance.slug}/").content.decode(),
+        api(operator).get(f"/api/v1/instances/{tenant.instance.slug}/preview/?release=v2.0.0").content.decode(),
+    ]
+    texts = [
+        *upgrade.steps.values_list("output", flat=True),
+        upgrade.error,
+        entry.change_message,
+        *answers,
+        *(record.getMessage() for record in caplog.records),
+    ]
     assert [text for text in texts if value in text] == []

@@ -12,6 +12,7 @@ from .helpers import install_script, kill_group, start_worker_process, wait_fina
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 
+
 def wait_for_step(upgrade, name: str, contains: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -23,8 +24,9 @@ def wait_for_step(upgrade, name: str, contains: str, timeout: float = 90) -> Non
 
 
 @pytest.mark.timeout(300)
-def test_full_upgrade_survives_a_dropped_connection_and_a_worker_restart(make_tenant, worker_process_env,
-                                                                        ssh_node, tmp_path):
+def test_full_upgrade_survives_a_dropped_connection_and_a_worker_restart(
+    make_tenant, worker_process_env, ssh_node, tmp_path
+):
     tenant = make_tenant()
     install_script(tenant)
     log = tmp_path / "worker.log"
@@ -60,10 +62,13 @@ def test_full_upgrade_survives_a_dropped_connection_and_a_worker_restart(make_te
 def test_a_secret_echoed_by_the_script_never_reaches_the_stored_steps(make_tenant, celery_worker_thread):
     tenant = make_tenant()
     secret = tenant.instance.get_secrets()["APP_SECRET"]
-    install_script(tenant, "#!/bin/sh\nset -eu\n"
-                           "echo \"leaking $(grep ^APP_SECRET= .env)\"\n"
-                           "echo \"and again: $(sed -n 's/^APP_SECRET=//p' .env) done\"\n"
-                           "echo \"failing on purpose\" >&2\nexit 3\n")
+    install_script(
+        tenant,
+        "#!/bin/sh\nset -eu\n"
+        'echo "leaking $(grep ^APP_SECRET= .env)"\n'
+        "echo \"and again: $(sed -n 's/^APP_SECRET=//p' .env) done\"\n"
+        'echo "failing on purpose" >&2\nexit 3\n',
+    )
 
     upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.FULL, image_tag="v2"))
 

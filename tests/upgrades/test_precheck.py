@@ -13,10 +13,14 @@ class Instance:
 
 
 def ok_sections(**changes) -> list[Section]:
-    sections = {"docker": Section("docker", 0, "26.1.5"), "compose": Section("compose", 0, "2.29.1"),
-                "config": Section("config", 0, ""),
-                "df": Section("df", 0, "Filesystem 1024-blocks Used Available Capacity Mounted on\n"
-                                       "/dev/sda1 100 50 4194304 50% /")}
+    sections = {
+        "docker": Section("docker", 0, "26.1.5"),
+        "compose": Section("compose", 0, "2.29.1"),
+        "config": Section("config", 0, ""),
+        "df": Section(
+            "df", 0, "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 50 4194304 50% /"
+        ),
+    }
     sections.update(changes)
     return list(sections.values())
 
@@ -27,21 +31,37 @@ def verdict(sections, minimum=1024):
 
 def test_argv_passes_files_and_the_compose_command_as_parameters():
     argv = precheck_argv(Instance(), need_files=(".env", "a b"), need_compose=True)
-    assert argv[3:] == ["ccp-precheck", "/srv/tenant a", "1", "2", ".env", "a b",
-                        "docker", "compose", "--project-name", "proj"]
+    assert argv[3:] == [
+        "ccp-precheck",
+        "/srv/tenant a",
+        "1",
+        "2",
+        ".env",
+        "a b",
+        "docker",
+        "compose",
+        "--project-name",
+        "proj",
+    ]
 
 
 def test_sections_are_parsed_with_their_exit_codes():
     out = b"\x1edocker 0\n26.1\n\x1ecompose 127\nsh: docker-compose: not found\n\x1efile 1\n.env\n"
-    assert parse_sections(out) == [Section("docker", 0, "26.1"), Section("compose", 127,
-                                   "sh: docker-compose: not found"), Section("file", 1, ".env")]
+    assert parse_sections(out) == [
+        Section("docker", 0, "26.1"),
+        Section("compose", 127, "sh: docker-compose: not found"),
+        Section("file", 1, ".env"),
+    ]
 
 
 def test_verdict_keeps_the_sentences_and_their_order():
     assert verdict(ok_sections()) == "docker 26.1.5\ncompose 2.29.1\n4096 MB free"
     with pytest.raises(StepError, match="^Docker does not answer on node-1: Cannot connect"):
-        verdict(ok_sections(docker=Section("docker", 1, "Cannot connect to the Docker daemon"),
-                            compose=Section("compose", 1, "")))
+        verdict(
+            ok_sections(
+                docker=Section("docker", 1, "Cannot connect to the Docker daemon"), compose=Section("compose", 1, "")
+            )
+        )
     with pytest.raises(StepError, match="^docker compose v2 is not installed on node-1.$"):
         verdict(ok_sections(compose=Section("compose", 1, "unknown command")))
     with pytest.raises(StepError, match="^/srv/tenant a/.env does not exist on node-1.$"):
@@ -63,9 +83,11 @@ class CountingDriver:
     def __getattr__(self, name):
         attr = getattr(self.driver, name)
         if callable(attr):
+
             def counted(*args, **kwargs):
                 self.calls.append(name)
                 return attr(*args, **kwargs)
+
             return counted
         return attr
 

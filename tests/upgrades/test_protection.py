@@ -23,8 +23,9 @@ def stat_listing(*entries: tuple[str, str, str]) -> bytes:
 
 def test_changed_paths_names_entries_not_the_directories_they_were_added_to():
     before = stat_listing(("mkdocs/", "d", "4096"), ("mkdocs/a b.md", "f", "3"), ("mkdocs/gone.md", "f", "1"))
-    after = (stat_listing(("mkdocs/", "d", "4096")).replace(b"1.5 1.5", b"1.5 2.5")
-             + stat_listing(("mkdocs/a b.md", "f", "4"), ("mkdocs/new.md", "f", "1")))
+    after = stat_listing(("mkdocs/", "d", "4096")).replace(b"1.5 1.5", b"1.5 2.5") + stat_listing(
+        ("mkdocs/a b.md", "f", "4"), ("mkdocs/new.md", "f", "1")
+    )
     assert changed_paths(before, after, STAT) == ["mkdocs/a b.md", "mkdocs/gone.md", "mkdocs/new.md"]
     assert changed_paths(before, before, STAT) == []
 
@@ -32,11 +33,13 @@ def test_changed_paths_names_entries_not_the_directories_they_were_added_to():
 def test_a_directory_that_appeared_is_no_change_but_what_is_put_in_it_is():
     before = stat_listing(("mkdocs/", "d", "4096"))
     folder = stat_listing(("mkdocs/", "d", "4096")).replace(b"1.5 1.5", b"1.5 2.5") + stat_listing(
-        ("mkdocs/assets", "d", "4096"))
+        ("mkdocs/assets", "d", "4096")
+    )
     assert changed_paths(b"", stat_listing(("mkdocs", "d", "4096")), STAT) == []  # a first deploy's bind folder
     assert changed_paths(before, folder, STAT) == []
     assert changed_paths(before, folder + stat_listing(("mkdocs/assets/x.png", "f", "9")), STAT) == [
-        "mkdocs/assets/x.png"]
+        "mkdocs/assets/x.png"
+    ]
     assert changed_paths(folder, before, STAT) == ["mkdocs/assets"]  # a folder that went away counts
     chmod = stat_listing(("mkdocs/", "d", "4096")).replace(b" 644 ", b" 777 ")
     assert changed_paths(before, chmod, STAT) == ["mkdocs/"]
@@ -49,10 +52,15 @@ def test_changed_paths_of_a_content_listing():
 
 
 def test_snapshot_argv_passes_values_as_positional_parameters_only():
-    argv = snapshot_argv(install_dir="/srv/t a", paths=["mkdocs/", "$(reboot)"], listing=".ccp/upgrades/3/x",
-                         kind=STAT)
-    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["ccp-protected", "/srv/t a", ".ccp/upgrades/3/x", "stat",
-                                                     "mkdocs/", "$(reboot)"]
+    argv = snapshot_argv(install_dir="/srv/t a", paths=["mkdocs/", "$(reboot)"], listing=".ccp/upgrades/3/x", kind=STAT)
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == [
+        "ccp-protected",
+        "/srv/t a",
+        ".ccp/upgrades/3/x",
+        "stat",
+        "mkdocs/",
+        "$(reboot)",
+    ]
     with pytest.raises(ValueError):
         snapshot_argv(install_dir="/srv", paths=[], listing="x", kind="md5")
 
@@ -87,7 +95,8 @@ def test_the_row_holds_a_digest_and_counts_and_the_listing_stays_on_the_node(mak
     assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
     before = upgrade.state["protected_before"][STAT]
     assert before["files"] == 4 and before["bytes"] == sum(
-        p.stat().st_size for p in (tenant.path / "mkdocs").rglob("*") if p.is_file())
+        p.stat().st_size for p in (tenant.path / "mkdocs").rglob("*") if p.is_file()
+    )
     assert len(before["digest"]) == 64 and CONTENT not in upgrade.state["protected_before"]
     assert "guide with spaces" not in str(upgrade.state)  # no per-file list on the row
     listing = tenant.path / before["listing"]
@@ -99,8 +108,9 @@ def test_the_row_holds_a_digest_and_counts_and_the_listing_stays_on_the_node(mak
 @pytest.mark.testbed
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("full_hash", [True, False])
-def test_content_changed_with_its_mtime_restored_fails_the_upgrade(make_tenant, celery_worker_thread, after_up,
-                                                                   settings, full_hash):
+def test_content_changed_with_its_mtime_restored_fails_the_upgrade(
+    make_tenant, celery_worker_thread, after_up, settings, full_hash
+):
     settings.CCP_PROTECTED_FULL_HASH = full_hash
     tenant = make_tenant()
     victim = tenant.path / "mkdocs" / "docs" / "guide with spaces.md"

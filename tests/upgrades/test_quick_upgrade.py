@@ -44,8 +44,12 @@ def test_quick_upgrade_to_a_broken_tag_rolls_back(make_tenant, celery_worker_thr
     assert tenant.images() == {"v2"} and tenant.all_healthy()
     assert tenant.env() == env_before
     rollback = [s.name for s in upgrade.steps.filter(is_rollback=True, status="succeeded")]
-    assert rollback == ["restore .env", "start previous containers (up -d --wait)", "health check after rollback",
-                        "verify running images after rollback"]
+    assert rollback == [
+        "restore .env",
+        "start previous containers (up -d --wait)",
+        "health check after rollback",
+        "verify running images after rollback",
+    ]
     assert "docker compose up did not bring the stack up healthy" in upgrade.error
 
 
@@ -62,8 +66,9 @@ def test_quick_upgrade_to_the_running_tag_changes_nothing(make_tenant, celery_wo
     assert upgrade.steps.filter(name="set IMAGE_TAG in .env", status="skipped").exists()
 
 
-def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(make_tenant, celery_worker_thread,
-                                                                           after_up):
+def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(
+    make_tenant, celery_worker_thread, after_up
+):
     tenant = make_tenant()
     victim = tenant.path / "mkdocs" / "docs" / "guide with spaces.md"
 
@@ -79,8 +84,9 @@ def test_protected_file_changed_during_the_upgrade_is_named_and_rolled_back(make
     assert b"\nIMAGE_TAG=v1\n" in tenant.env()
 
 
-def test_cancel_during_an_upgrade_stops_at_the_next_safe_point_and_rolls_back(make_tenant, celery_worker_thread,
-                                                                             after_up):
+def test_cancel_during_an_upgrade_stops_at_the_next_safe_point_and_rolls_back(
+    make_tenant, celery_worker_thread, after_up
+):
     tenant = make_tenant()
 
     def operator_cancels(ctx):
@@ -111,8 +117,9 @@ def test_a_dead_workers_quick_upgrade_is_marked_interrupted_and_its_lock_release
 
     instance = make_instance()
     upgrade = upgrade_request(instance=instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")
-    InstanceLock.objects.filter(instance=instance).update(owner="ccp-host-that-died:1", heartbeat_at=timezone.now()
-                                                          - timedelta(hours=1))
+    InstanceLock.objects.filter(instance=instance).update(
+        owner="ccp-host-that-died:1", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     Upgrade.objects.filter(pk=upgrade.pk).update(status=UpgradeStatus.RUNNING)
 
     report = reconcile_stale_locks()

@@ -37,24 +37,42 @@ def test_1_duplicate_image_tag_lines_the_last_one_is_changed(make_tenant, celery
     assert tenant.instance.observed_version == "v2"
 
 
-def test_2_a_container_that_does_not_run_the_target_image_fails_and_rolls_back(make_tenant, celery_worker_thread,
-                                                                             docker_engine, after_up):
+def test_2_a_container_that_does_not_run_the_target_image_fails_and_rolls_back(
+    make_tenant, celery_worker_thread, docker_engine, after_up
+):
     tenant = make_tenant(registered=True)
     handwritten_env(tenant)
 
     def something_puts_web_back_on_v1(ctx):
         # What the tenant's own watchdog (or a stale override) does: web is recreated on the old image.
         env = {**os.environ, "IMAGE_TAG": "v1"}
-        subprocess.run(["docker", "compose", "--project-name", tenant.instance.compose_project, "up", "-d",
-                        "--no-deps", "--wait", "web"], cwd=tenant.path, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                "--project-name",
+                tenant.instance.compose_project,
+                "up",
+                "-d",
+                "--no-deps",
+                "--wait",
+                "web",
+            ],
+            cwd=tenant.path,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
     after_up(something_puts_web_back_on_v1)
     upgrade = wait_final(quick(tenant, "v2"))
 
     assert upgrade.status == UpgradeStatus.ROLLED_BACK
     v1, v2 = registry_id(docker_engine, "v1"), registry_id(docker_engine, "v2")
-    assert f"web runs {v1.removeprefix('sha256:')[:12]}, but" in upgrade.error and v2.removeprefix("sha256:")[:12] \
-        in upgrade.error
+    assert (
+        f"web runs {v1.removeprefix('sha256:')[:12]}, but" in upgrade.error
+        and v2.removeprefix("sha256:")[:12] in upgrade.error
+    )
     assert set(tenant.running_image_ids().values()) == {v1} and tenant.all_healthy()
     assert b"IMAGE_TAG=v1  # pinned by ops\n" in tenant.env()
     tenant.instance.refresh_from_db()
@@ -62,8 +80,9 @@ def test_2_a_container_that_does_not_run_the_target_image_fails_and_rolls_back(m
     assert not upgrade.steps.filter(name="record version").exists()
 
 
-def test_3_a_symlinked_env_with_a_comment_keeps_its_link_its_comment_and_its_mode(make_tenant, celery_worker_thread,
-                                                                                docker_engine):
+def test_3_a_symlinked_env_with_a_comment_keeps_its_link_its_comment_and_its_mode(
+    make_tenant, celery_worker_thread, docker_engine
+):
     tenant = make_tenant(registered=True)
     handwritten_env(tenant)
     shared = tenant.path.parent / f"shared-{uuid.uuid4().hex[:6]}"
@@ -88,8 +107,9 @@ def test_3_a_symlinked_env_with_a_comment_keeps_its_link_its_comment_and_its_mod
         subprocess.run(["rm", "-rf", str(shared)], check=False)
 
 
-def test_4_a_service_built_on_the_node_is_built_there_and_no_registry_is_asked(make_tenant, celery_worker_thread,
-                                                                             docker_engine):
+def test_4_a_service_built_on_the_node_is_built_there_and_no_registry_is_asked(
+    make_tenant, celery_worker_thread, docker_engine
+):
     tenant = make_tenant(registered=True)
     handwritten_env(tenant)
     image = f"ccp-built-{tenant.instance.slug}/app"  # a name no registry has
@@ -128,14 +148,14 @@ ONE_SHOT_COMPOSE = """
 """
 
 
-def test_a_one_shot_service_that_exits_0_does_not_fail_the_upgrade(make_tenant, celery_worker_thread,
-                                                                      docker_engine):
+def test_a_one_shot_service_that_exits_0_does_not_fail_the_upgrade(make_tenant, celery_worker_thread, docker_engine):
     # `up --wait` exits 1 with "container … exited (0)" for a job that completed: that is not a failure.
     tenant = make_tenant(registered=True)
     handwritten_env(tenant)
     compose = tenant.path / "docker-compose.yml"
-    compose.write_text(compose.read_text().rstrip("\n") + "\n"
-                       + ONE_SHOT_COMPOSE.format(image=docker_engine.image("${IMAGE_TAG:-v1}")))
+    compose.write_text(
+        compose.read_text().rstrip("\n") + "\n" + ONE_SHOT_COMPOSE.format(image=docker_engine.image("${IMAGE_TAG:-v1}"))
+    )
     by_hand = tenant.compose("up", "-d", "--wait", "--wait-timeout", "60")
     assert by_hand.returncode != 0 and "exited (0)" in by_hand.stderr  # the premise: compose calls it an error
 
@@ -159,8 +179,7 @@ def test_a_one_shot_service_that_exits_0_does_not_fail_the_upgrade(make_tenant, 
     assert again.steps.get(name="start containers (up -d --wait)").status == "skipped"
 
 
-def test_image_tag_only_as_a_compose_default_is_recorded_as_what_runs(make_tenant, celery_worker_thread,
-                                                                        docker_engine):
+def test_image_tag_only_as_a_compose_default_is_recorded_as_what_runs(make_tenant, celery_worker_thread, docker_engine):
     # The compose file says ${IMAGE_TAG:-v1} and the hand-made .env never sets it: v1 runs.
     tenant = make_tenant(registered=True)
     before = handwritten_env(tenant, tag_lines=("# IMAGE_TAG comes from the compose default",))
@@ -183,8 +202,9 @@ def test_image_tag_only_as_a_compose_default_is_recorded_as_what_runs(make_tenan
     assert upgrade.from_version == "v1"
 
 
-def test_env_through_a_chain_of_links_and_a_linked_folder_changes_the_real_file(make_tenant, celery_worker_thread,
-                                                                                docker_engine):
+def test_env_through_a_chain_of_links_and_a_linked_folder_changes_the_real_file(
+    make_tenant, celery_worker_thread, docker_engine
+):
     # .env -> conf/tenant.env, conf -> ../shared (a linked folder), shared/tenant.env -> ../real/tenant.env:
     # the link's ".." is relative to where conf really is, not to the tenant's folder.
     tenant = make_tenant(registered=True)
@@ -215,13 +235,21 @@ def test_env_through_a_chain_of_links_and_a_linked_folder_changes_the_real_file(
 
 
 def test_services_pinned_by_digest_or_a_fixed_tag_stay_as_they_are_and_pass_the_verification(
-        make_tenant, celery_worker_thread, docker_engine):
+    make_tenant, celery_worker_thread, docker_engine
+):
     tenant = make_tenant(registered=True)
     handwritten_env(tenant)
-    digest = subprocess.run(["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}",
-                             docker_engine.image("v1")], capture_output=True, text=True, check=True).stdout.strip()
+    digest = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", docker_engine.image("v1")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     compose = tenant.path / "docker-compose.yml"
-    compose.write_text(compose.read_text().rstrip("\n") + "\n" + f"""
+    compose.write_text(
+        compose.read_text().rstrip("\n")
+        + "\n"
+        + f"""
   pinned:
     image: {digest}
     network_mode: host
@@ -232,7 +260,8 @@ def test_services_pinned_by_digest_or_a_fixed_tag_stay_as_they_are_and_pass_the_
     network_mode: host
     init: true
     environment: {{PORT: "{free_port()}", SERVICE_NAME: fixed}}
-""")
+"""
+    )
     assert tenant.compose("up", "-d", "--wait").returncode == 0
     kept = {s: i for s, i in tenant.container_ids().items() if s in ("pinned", "fixed")}
 
@@ -246,8 +275,9 @@ def test_services_pinned_by_digest_or_a_fixed_tag_stay_as_they_are_and_pass_the_
 
 
 @pytest.mark.parametrize("line", ['export IMAGE_TAG="v1"  # quoted', "IMAGE_TAG = 'v1'", "IMAGE_TAG=v1"])
-def test_env_forms_compose_accepts_crlf_and_no_final_newline_keep_their_bytes(make_tenant, celery_worker_thread,
-                                                                              docker_engine, line):
+def test_env_forms_compose_accepts_crlf_and_no_final_newline_keep_their_bytes(
+    make_tenant, celery_worker_thread, docker_engine, line
+):
     tenant = make_tenant(registered=True)
     handwritten_env(tenant, tag_lines=("# tag below",))
     text = tenant.env().decode().rstrip("\n").replace("\n", "\r\n") + "\r\n" + line  # CRLF, no final newline

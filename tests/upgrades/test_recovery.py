@@ -30,7 +30,8 @@ def wait_for_step_start(upgrade, name: str, timeout: float = 90) -> None:
 
 @pytest.mark.timeout(300)
 def test_8_a_quick_upgrade_whose_worker_is_killed_is_rolled_back_from_the_copies_on_the_node(
-        make_tenant, worker_process_env, docker_engine, tmp_path):
+    make_tenant, worker_process_env, docker_engine, tmp_path
+):
     tenant = make_tenant(registered=True)
     env_before = handwritten_env(tenant)
     v1 = registry_id(docker_engine, "v1")
@@ -59,8 +60,11 @@ def test_8_a_quick_upgrade_whose_worker_is_killed_is_rolled_back_from_the_copies
     interrupted = [s for s in steps if s.status == StepStatus.INTERRUPTED]
     assert len(interrupted) == 1 and "interrupted" in interrupted[0].output
     assert [s.name for s in steps if s.is_rollback] == [
-        "restore .env", "start previous containers (up -d --wait)", "health check after rollback",
-        "verify running images after rollback"]
+        "restore .env",
+        "start previous containers (up -d --wait)",
+        "health check after rollback",
+        "verify running images after rollback",
+    ]
     assert all(s.status == StepStatus.SUCCEEDED for s in steps if s.is_rollback)
     assert not InstanceLock.objects.filter(instance=tenant.instance).exists()
     tenant.instance.refresh_from_db()
@@ -71,8 +75,10 @@ def test_8_a_quick_upgrade_whose_worker_is_killed_is_rolled_back_from_the_copies
 def test_9_a_failed_full_upgrade_names_the_backup_to_restore_from(make_tenant, celery_worker_thread):
     tenant = make_tenant()
     env_before = tenant.env()
-    install_script(tenant, "#!/bin/sh\nset -eu\nsed -i 's/^IMAGE_TAG=.*/IMAGE_TAG=v9/' .env\n"
-                           "echo 'migration 0042 failed' >&2\nexit 4\n")
+    install_script(
+        tenant,
+        "#!/bin/sh\nset -eu\nsed -i 's/^IMAGE_TAG=.*/IMAGE_TAG=v9/' .env\necho 'migration 0042 failed' >&2\nexit 4\n",
+    )
 
     upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.FULL, image_tag="v2"))
 
@@ -91,8 +97,9 @@ def test_9_a_failed_full_upgrade_names_the_backup_to_restore_from(make_tenant, c
 
 
 @pytest.mark.timeout(300)
-def test_8_a_release_upgrade_whose_worker_is_killed_puts_every_file_back(make_tenant, testbed_release,
-                                                                        worker_process_env, docker_engine, tmp_path):
+def test_8_a_release_upgrade_whose_worker_is_killed_puts_every_file_back(
+    make_tenant, testbed_release, worker_process_env, docker_engine, tmp_path
+):
     tenant = make_tenant()
     v2 = testbed_release("v2.0.0", "v2")
     managed = [tenant.path / name for name in (".env", "docker-compose.yml", "configs/app.conf")]
@@ -104,8 +111,9 @@ def test_8_a_release_upgrade_whose_worker_is_killed_puts_every_file_back(make_te
     second = None
     try:
         preview = instance_preview(instance=tenant.instance, release=v2)
-        upgrade = upgrade_request(instance=tenant.instance, mode=UpgradeMode.RELEASE, release=v2,
-                                  preview_hash=preview.preview_hash)
+        upgrade = upgrade_request(
+            instance=tenant.instance, mode=UpgradeMode.RELEASE, release=v2, preview_hash=preview.preview_hash
+        )
         wait_for_step_start(upgrade, "pull images")  # every rendered file is written by now
         kill_group(first)
         assert b"IMAGE_TAG=v2" in (tenant.path / ".env").read_bytes()

@@ -30,8 +30,9 @@ def panel_id(image: str) -> str | None:
 
 def in_registry(docker_engine, tag: str) -> bool:
     url = f"http://{docker_engine.registry}/v2/ccp-test/app/manifests/{tag}"
-    request = urllib.request.Request(url, method="HEAD", headers={
-        "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    request = urllib.request.Request(
+        url, method="HEAD", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - loopback registry
             return True
@@ -42,15 +43,24 @@ def in_registry(docker_engine, tag: str) -> bool:
 def build_on(docker_host: str | None, image: str, base: str) -> None:
     """`FROM base` plus a label unique to this run, built on one engine (no registry involved)."""
     argv = ["docker", *(["--host", docker_host] if docker_host else []), "build", "-q", "-t", image, "-"]
-    built = subprocess.run(argv, input=f"FROM {base}\nLABEL org.ccp.test={uuid.uuid4().hex}\n", text=True,
-                           capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"})
+    built = subprocess.run(
+        argv,
+        input=f"FROM {base}\nLABEL org.ccp.test={uuid.uuid4().hex}\n",
+        text=True,
+        capture_output=True,
+        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"},
+    )
     assert built.returncode == 0, built.stderr
 
 
 @pytest.fixture
 def engine_node(db, engine_ssh_node) -> Node:
-    node = Node(name=f"own-{uuid.uuid4().hex[:6]}", instance_root="/srv/ccp-testbed", registry_access=False,
-                **engine_ssh_node.node_fields())
+    node = Node(
+        name=f"own-{uuid.uuid4().hex[:6]}",
+        instance_root="/srv/ccp-testbed",
+        registry_access=False,
+        **engine_ssh_node.node_fields(),
+    )
     node.full_clean()
     node.save()
     yield node
@@ -62,12 +72,17 @@ def engine_tenant(engine_node, testbed_release, node_workdir_factory, node_engin
     """A registered tenant at v1 on the node with its own engine (v1 was loaded there by hand)."""
     settings.CCP_HEALTH_TIMEOUT = 20
     slug = f"e{uuid.uuid4().hex[:8]}"
-    instance = instance_save(instance=Instance(
-        name=slug, slug=slug, node=engine_node, install_dir=str(node_workdir_factory()),
-        compose_project=f"ccp-{slug}",
-        ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()}))
-    tenant = Tenant(instance=instance, node=engine_node, path=Path(instance.install_dir),
-                    docker_host=node_engine)
+    instance = instance_save(
+        instance=Instance(
+            name=slug,
+            slug=slug,
+            node=engine_node,
+            install_dir=str(node_workdir_factory()),
+            compose_project=f"ccp-{slug}",
+            ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()},
+        )
+    )
+    tenant = Tenant(instance=instance, node=engine_node, path=Path(instance.install_dir), docker_host=node_engine)
     copy_image(docker_engine.image("v1"), to_host=node_engine)
     provision(tenant, tag="v1")
     Instance.objects.filter(pk=instance.pk).update(is_registered=True)
@@ -76,8 +91,9 @@ def engine_tenant(engine_node, testbed_release, node_workdir_factory, node_engin
     tenant.remove_containers()
 
 
-def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_tenant, celery_worker_thread,
-                                                                       docker_engine):
+def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(
+    engine_tenant, celery_worker_thread, docker_engine
+):
     tenant = engine_tenant
     tag, again = f"local-{uuid.uuid4().hex[:6]}", f"local-{uuid.uuid4().hex[:6]}"
     image = docker_engine.image(tag)
@@ -99,8 +115,10 @@ def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_t
         assert "pulling" not in pull and public_registry_mentions(upgrade) == []
         # the panel host's engine runs nothing of this tenant: the containers are on the node's engine
         label = f"label=com.docker.compose.project={tenant.instance.compose_project}"
-        assert subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True,
-                              text=True).stdout.split() == []
+        assert (
+            subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True).stdout.split()
+            == []
+        )
         assert len(tenant.project_container_names()) == 3
 
         # The same image under another tag: the node has that ID already, nothing is transferred.
@@ -108,8 +126,12 @@ def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_t
         second = wait_final(quick(tenant, again))
         assert second.status == UpgradeStatus.SUCCEEDED, second.error
         output = second.steps.get(name="pull images").output
-        assert f"{docker_engine.image(again)}: the node already has {wanted.removeprefix('sha256:')[:12]}; " \
-               "nothing transferred" in output and "shipped" not in output
+        assert (
+            f"{docker_engine.image(again)}: the node already has {wanted.removeprefix('sha256:')[:12]}; "
+            "nothing transferred"
+            in output
+            and "shipped" not in output
+        )
         assert tenant.image_id(docker_engine.image(again)) == wanted
     finally:
         tenant.remove_containers()  # first: an image a container uses is only untagged
@@ -117,8 +139,9 @@ def test_5_an_image_tagged_only_on_the_panel_host_is_shipped_once_by_id(engine_t
         tenant.docker("image", "rm", "--force", image, docker_engine.image(again))
 
 
-def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(make_tenant, engine_node, celery_worker_thread,
-                                                                      docker_engine, node_engine):
+def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(
+    make_tenant, engine_node, celery_worker_thread, docker_engine, node_engine
+):
     # Built on the node with its own engine (FROM the app, plus a label): no registry, not the panel host.
     tag = f"built-{uuid.uuid4().hex[:6]}"
     image = docker_engine.image(tag)
@@ -132,8 +155,11 @@ def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(make_tena
         upgrade = wait_final(quick(tenant, tag))
 
         assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
-        wanted = subprocess.run(["docker", "--host", node_engine, "image", "inspect", "--format", "{{.Id}}", image],
-                                capture_output=True, text=True).stdout.strip()
+        wanted = subprocess.run(
+            ["docker", "--host", node_engine, "image", "inspect", "--format", "{{.Id}}", image],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         assert panel_id(image) == wanted and set(tenant.running_image_ids().values()) == {wanted}
         pull = upgrade.steps.get(name="pull images").output
         assert re.search(rf"{re.escape(image)}: shipped \d+ bytes from node {engine_node.name}", pull), pull
@@ -144,8 +170,9 @@ def test_5_an_image_only_the_source_node_has_is_shipped_from_that_node(make_tena
         subprocess.run(["docker", "--host", node_engine, "image", "rm", "--force", image], capture_output=True)
 
 
-def test_5_an_image_only_the_node_itself_has_is_used_as_it_is(engine_tenant, celery_worker_thread, docker_engine,
-                                                             node_engine):
+def test_5_an_image_only_the_node_itself_has_is_used_as_it_is(
+    engine_tenant, celery_worker_thread, docker_engine, node_engine
+):
     tenant = engine_tenant
     tag = f"onnode-{uuid.uuid4().hex[:6]}"
     image = docker_engine.image(tag)
@@ -167,11 +194,16 @@ def test_5_a_service_pinned_by_digest_is_refused_with_a_sentence(engine_tenant, 
     # `docker load` brings an image's ID, never the registry digest it was pulled by: a node without
     # registry access can never run `image: repo@sha256:…`. Say so before touching anything that runs.
     tenant = engine_tenant
-    digest = subprocess.run(["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}",
-                             docker_engine.image("v1")], capture_output=True, text=True, check=True).stdout.strip()
+    digest = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", docker_engine.image("v1")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     compose = tenant.path / "docker-compose.yml"
-    compose.write_text(compose.read_text().replace(
-        "image: " + docker_engine.image("${IMAGE_TAG:-v1}"), "image: " + digest, 1))
+    compose.write_text(
+        compose.read_text().replace("image: " + docker_engine.image("${IMAGE_TAG:-v1}"), "image: " + digest, 1)
+    )
     assert tenant.compose("up", "-d", "--wait").returncode == 0
     # The testbed's node engine can reach the loopback registry, which a registry-less node cannot:
     # forget the digest it pulled by (the image stays, tagged v1), as if v1 had been loaded by hand.

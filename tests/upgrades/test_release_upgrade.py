@@ -18,12 +18,14 @@ pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 def release_upgrade(tenant, release, preview_hash=None):
     if preview_hash is None:
         preview_hash = instance_preview(instance=tenant.instance, release=release).preview_hash
-    return upgrade_request(instance=tenant.instance, mode=UpgradeMode.RELEASE, release=release,
-                           preview_hash=preview_hash)
+    return upgrade_request(
+        instance=tenant.instance, mode=UpgradeMode.RELEASE, release=release, preview_hash=preview_hash
+    )
 
 
-def test_release_upgrade_of_a_panel_tenant_writes_the_rendered_files(make_tenant, testbed_release,
-                                                                     celery_worker_thread):
+def test_release_upgrade_of_a_panel_tenant_writes_the_rendered_files(
+    make_tenant, testbed_release, celery_worker_thread
+):
     tenant = make_tenant()
     content_before = tenant.mkdocs_sums()
     v2 = testbed_release("v2.0.0", "v2")
@@ -48,8 +50,9 @@ def test_release_upgrade_of_a_panel_tenant_writes_the_rendered_files(make_tenant
     assert (tenant.path / ".ccp" / "upgrades" / str(upgrade.pk) / ".env").exists()
 
 
-def test_release_upgrade_of_a_registered_tenant_leaves_its_env_byte_identical(make_tenant, testbed_release,
-                                                                              celery_worker_thread):
+def test_release_upgrade_of_a_registered_tenant_leaves_its_env_byte_identical(
+    make_tenant, testbed_release, celery_worker_thread
+):
     tenant = make_tenant(registered=True)
     env_before = tenant.env()
     compose = tenant.path / "docker-compose.yml"
@@ -70,8 +73,9 @@ def test_release_upgrade_of_a_registered_tenant_leaves_its_env_byte_identical(ma
     assert "pins IMAGE_TAG" in upgrade.steps.get(name="record version").output
 
 
-def test_registered_tenant_with_an_env_gap_is_refused_before_anything_is_written(make_tenant, testbed_release,
-                                                                                 celery_worker_thread):
+def test_registered_tenant_with_an_env_gap_is_refused_before_anything_is_written(
+    make_tenant, testbed_release, celery_worker_thread
+):
     tenant = make_tenant(registered=True)
     env = tenant.path / ".env"
     env.write_bytes(b"\n".join(line for line in env.read_bytes().split(b"\n") if not line.startswith(b"API_PORT")))
@@ -108,7 +112,8 @@ def test_a_preview_hash_that_no_longer_matches_is_refused(make_tenant, testbed_r
 
 
 def test_a_tenant_whose_compose_file_is_compose_yaml_is_refused_before_anything_is_written(
-        make_tenant, testbed_release, celery_worker_thread):
+    make_tenant, testbed_release, celery_worker_thread
+):
     # docker compose reads compose.yaml before docker-compose.yml: the release's file would be written
     # beside the tenant's and never used, while the upgrade reported the release as running.
     tenant = make_tenant()

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 def post_action(client, action: str, instances, **data):
-    return client.post("/admin/instances/instance/",
-                       {"action": action, "_selected_action": [i.pk for i in instances], **data})
+    return client.post(
+        "/admin/instances/instance/", {"action": action, "_selected_action": [i.pk for i in instances], **data}
+    )
 
 
 def test_quick_upgrade_page_then_confirm_starts_one_upgrade_per_instance(client, operator, make_instance):
@@ -28,7 +29,8 @@ def test_quick_upgrade_page_then_confirm_starts_one_upgrade_per_instance(client,
     done = post_action(client, "quick_upgrade", [a, b], post="yes", image_tag="v2")
     assert done.status_code == 302
     assert sorted(Upgrade.objects.values_list("instance__slug", "target_tag")) == sorted(
-        [(a.slug, "v2"), (b.slug, "v2")])
+        [(a.slug, "v2"), (b.slug, "v2")]
+    )
 
     again = post_action(client, "quick_upgrade", [a], post="yes", image_tag="v3")
     messages = [str(m) for m in again.wsgi_request._messages]
@@ -43,17 +45,23 @@ def test_viewer_does_not_get_the_upgrade_actions(client, viewer, make_instance):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(client, operator, make_node, make_instance,
-                                                                         tmp_path):
+def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(
+    client, operator, make_node, make_instance, tmp_path
+):
     from instances.models import PreviewRun
     from instances.preview_runs import preview_run_execute
 
     Release.objects.create(version="v1", image_tag="v1", template_set="testbed", is_default=True)
     node = make_node(driver="local")
-    ok = make_instance(node=node, install_dir=str(tmp_path / "ok"),
-                       ports={"web": 31001, "api": 31002, "docs": 31003, "extra": 31004})
-    gap = make_instance(node=node, install_dir=str(tmp_path / "gap"), is_registered=True,
-                        ports={"web": 31011, "api": 31012, "docs": 31013, "extra": 31014})
+    ok = make_instance(
+        node=node, install_dir=str(tmp_path / "ok"), ports={"web": 31001, "api": 31002, "docs": 31003, "extra": 31004}
+    )
+    gap = make_instance(
+        node=node,
+        install_dir=str(tmp_path / "gap"),
+        is_registered=True,
+        ports={"web": 31011, "api": 31012, "docs": 31013, "extra": 31014},
+    )
     (tmp_path / "gap").mkdir()
     (tmp_path / "gap" / ".env").write_text("COMPOSE_PROJECT_NAME=gap\nWEB_PORT=31011\n")
     client.force_login(operator)
@@ -72,18 +80,32 @@ def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(client
         assert value not in page
 
     approve = page.split(f'name="approve_{ok.pk}" value="')[1].split('"')[0]
-    done = post_action(client, "upgrade_to_release", [ok, gap], post="yes", release_version="v1",
-                       **{f"approve_{ok.pk}": approve})
+    done = post_action(
+        client, "upgrade_to_release", [ok, gap], post="yes", release_version="v1", **{f"approve_{ok.pk}": approve}
+    )
     assert done.status_code == 302
     upgrade = Upgrade.objects.get()
     assert upgrade.instance == ok and upgrade.approved_preview_hash == approve and upgrade.release.version == "v1"
 
 
 def test_upgrade_page_shows_steps_refreshes_while_running_and_cancels(client, operator, make_instance):
-    upgrade = Upgrade.objects.create(instance=make_instance(), mode="image_only", target_tag="v2", to_version="v2",
-                                     status=UpgradeStatus.RUNNING, started_at=timezone.now())
-    UpgradeStep.objects.create(upgrade=upgrade, position=1, name="precheck", status="succeeded",
-                               started_at=timezone.now(), finished_at=timezone.now(), output="docker 20.10")
+    upgrade = Upgrade.objects.create(
+        instance=make_instance(),
+        mode="image_only",
+        target_tag="v2",
+        to_version="v2",
+        status=UpgradeStatus.RUNNING,
+        started_at=timezone.now(),
+    )
+    UpgradeStep.objects.create(
+        upgrade=upgrade,
+        position=1,
+        name="precheck",
+        status="succeeded",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        output="docker 20.10",
+    )
     client.force_login(operator)
     page = client.get(f"/admin/upgrades/upgrade/{upgrade.pk}/change/").content.decode()
     assert "precheck" in page and "docker 20.10" in page

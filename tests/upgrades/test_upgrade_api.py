@@ -20,8 +20,13 @@ def test_two_requests_at_the_same_moment_one_runs_the_other_gets_409(api, operat
     def post() -> None:
         try:
             barrier.wait()
-            answers.append(client.post(f"/api/v1/instances/{instance.slug}/upgrades/",
-                                       {"mode": "image_only", "image_tag": "v2"}, format="json"))
+            answers.append(
+                client.post(
+                    f"/api/v1/instances/{instance.slug}/upgrades/",
+                    {"mode": "image_only", "image_tag": "v2"},
+                    format="json",
+                )
+            )
         finally:
             connection.close()  # each thread has its own database connection
 
@@ -52,12 +57,14 @@ def test_viewer_cannot_start_an_upgrade_and_bad_input_is_400(api, viewer, operat
 def test_cancel_a_pending_upgrade_releases_the_instance(api, operator, make_instance):
     instance = make_instance()
     client = api(operator)
-    started = client.post(f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v2"},
-                          format="json").json()
+    started = client.post(
+        f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v2"}, format="json"
+    ).json()
     cancelled = client.post(f"/api/v1/upgrades/{started['id']}/cancel/")
     assert cancelled.status_code == 202 and cancelled.json()["status"] == UpgradeStatus.CANCELLED
-    again = client.post(f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v3"},
-                        format="json")
+    again = client.post(
+        f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v3"}, format="json"
+    )
     assert again.status_code == 202
 
 
@@ -65,8 +72,9 @@ def test_upgrade_list_filters_and_detail_shows_steps(api, viewer, operator, make
     a, b = make_instance(), make_instance()
     client = api(operator)
     for instance in (a, b):
-        started = client.post(f"/api/v1/instances/{instance.slug}/upgrades/",
-                              {"mode": "image_only", "image_tag": "v2"}, format="json").json()
+        started = client.post(
+            f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v2"}, format="json"
+        ).json()
         client.post(f"/api/v1/upgrades/{started['id']}/cancel/")
     rows = api(viewer).get(f"/api/v1/upgrades/?instance={a.slug}&status=cancelled&mode=image_only").json()
     assert [r["instance"] for r in rows["results"]] == [a.slug]
@@ -78,8 +86,9 @@ def test_accepted_answers_carry_a_plain_str_location_that_wsgi_servers_accept(ap
     from wsgiref.headers import Headers
 
     instance = make_instance()
-    response = api(operator).post(f"/api/v1/instances/{instance.slug}/upgrades/",
-                                  {"mode": "image_only", "image_tag": "v2"}, format="json")
+    response = api(operator).post(
+        f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v2"}, format="json"
+    )
     assert response.status_code == 202
     Headers(list(response.items()))  # raises on a header value that is not exactly a str
     assert response["Location"] == response.json()["url"]
@@ -87,8 +96,11 @@ def test_accepted_answers_carry_a_plain_str_location_that_wsgi_servers_accept(ap
 
 def test_viewer_cannot_cancel(api, viewer, operator, make_instance):
     instance = make_instance()
-    started = api(operator).post(f"/api/v1/instances/{instance.slug}/upgrades/",
-                                 {"mode": "image_only", "image_tag": "v2"}, format="json").json()
+    started = (
+        api(operator)
+        .post(f"/api/v1/instances/{instance.slug}/upgrades/", {"mode": "image_only", "image_tag": "v2"}, format="json")
+        .json()
+    )
     assert api(viewer).post(f"/api/v1/upgrades/{started['id']}/cancel/").status_code == 403
     assert Upgrade.objects.get(pk=started["id"]).status == UpgradeStatus.PENDING
 
@@ -104,14 +116,27 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
     for _ in range(3):
         upgrade = Upgrade.objects.create(instance=instance, mode="image_only", target_tag="v2", status="succeeded")
         for position in (1, 2):
-            UpgradeStep.objects.create(upgrade=upgrade, position=position, name=f"step {position}",
-                                       status="succeeded", started_at=timezone.now(), finished_at=timezone.now(),
-                                       output="x" * 16_000)
+            UpgradeStep.objects.create(
+                upgrade=upgrade,
+                position=position,
+                name=f"step {position}",
+                status="succeeded",
+                started_at=timezone.now(),
+                finished_at=timezone.now(),
+                output="x" * 16_000,
+            )
     with CaptureQueriesContext(connection) as queries:
         rows = api(viewer).get("/api/v1/upgrades/").json()["results"]
     assert len(rows) == 3 and all(len(r["steps"]) == 2 for r in rows)
-    assert set(rows[0]["steps"][0]) == {"position", "name", "is_rollback", "status", "started_at", "finished_at",
-                                        "duration_seconds"}
-    assert not any("upgrades_upgradestep\".\"output" in q["sql"] for q in queries.captured_queries)
+    assert set(rows[0]["steps"][0]) == {
+        "position",
+        "name",
+        "is_rollback",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+    }
+    assert not any('upgrades_upgradestep"."output' in q["sql"] for q in queries.captured_queries)
     detail = api(viewer).get(rows[0]["url"]).json()
     assert detail["steps"][0]["output"] == "x" * 16_000

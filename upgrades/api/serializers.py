@@ -35,16 +35,37 @@ class UpgradeSerializer(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
     steps = UpgradeStepSerializer(many=True, read_only=True)
     url = serializers.HyperlinkedIdentityField(view_name="upgrade-detail")
-    kind = serializers.CharField(source="kind_display", read_only=True,
-                                 help_text='What it is in the operator\'s words: "Deploy" for a first deploy, '
-                                           'else the mode.')
+    kind = serializers.CharField(
+        source="kind_display",
+        read_only=True,
+        help_text='What it is in the operator\'s words: "Deploy" for a first deploy, else the mode.',
+    )
 
     class Meta:
         model = Upgrade
-        fields = ["id", "url", "instance", "kind", "mode", "is_first_deploy", "release", "from_version", "to_version",
-                  "target_tag", "status",
-                  "requested_by", "task_id", "approved_preview_hash", "cancel_requested", "error", "created_at",
-                  "started_at", "finished_at", "duration_seconds", "steps"]
+        fields = [
+            "id",
+            "url",
+            "instance",
+            "kind",
+            "mode",
+            "is_first_deploy",
+            "release",
+            "from_version",
+            "to_version",
+            "target_tag",
+            "status",
+            "requested_by",
+            "task_id",
+            "approved_preview_hash",
+            "cancel_requested",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "steps",
+        ]
 
 
 class UpgradeListSerializer(UpgradeSerializer):
@@ -57,12 +78,25 @@ class UpgradeRequestSerializer(serializers.Serializer):
     """What a client sends to start an upgrade."""
 
     mode = serializers.ChoiceField(choices=UpgradeMode.choices)
-    image_tag = serializers.RegexField(IMAGE_TAG_RE, required=False, allow_blank=True,
-                                       help_text="Target tag (image_only; or the version passed to a full upgrade).")
-    release = serializers.SlugRelatedField(slug_field="version", queryset=Release.objects.all(), required=False,
-                                           allow_null=True, help_text="Release version (release and full modes).")
-    preview_hash = serializers.CharField(required=False, allow_blank=True, max_length=64,
-                                         help_text="The preview hash the operator approved (release mode).")
+    image_tag = serializers.RegexField(
+        IMAGE_TAG_RE,
+        required=False,
+        allow_blank=True,
+        help_text="Target tag (image_only; or the version passed to a full upgrade).",
+    )
+    release = serializers.SlugRelatedField(
+        slug_field="version",
+        queryset=Release.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Release version (release and full modes).",
+    )
+    preview_hash = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="The preview hash the operator approved (release mode).",
+    )
 
     def validate(self, attrs):
         mode = attrs["mode"]
@@ -72,8 +106,9 @@ class UpgradeRequestSerializer(serializers.Serializer):
             if not attrs.get("release"):
                 raise serializers.ValidationError({"release": "Name the release to upgrade to."})
             if not attrs.get("preview_hash"):
-                raise serializers.ValidationError({"preview_hash": "Preview first (GET …/preview/?release=) and "
-                                                                   "send the preview_hash you approved."})
+                raise serializers.ValidationError(
+                    {"preview_hash": "Preview first (GET …/preview/?release=) and send the preview_hash you approved."}
+                )
         if mode == UpgradeMode.FULL and not (attrs.get("release") or attrs.get("image_tag")):
             raise serializers.ValidationError({"image_tag": "A full upgrade needs a release or an image tag."})
         return attrs

@@ -25,15 +25,17 @@ class ReleaseViewSet(AuditedModelViewSet):
         release = serializer.instance or Release()
         for field, value in serializer.validated_data.items():
             setattr(release, field, value)
-        serializer.instance = services.release_save(release=release, user=self.request.user,
-                                                    changed_fields=changed_fields)
+        serializer.instance = services.release_save(
+            release=release, user=self.request.user, changed_fields=changed_fields
+        )
 
 
 class UpgradeViewSet(viewsets.ReadOnlyModelViewSet):
     """Upgrades with their steps (the live log). Start one with POST /api/v1/instances/{slug}/upgrades/."""
 
     queryset = Upgrade.objects.select_related("instance", "release", "requested_by").prefetch_related(
-        Prefetch("steps", queryset=UpgradeStep.objects.order_by("position")))
+        Prefetch("steps", queryset=UpgradeStep.objects.order_by("position"))
+    )
     serializer_class = UpgradeSerializer
     filterset_class = UpgradeFilterSet
     ordering_fields = ["created_at", "finished_at"]
@@ -44,7 +46,8 @@ class UpgradeViewSet(viewsets.ReadOnlyModelViewSet):
         # The list shows steps without their output: do not even read it from the database.
         steps = UpgradeStep.objects.order_by("position").defer("output")
         return Upgrade.objects.select_related("instance", "release", "requested_by").prefetch_related(
-            Prefetch("steps", queryset=steps))
+            Prefetch("steps", queryset=steps)
+        )
 
     def get_serializer_class(self):
         return UpgradeListSerializer if self.action == "list" else UpgradeSerializer

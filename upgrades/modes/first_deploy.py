@@ -30,8 +30,11 @@ def prepare(ctx: StepContext) -> str:
     upgrade.is_first_deploy = True
     upgrade.state["created_install_dir"] = created
     upgrade.save(update_fields=["is_first_deploy", "state"])
-    made = f"created {instance.install_dir} as {ctx.node.ssh_user}" if created else \
-        f"{instance.install_dir} exists but holds no compose project"
+    made = (
+        f"created {instance.install_dir} as {ctx.node.ssh_user}"
+        if created
+        else f"{instance.install_dir} exists but holds no compose project"
+    )
     return f"first deploy of {instance} on {ctx.node}: {made}"
 
 
@@ -75,8 +78,10 @@ def _down(ctx: StepContext) -> str:
     left = compose_ps(ctx.driver, ctx.instance, include_stopped=True)
     if result.exit_code != 0 or left:
         names = ", ".join(c.get("Name", c.get("ID", "?")) for c in left)
-        raise StepError(f"docker compose down did not remove the deployed stack ({names or 'no container left'}): "
-                        f"{ops.decoded(result).strip()[-400:]}")
+        raise StepError(
+            f"docker compose down did not remove the deployed stack ({names or 'no container left'}): "
+            f"{ops.decoded(result).strip()[-400:]}"
+        )
     return ops.decoded(result).strip() or "no container of the project is left"
 
 

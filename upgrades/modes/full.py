@@ -53,8 +53,15 @@ def _run_script(ctx: StepContext) -> str:
     upgrade = ctx.upgrade
     if not upgrade.detached_job_id:
         # The script runs in the install directory with the target version as its one argument.
-        argv = ["sh", "-c", 'cd "$1" && shift && exec "$@"', "ccp-upgrade", ctx.instance.install_dir,
-                posixpath.join(ctx.instance.install_dir, ctx.instance.upgrade_script), upgrade.to_version]
+        argv = [
+            "sh",
+            "-c",
+            'cd "$1" && shift && exec "$@"',
+            "ccp-upgrade",
+            ctx.instance.install_dir,
+            posixpath.join(ctx.instance.install_dir, ctx.instance.upgrade_script),
+            upgrade.to_version,
+        ]
         upgrade.detached_job_id = ctx.driver.start_detached(argv, job_dir(ctx))
         upgrade.save(update_fields=["detached_job_id"])
     return follow_job(ctx)

@@ -64,8 +64,10 @@ def _set_tag(ctx: StepContext) -> str:
         return f"{said} (appended: .env did not set IMAGE_TAG)"
     if len(lines) > 1:
         shown = ", ".join(str(n) for n in lines[:-1])
-        return (f"{said} on line {lines[-1]}: IMAGE_TAG is set on lines {shown} and {lines[-1]}, and compose "
-                f"uses the last one; the earlier line(s) are left as they were")
+        return (
+            f"{said} on line {lines[-1]}: IMAGE_TAG is set on lines {shown} and {lines[-1]}, and compose "
+            f"uses the last one; the earlier line(s) are left as they were"
+        )
     return f"{said} on line {lines[0]}"
 
 
@@ -101,6 +103,9 @@ def _tag_in_use(ctx: StepContext, env: bytes) -> str:
     tag = ops.env_image_tag(env.decode())
     if tag:
         return tag
-    tags = {s.image.rpartition(":")[2] for s in images.project_images(ctx, fresh=True)
-            if "/" not in s.image.rpartition(":")[2] and ":" in s.image and "@" not in s.image}
+    tags = {
+        s.image.rpartition(":")[2]
+        for s in images.project_images(ctx, fresh=True)
+        if "/" not in s.image.rpartition(":")[2] and ":" in s.image and "@" not in s.image
+    }
     return tags.pop() if len(tags) == 1 else ""

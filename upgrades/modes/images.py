@@ -38,8 +38,11 @@ def project_images(ctx: StepContext, *, fresh: bool = False) -> list[ServiceImag
         return ctx.state["project_images"]
     config = compose_config(ctx.driver, ctx.instance, timeout=ctx.timeout)
     project = config.get("name") or ctx.instance.compose_project or ctx.instance.slug
-    found = [ServiceImage(name, service.get("image") or f"{project}-{name}", "build" in service)
-             for name, service in sorted((config.get("services") or {}).items()) if _replicas(service) != 0]
+    found = [
+        ServiceImage(name, service.get("image") or f"{project}-{name}", "build" in service)
+        for name, service in sorted((config.get("services") or {}).items())
+        if _replicas(service) != 0
+    ]
     ctx.state["project_images"] = found
     return found
 
@@ -56,14 +59,17 @@ def short(image_id_: str | None) -> str:
 
 # --- getting images onto the node ----------------------------------------------------------------
 
+
 def pull_images(ctx: StepContext) -> str:
     images = project_images(ctx, fresh=True)
     lines = []
     fetched = sorted({s.image for s in images if not s.buildable})
     if fetched:
         if ctx.node.registry_access:
-            lines.append(decoded(compose(ctx, "pull", "--quiet", "--ignore-buildable", timeout=ctx.timeout)).strip()
-                         or "pulled " + ", ".join(fetched))
+            lines.append(
+                decoded(compose(ctx, "pull", "--quiet", "--ignore-buildable", timeout=ctx.timeout)).strip()
+                or "pulled " + ", ".join(fetched)
+            )
         else:
             lines.append(ship_images(ctx, fetched))
     built = [s for s in images if s.buildable]
@@ -118,9 +124,11 @@ def _ship_one(ctx: StepContext, image: str) -> str:
         on_node = image_id(ctx.driver, image)
         if on_node:
             return f"{image}: the node has it ({short(on_node)}); nothing transferred"
-        raise StepError(f"{image} is pinned by digest and {ctx.node} has no registry access: an image copied "
-                        f"with docker save/load never carries its registry digest, so the node cannot run it. "
-                        f"Pin the service by tag, or give the node registry access.")
+        raise StepError(
+            f"{image} is pinned by digest and {ctx.node} has no registry access: an image copied "
+            f"with docker save/load never carries its registry digest, so the node cannot run it. "
+            f"Pin the service by tag, or give the node registry access."
+        )
     found = _image_source(ctx, image)
     if found is None:
         on_node = image_id(ctx.driver, image)
@@ -163,15 +171,19 @@ def _pull_on_panel(ctx: StepContext, image: str):
     found = image_id(panel, image) if pulled.exit_code == 0 else None
     if not found:
         where = f"the panel host or node {source_node}" if source_node else "the panel host"
-        raise StepError(f"{image} is not on {where} nor on {ctx.node}, and pulling it on the panel host failed: "
-                        f"{decoded(pulled).strip()[-300:]}")
+        raise StepError(
+            f"{image} is not on {where} nor on {ctx.node}, and pulling it on the panel host failed: "
+            f"{decoded(pulled).strip()[-300:]}"
+        )
     return panel, "the panel host (pulled)", found
 
 
 def _stream(ctx: StepContext, source, image: str) -> int:
     sent, last = 0, time.monotonic()
-    with source.open_stream_out(["docker", "save", image]) as out, \
-            ctx.driver.open_stream_in(["docker", "load", "--quiet"]) as sink:
+    with (
+        source.open_stream_out(["docker", "save", image]) as out,
+        ctx.driver.open_stream_in(["docker", "load", "--quiet"]) as sink,
+    ):
         while chunk := out.read(CHUNK):
             sink.write(chunk)
             sent += len(chunk)
@@ -182,6 +194,7 @@ def _stream(ctx: StepContext, source, image: str) -> int:
 
 
 # --- what really runs ----------------------------------------------------------------------------
+
 
 def running_differences(ctx: StepContext, *, fresh: bool = False) -> tuple[list[str], list[str]]:
     """Compare the image ID each container of the project runs with the ID its service's image has on
@@ -224,8 +237,7 @@ def verify_running_now(ctx: StepContext) -> str:
     """The same against the project as its files say now (after a rollback put the old ones back)."""
     problems, matches = running_differences(ctx, fresh=True)
     if problems:
-        raise StepError("The containers do not run the images their configuration names: "
-                        + "; ".join(problems) + ".")
+        raise StepError("The containers do not run the images their configuration names: " + "; ".join(problems) + ".")
     return "\n".join(matches)
 
 

@@ -27,8 +27,9 @@ def path_in(ctx: StepContext, relative: str) -> str:
 
 def compose(ctx: StepContext, *args: str, timeout: float | None = None, check: bool = True):
     """`docker compose <args>` in the instance directory, as its compose project."""
-    return ctx.driver.run(compose_argv(ctx.instance, *args), cwd=ctx.instance.install_dir,
-                          timeout=timeout or ctx.timeout, check=check)
+    return ctx.driver.run(
+        compose_argv(ctx.instance, *args), cwd=ctx.instance.install_dir, timeout=timeout or ctx.timeout, check=check
+    )
 
 
 def decoded(result) -> str:
@@ -37,12 +38,14 @@ def decoded(result) -> str:
 
 # --- precheck ------------------------------------------------------------------------------------
 
+
 def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = (), need_compose: bool = True) -> str:
     """One round trip: see precheck.py."""
     return run_precheck(ctx, need_files=need_files, need_compose=need_compose)
 
 
 # --- .env ----------------------------------------------------------------------------------------
+
 
 def read_env(ctx: StepContext) -> bytes:
     return ctx.driver.read_file(path_in(ctx, ENV_FILE))
@@ -74,18 +77,23 @@ def keep_copy(ctx: StepContext, relative: str, content: bytes) -> str:
 
 # --- containers ----------------------------------------------------------------------------------
 
+
 def running_on_tag(ctx: StepContext, tag: str) -> bool:
     """Every container of the project runs (healthy where it has a check) an image tagged `tag`."""
     current = compose_ps(ctx.driver, ctx.instance, include_stopped=True)
     return bool(current) and all(
-        c.get("State") == "running" and c.get("Health", "") in ("", "healthy") and c.get("Image", "").endswith(
-            f":{tag}") for c in current)
+        c.get("State") == "running"
+        and c.get("Health", "") in ("", "healthy")
+        and c.get("Image", "").endswith(f":{tag}")
+        for c in current
+    )
 
 
 def compose_up(ctx: StepContext, *extra: str) -> str:
     wait_timeout = str(int(max(ctx.timeout - 10, 10)))
-    result = compose(ctx, "up", "--detach", "--wait", "--wait-timeout", wait_timeout, *extra,
-                     timeout=ctx.timeout, check=False)
+    result = compose(
+        ctx, "up", "--detach", "--wait", "--wait-timeout", wait_timeout, *extra, timeout=ctx.timeout, check=False
+    )
     if result.exit_code != 0 and not _only_jobs_completed(ctx):
         raise StepError(f"docker compose up did not bring the stack up healthy: {decoded(result).strip()[-600:]}")
     return decoded(result)
@@ -103,19 +111,22 @@ def _only_jobs_completed(ctx: StepContext) -> bool:
 
 # --- health --------------------------------------------------------------------------------------
 
+
 def check_health(ctx: StepContext, *, within: float | None = None) -> str:
     """Every health URL answers 2xx from the node itself, retried until `within` seconds have passed."""
     urls = health_urls_of(ctx.instance)
     if not urls:
         return "no health URL configured; the compose healthchecks passed"
-    failing, last = probe_until_healthy(ctx.driver, urls,
-                                        within=within if within is not None else settings.CCP_HEALTH_TIMEOUT)
+    failing, last = probe_until_healthy(
+        ctx.driver, urls, within=within if within is not None else settings.CCP_HEALTH_TIMEOUT
+    )
     if failing:
         raise StepError(f"Health check failed for {', '.join(failing)}: {last.strip()[-300:]}")
     return "healthy: " + ", ".join(urls)
 
 
 # --- protected content (the listing and its digest: see protection.py) ---------------------------
+
 
 def checksum_protected_before(ctx: StepContext) -> str:
     return protection.snapshot_before(ctx)

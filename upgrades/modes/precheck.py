@@ -48,8 +48,17 @@ class Section:
 
 
 def precheck_argv(instance, *, need_files: tuple[str, ...], need_compose: bool) -> list[str]:
-    return ["sh", "-c", SCRIPT, "ccp-precheck", instance.install_dir, "1" if need_compose else "0",
-            str(len(need_files)), *need_files, *compose_argv(instance)]
+    return [
+        "sh",
+        "-c",
+        SCRIPT,
+        "ccp-precheck",
+        instance.install_dir,
+        "1" if need_compose else "0",
+        str(len(need_files)),
+        *need_files,
+        *compose_argv(instance),
+    ]
 
 
 def parse_sections(stdout: bytes) -> list[Section]:
@@ -79,12 +88,12 @@ def precheck_verdict(sections: list[Section], *, instance, node, min_free_mb: in
             raise StepError(f"{path} does not exist on {node}.")
     config = by_name.get("config")
     if config is not None and config.exit_code != 0:
-        raise StepError(f"The compose project in {instance.install_dir} does not load: "
-                        f"{config.output.strip()[-400:]}")
+        raise StepError(f"The compose project in {instance.install_dir} does not load: {config.output.strip()[-400:]}")
     df = by_name["df"]
     if df.exit_code != 0:
-        raise StepError(f"Cannot measure the free disk under {instance.install_dir} on {node}: "
-                        f"{df.output.strip()[-300:]}")
+        raise StepError(
+            f"Cannot measure the free disk under {instance.install_dir} on {node}: {df.output.strip()[-300:]}"
+        )
     free_mb = int(df.output.strip().splitlines()[-1].split()[3]) // 1024
     if free_mb < min_free_mb:
         raise StepError(f"Only {free_mb} MB free under {instance.install_dir}; at least {min_free_mb} MB needed.")
@@ -97,5 +106,6 @@ def precheck(ctx: StepContext, *, need_files: tuple[str, ...] = (), need_compose
     compose project that loads), and there is free disk — one command on the node."""
     argv = precheck_argv(ctx.instance, need_files=need_files, need_compose=need_compose)
     result = ctx.driver.run(argv, timeout=60)
-    return precheck_verdict(parse_sections(result.stdout), instance=ctx.instance, node=ctx.node,
-                            min_free_mb=settings.CCP_MIN_FREE_DISK_MB)
+    return precheck_verdict(
+        parse_sections(result.stdout), instance=ctx.instance, node=ctx.node, min_free_mb=settings.CCP_MIN_FREE_DISK_MB
+    )

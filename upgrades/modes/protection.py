@@ -118,8 +118,11 @@ def changed_paths(before: bytes, after: bytes, kind: str) -> list[str]:
     content by itself (a first deploy creates the folders its compose file bind-mounts): only what
     is put in it counts, and that is listed on its own."""
     old, new = parse_listing(before, kind), parse_listing(after, kind)
-    return sorted(p for p in old.keys() | new.keys()
-                  if old.get(p, (None,))[0] != new.get(p, (None,))[0] and not (p not in old and new[p][1] == "d"))
+    return sorted(
+        p
+        for p in old.keys() | new.keys()
+        if old.get(p, (None,))[0] != new.get(p, (None,))[0] and not (p not in old and new[p][1] == "d")
+    )
 
 
 # --- running it ----------------------------------------------------------------------------------
@@ -132,8 +135,9 @@ def full_hash_enabled() -> bool:
 def take_snapshot(driver, instance, *, upgrade_id: int, kind: str, moment: str) -> Snapshot:
     """One round trip: list (or hash) the protected paths on the node, keep the listing there."""
     listing = listing_path(upgrade_id, kind, moment)
-    argv = snapshot_argv(install_dir=instance.install_dir, paths=list(instance.protected_paths), listing=listing,
-                         kind=kind)
+    argv = snapshot_argv(
+        install_dir=instance.install_dir, paths=list(instance.protected_paths), listing=listing, kind=kind
+    )
     timeout = 3600 if kind == CONTENT else 300
     result = driver.run(argv, timeout=timeout)
     if result.exit_code != 0:
@@ -175,8 +179,9 @@ def snapshot_before(ctx: StepContext) -> str:
     note = ""
     if full_hash_enabled():
         driver, instance, upgrade_id = ctx.driver, ctx.instance, ctx.upgrade.pk
-        ctx.state["content_hash"] = _Background(lambda: take_snapshot(
-            driver, instance, upgrade_id=upgrade_id, kind=CONTENT, moment="before"))
+        ctx.state["content_hash"] = _Background(
+            lambda: take_snapshot(driver, instance, upgrade_id=upgrade_id, kind=CONTENT, moment="before")
+        )
         note = "; hashing their content in the background"
     return f"{before.describe()} listed (digest {before.digest[:12]}){note}"
 
@@ -224,8 +229,13 @@ def _verify_legacy(ctx: StepContext, before: dict[str, str]) -> str:
     """An upgrade started by an older CCP recorded every file's sha256 on its row (a full upgrade
     resumed across an update of the panel): compare the same way once more."""
     paths = [p for p in ctx.instance.protected_paths if ctx.driver.exists(posixpath.join(ctx.instance.install_dir, p))]
-    after = ctx.driver.checksums([posixpath.join(ctx.instance.install_dir, p) for p in paths],
-                                 base=ctx.instance.install_dir) if paths else {}
+    after = (
+        ctx.driver.checksums(
+            [posixpath.join(ctx.instance.install_dir, p) for p in paths], base=ctx.instance.install_dir
+        )
+        if paths
+        else {}
+    )
     changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if changed:
         shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
@@ -236,5 +246,6 @@ def _verify_legacy(ctx: StepContext, before: dict[str, str]) -> str:
 def _changes(ctx: StepContext, before: Snapshot, after: Snapshot) -> list[str]:
     """The changed paths, from the two listings kept on the node (read only when the digests differ)."""
     read, base = ctx.driver.read_file, ctx.instance.install_dir
-    return changed_paths(read(posixpath.join(base, before.listing)), read(posixpath.join(base, after.listing)),
-                         before.kind)
+    return changed_paths(
+        read(posixpath.join(base, before.listing)), read(posixpath.join(base, after.listing)), before.kind
+    )

@@ -54,8 +54,11 @@ def rollback(ctx: StepContext) -> list[Step]:
         return first_deploy.rollback(ctx)
     return [
         Step("restore the copied files", _restore_copies, timeout=300),
-        Step("start previous containers (up -d --wait --remove-orphans)",
-             lambda c: ops.compose_up(c, "--remove-orphans"), timeout=600),
+        Step(
+            "start previous containers (up -d --wait --remove-orphans)",
+            lambda c: ops.compose_up(c, "--remove-orphans"),
+            timeout=600,
+        ),
         Step("health check after rollback", lambda c: ops.check_health(c), timeout=300),
     ]
 
@@ -66,8 +69,9 @@ def _generate_secrets(ctx: StepContext) -> str:
     if ctx.instance.is_registered:
         return "registered tenant: it keeps its own .env, the panel generates no secrets for it"
     upgrade = ctx.upgrade
-    names = instance_generate_missing_secrets(instance=ctx.instance, release=upgrade.release,
-                                              user=upgrade.requested_by, reason=f"upgrade #{upgrade.pk}")
+    names = instance_generate_missing_secrets(
+        instance=ctx.instance, release=upgrade.release, user=upgrade.requested_by, reason=f"upgrade #{upgrade.pk}"
+    )
     if names:
         upgrade.state["generated_secrets"] = sorted({*upgrade.state.get("generated_secrets", []), *names})
         upgrade.save(update_fields=["state"])
@@ -77,16 +81,22 @@ def _generate_secrets(ctx: StepContext) -> str:
 
 
 def _render_and_compare(ctx: StepContext) -> str:
-    preview = instance_preview(instance=ctx.instance, release=ctx.upgrade.release, driver=ctx.driver,
-                               generated=ctx.upgrade.state.get("generated_secrets", []))
+    preview = instance_preview(
+        instance=ctx.instance,
+        release=ctx.upgrade.release,
+        driver=ctx.driver,
+        generated=ctx.upgrade.state.get("generated_secrets", []),
+    )
     if preview.secrets_to_generate:  # never write a placeholder to a node
         raise StepError(f"Secret(s) {', '.join(preview.secrets_to_generate)} still missing after generation.")
     if preview.blocked:
         raise StepError(preview.blocked_reason)
     if preview.preview_hash != ctx.upgrade.approved_preview_hash:
-        raise StepError("The render or the files on the node changed since the preview was approved "
-                        f"(approved {ctx.upgrade.approved_preview_hash[:12] or 'nothing'}, now "
-                        f"{preview.preview_hash[:12]}). Preview again and approve the new preview.")
+        raise StepError(
+            "The render or the files on the node changed since the preview was approved "
+            f"(approved {ctx.upgrade.approved_preview_hash[:12] or 'nothing'}, now "
+            f"{preview.preview_hash[:12]}). Preview again and approve the new preview."
+        )
     _refuse_shadowing_compose_file(ctx)
     ctx.state["preview"] = preview
     return preview.preview.summary() + "\n" + preview.coverage.format()
@@ -105,9 +115,11 @@ def _refuse_shadowing_compose_file(ctx: StepContext) -> None:
     preferred = COMPOSE_DEFAULT_NAMES[: COMPOSE_DEFAULT_NAMES.index(written)]
     found = [name for name in preferred if ctx.driver.exists(ops.path_in(ctx, name))]
     if found:
-        raise StepError(f"{ctx.instance.install_dir} holds {found[0]}, which docker compose reads instead of the "
-                        f"{written} this release writes. Merge it into {written} (or remove it) on the node, "
-                        f"preview again and approve; nothing was changed.")
+        raise StepError(
+            f"{ctx.instance.install_dir} holds {found[0]}, which docker compose reads instead of the "
+            f"{written} this release writes. Merge it into {written} (or remove it) on the node, "
+            f"preview again and approve; nothing was changed."
+        )
 
 
 def _backup(ctx: StepContext) -> str:
@@ -118,11 +130,16 @@ def _backup(ctx: StepContext) -> str:
 
 def _already_there(ctx: StepContext) -> str:
     preview = ctx.state["preview"]
-    if not ctx.upgrade.is_first_deploy and not preview.has_changes and images.runs_target(ctx) \
-            and running_tags(ctx.driver, ctx.instance) == {ctx.upgrade.release.image_tag}:
+    if (
+        not ctx.upgrade.is_first_deploy
+        and not preview.has_changes
+        and images.runs_target(ctx)
+        and running_tags(ctx.driver, ctx.instance) == {ctx.upgrade.release.image_tag}
+    ):
         ops.record_version(ctx, ctx.upgrade.release.version)
-        raise AlreadyDone(f"already on {ctx.upgrade.release}: every file matches and the stack runs "
-                          f"{ctx.upgrade.release.image_tag}")
+        raise AlreadyDone(
+            f"already on {ctx.upgrade.release}: every file matches and the stack runs {ctx.upgrade.release.image_tag}"
+        )
     return f"{ctx.instance.observed_version or '(unknown)'} → {ctx.upgrade.release}"
 
 
@@ -174,8 +191,10 @@ def _record(ctx: StepContext) -> str:
     # A registered tenant's own IMAGE_TAG in .env wins over the release's default: say so, record the truth.
     shown = ", ".join(sorted(tags)) or "unknown"
     ops.record_version(ctx, shown)
-    return (f"files of {release} written, but the containers run {shown}: this tenant's .env pins IMAGE_TAG. "
-            f"Run a Quick upgrade to {release.image_tag} to move its images.")
+    return (
+        f"files of {release} written, but the containers run {shown}: this tenant's .env pins IMAGE_TAG. "
+        f"Run a Quick upgrade to {release.image_tag} to move its images."
+    )
 
 
 def _restore_copies(ctx: StepContext) -> str:

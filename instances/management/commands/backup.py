@@ -47,16 +47,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slugs", nargs="*", metavar="SLUG")
-        parser.add_argument("--all", action="store_true",
-                            help="Every active instance that has backups enabled (as the nightly schedule).")
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="Every active instance that has backups enabled (as the nightly schedule).",
+        )
         parser.add_argument("--label", choices=BackupLabel.values, default=BackupLabel.MANUAL)
 
     def handle(self, *args, slugs, all, label, **options):  # noqa: A002 - the option is called --all
         if bool(slugs) == bool(all):
             raise CommandError("Name instance slugs or give --all (not both).")
         if all:
-            instances = list(Instance.objects.filter(status=InstanceStatus.ACTIVE, backup_enabled=True)
-                             .select_related("node"))
+            instances = list(
+                Instance.objects.filter(status=InstanceStatus.ACTIVE, backup_enabled=True).select_related("node")
+            )
         else:
             found = {i.slug: i for i in Instance.objects.filter(slug__in=slugs).select_related("node")}
             missing = [slug for slug in slugs if slug not in found]

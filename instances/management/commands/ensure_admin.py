@@ -18,6 +18,9 @@ class Command(BaseCommand):
         password = os.environ.get("CCP_ADMIN_PASSWORD") or generate_secret(20)
         User.objects.create_superuser("admin", email="", password=password)
         shown = "from CCP_ADMIN_PASSWORD" if os.environ.get("CCP_ADMIN_PASSWORD") else password
-        self.stdout.write(self.style.SUCCESS(
-            f"Created admin user 'admin' with password: {shown}\n"
-            "This is shown once; change it in the admin under Users."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created admin user 'admin' with password: {shown}\n"
+                "This is shown once; change it in the admin under Users."
+            )
+        )

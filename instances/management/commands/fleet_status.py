@@ -12,8 +12,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         summary, instances = fleet_summary(), fleet_instances()
         rows = [("INSTANCE", "NODE", "STATUS", "VERSION", "HEALTH", "LAST UPGRADE")]
-        rows += [(i.slug, i.node.name, i.status, i.observed_version or "-", i.health, last_upgrade_summary(i))
-                 for i in instances]
+        rows += [
+            (i.slug, i.node.name, i.status, i.observed_version or "-", i.health, last_upgrade_summary(i))
+            for i in instances
+        ]
         widths = [max(len(str(row[c])) for row in rows) for c in range(len(rows[0]))]
         for row in rows:
             self.stdout.write("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -10,9 +10,11 @@ EXIT_NO_CHANGES, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2
 
 
 class Command(BaseCommand):
-    help = ("Compare the files a release renders for an instance with the files on its node: per-file status, "
-            "values-only or structural, the diff, and env coverage. Secret values are never printed. "
-            "Exit code: 0 no changes, 1 changes, 2 blocked or error.")
+    help = (
+        "Compare the files a release renders for an instance with the files on its node: per-file status, "
+        "values-only or structural, the diff, and env coverage. Secret values are never printed. "
+        "Exit code: 0 no changes, 1 changes, 2 blocked or error."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("slug", help="The instance's slug.")
@@ -34,8 +36,12 @@ class Command(BaseCommand):
 
 def format_report(report: PreviewReport, *, diffs: bool = True) -> str:
     instance = report.instance
-    lines = [f"Preview of {instance} on node {instance.node} for release {report.release} "
-             f"(template set {report.template_set})", "", "Files:"]
+    lines = [
+        f"Preview of {instance} on node {instance.node} for release {report.release} "
+        f"(template set {report.template_set})",
+        "",
+        "Files:",
+    ]
     for f in report.files:
         kind = "-" if f.kind == "none" else f.kind
         lines.append(f"  {f.status:<9}  {kind:<11}  {f.path}")

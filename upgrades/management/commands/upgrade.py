@@ -10,8 +10,10 @@ from upgrades.services import upgrade_request, upgrade_run
 
 
 class Command(BaseCommand):
-    help = ("Upgrade one instance in the foreground. --mode image_only --to TAG; --mode release --to VERSION "
-            "(shows the preview and asks to approve it, or --yes); --mode full --to VERSION|TAG.")
+    help = (
+        "Upgrade one instance in the foreground. --mode image_only --to TAG; --mode release --to VERSION "
+        "(shows the preview and asks to approve it, or --yes); --mode full --to VERSION|TAG."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("slug")
@@ -26,8 +28,9 @@ class Command(BaseCommand):
         try:
             kwargs = self._target(instance, mode, to, yes)
             upgrade = upgrade_request(instance=instance, mode=mode, enqueue=False, **kwargs)
-            self.stdout.write(f"Upgrade #{upgrade.pk}: {upgrade.get_mode_display()} of {instance} to "
-                              f"{upgrade.to_version}")
+            self.stdout.write(
+                f"Upgrade #{upgrade.pk}: {upgrade.get_mode_display()} of {instance} to {upgrade.to_version}"
+            )
             status = upgrade_run(upgrade_id=upgrade.pk, on_step=self._print_step)
         except CCPError as exc:
             raise CommandError(exc.message, returncode=2)
