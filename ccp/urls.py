@@ -7,7 +7,9 @@ from ccp.dashboard import fleet_dashboard
 from ccp.health import healthz
 from ccp.metrics import metrics
 from instances.api.backup_views import BackupViewSet
+from instances.api.progress_views import OperationProgressView
 from instances.api.views import InstanceViewSet, NodeViewSet
+from instances.operations.choices import OperationKind
 from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
 
 admin.site.site_header = "CCP — fleet control panel"
@@ -24,6 +26,15 @@ router.register("upgrades", UpgradeViewSet)
 urlpatterns = [
     path("admin/fleet/", admin.site.admin_view(fleet_dashboard), name="fleet-dashboard"),
     path("admin/", admin.site.urls),
+    # One answer for every long operation: how far it got, with each step's live output.
+    *[
+        path(
+            f"api/v1/{kind}s/<int:pk>/progress/",
+            OperationProgressView.as_view(kind=kind),
+            name=f"{kind}-progress",
+        )
+        for kind in OperationKind.values
+    ],
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -14,12 +14,14 @@ from django.utils.timesince import timesince
 from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline, page_context
 from ccp.errors import CCPError
 
+from .admin_progress import ProgressAdminMixin
 from .backups import layout
 from .backups.restore import backup_restore_request, restore_targets
 from .backups.selectors import last_backup_summary
 from .backups.services import backup_request, backup_verify
 from .choices import BackupLabel, BackupStatus
 from .models import Backup, Restore
+from .operations.choices import OperationKind
 
 # --- on the Instance changelist ------------------------------------------------------------------
 
@@ -61,8 +63,11 @@ class RestoreInline(ReadOnlyInline):
 
 
 @admin.register(Backup)
-class BackupAdmin(ReadOnlyAdmin):
+class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
     """Read-only: backups change only through their runner, verify and retention."""
+
+    progress_kind = OperationKind.BACKUP
+    change_form_template = "admin/operations/change_form.html"
 
     list_display = ("id", "instance", "label", "status", "size", "age", "verified", "manifest_link")
     list_filter = ("label", "status", "verify_ok", "instance__node")
@@ -193,7 +198,9 @@ class BackupAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Restore)
-class RestoreAdmin(ReadOnlyAdmin):
+class RestoreAdmin(ProgressAdminMixin, ReadOnlyAdmin):
+    progress_kind = OperationKind.RESTORE
+    change_form_template = "admin/operations/change_form.html"
     list_display = ("id", "instance", "backup", "status", "requested_by", "created_at", "finished_at")
     list_filter = ("status",)
     search_fields = ("instance__slug", "source")

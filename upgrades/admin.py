@@ -3,13 +3,14 @@
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils.html import format_html
 
-from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
+from ccp.admin_mixins import ReadOnlyAdmin
 from ccp.errors import CCPError
+from instances.admin_progress import ProgressAdminMixin
+from instances.operations.choices import OperationKind
 
 from . import services
-from .models import Release, Upgrade, UpgradeStep
+from .models import Release, Upgrade
 
 
 @admin.register(Release)
@@ -20,25 +21,9 @@ class ReleaseAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at",)
 
 
-class UpgradeStepInline(ReadOnlyInline):
-    model = UpgradeStep
-    fields = ("position", "name", "is_rollback", "status", "started_at", "duration", "output_block")
-    readonly_fields = fields
-    ordering = ("position",)
-
-    @admin.display(description="Duration")
-    def duration(self, step: UpgradeStep) -> str:
-        return f"{step.duration_seconds:.1f} s" if step.duration_seconds is not None else "…"
-
-    @admin.display(description="Output")
-    def output_block(self, step: UpgradeStep):
-        if not step.output:
-            return ""
-        return format_html('<pre style="max-height:20em;overflow:auto;white-space:pre-wrap">{}</pre>', step.output)
-
-
 @admin.register(Upgrade)
-class UpgradeAdmin(ReadOnlyAdmin):
+class UpgradeAdmin(ProgressAdminMixin, ReadOnlyAdmin):
+    progress_kind = OperationKind.UPGRADE
     list_display = (
         "id",
         "instance",
@@ -53,7 +38,6 @@ class UpgradeAdmin(ReadOnlyAdmin):
     list_filter = ("status", "mode", "is_first_deploy")
     search_fields = ("instance__slug", "to_version", "from_version")
     list_select_related = ("instance", "requested_by")
-    inlines = [UpgradeStepInline]
     change_form_template = "admin/upgrades/upgrade/change_form.html"
     fields = (
         "instance",
@@ -108,7 +92,6 @@ class UpgradeAdmin(ReadOnlyAdmin):
         upgrade = get_object_or_404(Upgrade, pk=object_id)
         extra_context = {
             **(extra_context or {}),
-            "refresh_seconds": 0 if upgrade.is_final else 3,
             "can_cancel": not upgrade.is_final and request.user.has_perm("upgrades.cancel_upgrade"),
             "upgrade": upgrade,
         }

@@ -6,4 +6,5 @@ class UpgradesConfig(AppConfig):
     verbose_name = "Releases and upgrades"
 
     def ready(self) -> None:
-        from . import reconcile  # noqa: F401 - registers the upgrade handler of the lock reconciler
+        # Register the upgrade handler of the lock reconciler and the progress endpoint's source.
+        from . import progress, reconcile  # noqa: F401

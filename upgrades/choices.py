@@ -2,6 +2,10 @@
 
 from django.db import models
 
+from instances.operations.choices import StepStatus
+
+__all__ = ["FINAL_UPGRADE_STATUSES", "StepStatus", "UpgradeMode", "UpgradeStatus"]
+
 
 class UpgradeMode(models.TextChoices):
     IMAGE_ONLY = "image_only", "Quick upgrade (image only)"
@@ -29,11 +33,3 @@ FINAL_UPGRADE_STATUSES = {
     UpgradeStatus.INTERRUPTED,
     UpgradeStatus.ROLLED_BACK_INTERRUPTED,
 }
-
-
-class StepStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
-    INTERRUPTED = "interrupted", "Interrupted"  # its worker died while it ran

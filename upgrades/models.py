@@ -1,4 +1,4 @@
-"""Release (DESIGN.md §4). Upgrade and its steps live here too; the instance lock is instances.operations'."""
+"""Release (DESIGN.md §4) and Upgrade. An upgrade's steps and the instance lock are instances.operations'."""
 
 import re
 
@@ -6,9 +6,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from instances.operations.choices import OperationKind
+from instances.operations.progress import operation_steps
 from instances.validators import validate_image_tag
 
-from .choices import FINAL_UPGRADE_STATUSES, StepStatus, UpgradeMode, UpgradeStatus
+from .choices import FINAL_UPGRADE_STATUSES, UpgradeMode, UpgradeStatus
 
 VERSION_RE = re.compile(r"^v?[0-9]+(\.[0-9]+){0,3}([-+.][A-Za-z0-9.]+)?$")
 TEMPLATE_SET_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -61,7 +63,7 @@ class Release(models.Model):
 
 
 class Upgrade(models.Model):
-    """One upgrade of one instance: a row first, then a Celery task. Steps are its live log."""
+    """One upgrade of one instance: a row first, then a Celery task. Its steps (`steps`) are its live log."""
 
     # PROTECT: an instance's upgrade history outlives it being switched off (disable it, never delete it).
     instance = models.ForeignKey("instances.Instance", on_delete=models.PROTECT, related_name="upgrades")
@@ -107,31 +109,25 @@ class Upgrade(models.Model):
         return "Deploy" if self.is_first_deploy else self.get_mode_display()
 
     @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
+    def steps(self):
+        """Its steps, in order: the operation layer's progress record (instances.operations.progress)."""
+        return operation_steps(kind=OperationKind.UPGRADE, operation_id=self.pk)
 
+    @property
+    def step_list(self) -> list:
+        """The steps as a list: loaded for many upgrades at once by selectors.upgrades_with_steps."""
+        if self._step_list is None:
+            self._step_list = list(self.steps)
+        return self._step_list
 
-class UpgradeStep(models.Model):
-    upgrade = models.ForeignKey(Upgrade, on_delete=models.CASCADE, related_name="steps")
-    position = models.PositiveIntegerField()
-    name = models.CharField(max_length=100)
-    is_rollback = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    output = models.TextField(blank=True, default="", help_text="The tail of the step's output, secrets redacted.")
+    @step_list.setter
+    def step_list(self, steps: list) -> None:
+        self._step_list = steps
 
-    class Meta:
-        ordering = ["upgrade", "position"]
-        constraints = [models.UniqueConstraint(fields=["upgrade", "position"], name="upgrade_step_position")]
-
-    def __str__(self) -> str:
-        return f"{self.position}. {self.name}"
+    _step_list = None
 
     @property
     def duration_seconds(self) -> float | None:
-        if self.finished_at:
+        if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None

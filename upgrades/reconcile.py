@@ -7,16 +7,15 @@
   instance flagged for attention when the node may be half-way.
 """
 
-from django.db.models import Value
-from django.db.models.functions import Concat
 from django.utils import timezone
 
 from instances.attention import attention_raise
+from instances.operations import progress
 from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit
 from instances.operations.reconcile import Handled, register_handler
 
-from .choices import StepStatus, UpgradeMode, UpgradeStatus
+from .choices import UpgradeMode, UpgradeStatus
 from .models import Upgrade
 
 # Modes whose rollback works from the copies kept under .ccp/upgrades/<id>/ on the node.
@@ -74,8 +73,4 @@ def upgrade_lost_worker(lock) -> Handled | None:
 
 def steps_interrupted(upgrade: Upgrade) -> int:
     """Close every step the dead worker left running: interrupted, ended now."""
-    return upgrade.steps.filter(status=StepStatus.RUNNING).update(
-        status=StepStatus.INTERRUPTED,
-        finished_at=timezone.now(),
-        output=Concat("output", Value("\n[interrupted: the worker running this step stopped]")),
-    )
+    return progress.steps_interrupted(kind=OperationKind.UPGRADE, operation_id=upgrade.pk)

@@ -16,7 +16,6 @@ whose worker died (upgrades.services.upgrade_recover): only the rollback, ending
 """
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,14 +25,15 @@ from django.utils import timezone
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.models import Backup
+from instances.operations.choices import OperationKind
+from instances.operations.models import OperationStep
+from instances.operations.progress import StepOutput, step_open, step_record
 from instances.redaction import redact as _redact
 
 from .choices import StepStatus, UpgradeStatus
-from .models import Upgrade, UpgradeStep
+from .models import Upgrade
 
 log = logging.getLogger(__name__)
-
-OUTPUT_TAIL = 16_000
 
 
 class StepError(CCPError):
@@ -68,9 +68,13 @@ class StepContext:
     driver: object
     secrets: list[str]
     state: dict = field(default_factory=dict)
-    step: UpgradeStep | None = None
+    writer: StepOutput | None = None  # the running step's live output
     timeout: float = 300.0
-    _last_flush: float = 0.0
+
+    @property
+    def step(self) -> OperationStep | None:
+        """The running step's record."""
+        return self.writer.record if self.writer else None
 
     @property
     def instance(self):
@@ -83,15 +87,11 @@ class StepContext:
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def output(self, text: str, *, flush_every: float = 1.0) -> None:
-        """Append to the current step's output (redacted, tail kept), saved at most every `flush_every` s."""
-        if not text or self.step is None:
-            return
-        self.step.output = (self.step.output + self.redact(text))[-OUTPUT_TAIL:]
-        now = time.monotonic()
-        if now - self._last_flush >= flush_every:
-            self._last_flush = now
-            self.step.save(update_fields=["output"])
+    def output(self, text: str) -> None:
+        """Append to the running step's output while it runs (redacted, tail kept; stored at most every
+        second or 64 KiB: instances.operations.progress)."""
+        if self.writer is not None:
+            self.writer.write(text)
 
     def check_cancel(self) -> None:
         if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():
@@ -104,10 +104,9 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 class StepRunner:
-    def __init__(self, ctx: StepContext, *, on_step: Callable[[UpgradeStep], None] | None = None):
+    def __init__(self, ctx: StepContext, *, on_step: Callable[[OperationStep], None] | None = None):
         self.ctx = ctx
         self.on_step = on_step
-        self.position = ctx.upgrade.steps.count()
 
     def run(self, steps: list[Step], rollback: list[Step] | Callable[[StepContext], list[Step]]) -> str:
         """Run `steps`; on failure after a change run `rollback` (a list, or a function of the context
@@ -115,6 +114,9 @@ class StepRunner:
         status."""
         upgrade = self.ctx.upgrade
         changed = bool(self.ctx.state.get("changed"))
+        if upgrade.state.get("step_total") != len(steps):  # "step N of M" on the progress endpoint
+            upgrade.state["step_total"] = len(steps)
+            upgrade.save(update_fields=["state"])
         try:
             for step in steps:
                 if step.name in self.ctx.state.get("done_steps", ()):
@@ -170,50 +172,43 @@ class StepRunner:
         return self._finish(status, reason)
 
     def _run_step(self, step: Step, *, is_rollback: bool) -> None:
-        self.position += 1
-        record = UpgradeStep.objects.create(
-            upgrade=self.ctx.upgrade,
-            position=self.position,
+        writer = step_open(
+            kind=OperationKind.UPGRADE,
+            operation_id=self.ctx.upgrade.pk,
             name=step.name,
             is_rollback=is_rollback,
-            started_at=timezone.now(),
+            secrets=self.ctx.secrets,
         )
-        self.ctx.step, self.ctx.timeout = record, step.timeout
-        self._notify(record)
+        self.ctx.writer, self.ctx.timeout = writer, step.timeout
+        self._notify(writer.record)
         try:
             result = step.run(self.ctx)
         except AlreadyDone as done:
-            self._close(record, StepStatus.SUCCEEDED, done.reason)
+            self._close(writer, StepStatus.SUCCEEDED, done.reason)
             raise
         except Exception as exc:
-            self._close(record, StepStatus.FAILED, _reason(exc, self.ctx))
+            self._close(writer, StepStatus.FAILED, _reason(exc, self.ctx))
             raise
-        self._close(record, StepStatus.SUCCEEDED, result or "")
+        self._close(writer, StepStatus.SUCCEEDED, result or "")
         self.ctx.state.setdefault("done_steps", []).append(step.name)
 
-    def _close(self, record: UpgradeStep, status: str, text: str) -> None:
-        if text:
-            record.output = (record.output + ("\n" if record.output else "") + self.ctx.redact(text))[-OUTPUT_TAIL:]
-        record.status, record.finished_at = status, timezone.now()
-        record.save(update_fields=["output", "status", "finished_at"])
-        self._notify(record)
+    def _close(self, writer: StepOutput, status: str, text: str) -> None:
+        self._notify(writer.close(status, text))
 
     def _skip_rest(self, steps: list[Step], reason: str) -> None:
         done = {s.name for s in self.ctx.upgrade.steps.all()}
-        now = timezone.now()
         for step in steps:
             if step.name not in done:
-                self.position += 1
-                record = UpgradeStep.objects.create(
-                    upgrade=self.ctx.upgrade,
-                    position=self.position,
-                    name=step.name,
-                    status=StepStatus.SKIPPED,
-                    started_at=now,
-                    finished_at=now,
-                    output=reason,
-                )
-                self._notify(record)
+                self._notify(self._record(step.name, StepStatus.SKIPPED, reason))
+
+    def _record(self, name: str, status: str, output: str) -> OperationStep:
+        return step_record(
+            kind=OperationKind.UPGRADE,
+            operation_id=self.ctx.upgrade.pk,
+            name=name,
+            status=status,
+            output=self.ctx.redact(output),
+        )
 
     def _finish(self, status: str, error: str, attention: str = "") -> str:
         upgrade = self.ctx.upgrade
@@ -239,21 +234,14 @@ class StepRunner:
             instance=upgrade.instance, operation=f"{upgrade.kind_display} #{upgrade.pk} succeeded"
         )
         if resolved:
-            self.position += 1
-            now = timezone.now()
-            record = UpgradeStep.objects.create(
-                upgrade=upgrade,
-                position=self.position,
-                name="resolve attention",
-                status=StepStatus.SUCCEEDED,
-                started_at=now,
-                finished_at=now,
-                output=f"this upgrade succeeded, so it resolved {resolved} open attention record(s) of "
-                f"{upgrade.instance}",
+            record = self._record(
+                "resolve attention",
+                StepStatus.SUCCEEDED,
+                f"this upgrade succeeded, so it resolved {resolved} open attention record(s) of {upgrade.instance}",
             )
             self._notify(record)
 
-    def _notify(self, record: UpgradeStep) -> None:
+    def _notify(self, record: OperationStep) -> None:
         if self.on_step:
             self.on_step(record)
 

@@ -12,6 +12,7 @@ from instances.attention import attention_raise
 from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Restore
 from instances.operations.choices import OperationKind
+from instances.operations.progress import steps_interrupted
 from instances.operations.reconcile import register_handler
 
 from . import layout
@@ -22,11 +23,13 @@ log = logging.getLogger(__name__)
 @register_handler(OperationKind.BACKUP)
 def backup_lost_worker(lock) -> None:
     _backup_interrupted(lock.operation_id)
+    steps_interrupted(kind=OperationKind.BACKUP, operation_id=lock.operation_id)
 
 
 @register_handler(OperationKind.RESTORE)
 def restore_lost_worker(lock) -> None:
     _restore_interrupted(lock.operation_id, lock.instance)
+    steps_interrupted(kind=OperationKind.RESTORE, operation_id=lock.operation_id)
 
 
 def _backup_interrupted(backup_id: int) -> None:

@@ -26,10 +26,12 @@ from instances.choices import BackupStatus, RestoreStatus
 from instances.drivers import driver_for
 from instances.models import Backup, Restore
 from instances.node_commands import compose_argv
-from instances.operations.choices import OperationKind
+from instances.operations.choices import OperationKind, StepStatus
 from instances.operations.enqueue import enqueue_on_commit
 from instances.operations.locks import lock_acquire
+from instances.operations.progress import StepSequence, step_record
 from instances.operations.run import operation_claim, run_operation
+from instances.redaction import secret_values
 
 from . import layout, scripts
 from .archive import SYMLINK, Progress, member_hashes, stream_to_node
@@ -111,10 +113,13 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
         _finish(restore, RestoreStatus.INTERRUPTED, "The instance lock was taken away before the restore started.")
         return restore.status
 
+    steps = StepSequence(kind=OperationKind.RESTORE, operation_id=restore.pk, secrets=secret_values(restore.instance))
+
     def work(heartbeat) -> str:
         try:
-            _restore(restore, driver_for(restore.instance.node), on_progress)
+            _restore(restore, driver_for(restore.instance.node), on_progress, steps)
         except HalfRestored as error:
+            steps.end(StepStatus.FAILED, error.message)
             _finish(restore, RestoreStatus.FAILED, error.message)
             attention_raise(
                 instance=restore.instance,
@@ -123,25 +128,47 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
                 operation_id=restore.pk,
             )
         except CCPError as error:
+            steps.end(StepStatus.FAILED, error.message)
             _finish(restore, RestoreStatus.FAILED, error.message)
         except Exception as error:
             log.exception("Restore #%s failed unexpectedly", restore.pk)
+            steps.end(StepStatus.FAILED, f"{type(error).__name__}: {error}")
             _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
         else:
+            steps.end(StepStatus.SUCCEEDED)
             _finish(restore, RestoreStatus.SUCCEEDED, "")
             resolved = attention_resolve_by(instance=restore.instance, operation=f"restore #{restore.pk} succeeded")
             if resolved:
-                _step(restore, f"resolved {resolved} attention record(s) of {restore.instance}")
+                note = f"resolved {resolved} attention record(s) of {restore.instance}"
+                _log(restore, note)
+                step_record(
+                    kind=OperationKind.RESTORE,
+                    operation_id=restore.pk,
+                    name="resolve attention",
+                    status=StepStatus.SUCCEEDED,
+                    output=note,
+                )
         return restore.status
 
     return run_operation(kind=OperationKind.RESTORE, row=restore, work=work, refused=refused)
 
 
-def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
+def _restore(restore: Restore, driver, on_progress: Progress | None, steps: StepSequence) -> None:
+    """Each `_step` is a line of the restore's log and a step of its progress record."""
+
+    def _step(restore: Restore, text: str, *, key: str, bytes_total: int | None = None) -> None:
+        _log(restore, text)
+        steps.next(text, key=key, bytes_total=bytes_total)
+
+    def sent(name: str, size: int) -> None:
+        steps.current.progress(size)
+        if on_progress is not None:
+            on_progress(name, size)
+
     backup, instance = restore.backup, restore.instance
     if backup is None:
         raise RestoreError("The backup was removed before the restore started.")
-    _step(restore, f"verifying backup #{backup.pk} ({backup.location})")
+    _step(restore, f"verifying backup #{backup.pk} ({backup.location})", key="verify")
     problems = verify_problems(backup)
     Backup.objects.filter(pk=backup.pk).update(
         verified_at=timezone.now(), verify_ok=not problems, verify_error="; ".join(problems)
@@ -168,22 +195,24 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     driver.run(["mkdir", "-m", "0700", "--", incoming], timeout=timeout, check=True)
     try:
         for archive in archives:
-            _step(restore, f"unpacking {archive} into {incoming}")
-            sent = stream_to_node(
+            size = (folder / archive).stat().st_size
+            _step(restore, f"unpacking {archive} into {incoming}", key=f"unpack:{archive}", bytes_total=size)
+            digest = stream_to_node(
                 driver,
                 source=folder / archive,
-                on_progress=on_progress,
+                on_progress=sent,
                 argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"],
             )
-            if sent != backup.manifest[archive]["sha256"]:
+            steps.current.progress(size)
+            if digest != backup.manifest[archive]["sha256"]:
                 raise RestoreError(f"{archive} changed while it was being restored; nothing was changed.")
-        _step(restore, "checking the unpacked files on the node")
+        _step(restore, "checking the unpacked files on the node", key="check-unpacked")
         _check(
             driver.checksums(names, base=incoming),
             expected,
             "The unpacked files differ from the backup on the node, nothing was changed",
         )
-        _step(restore, "swapping in: " + ", ".join(restore_targets(backup)))
+        _step(restore, "swapping in: " + ", ".join(restore_targets(backup)), key="swap")
         swapped = True  # from here on, until the script says otherwise, the node may be half-way
         result = driver.run(
             ["sh", "-c", scripts.SWAP, "ccp-restore-swap", instance.install_dir, staging, *names], timeout=timeout
@@ -199,7 +228,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
                 f"Swapping the restored files in failed (exit code {result.exit_code}): "
                 + result.stderr.decode(errors="replace").strip()[-300:]
             )
-        _step(restore, "checking the restored files in place on the node")
+        _step(restore, "checking the restored files in place on the node", key="check-in-place")
         try:
             _check(
                 driver.checksums(names, base=instance.install_dir),
@@ -225,7 +254,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
         ) from error
     driver.run(["rm", "-rf", "--", staging], timeout=timeout, check=True)
 
-    _step(restore, "starting the stack: docker compose up -d --wait --force-recreate")
+    _step(restore, "starting the stack: docker compose up -d --wait --force-recreate", key="start")
     try:
         driver.run(
             compose_argv(instance, "up", "-d", "--wait", "--force-recreate"),
@@ -235,7 +264,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
         )
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
-    _step(restore, "done")
+    _log(restore, "done")
 
 
 def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
@@ -254,7 +283,7 @@ def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
         raise RestoreError(f"{what} ({'; '.join(parts)}).")
 
 
-def _step(restore: Restore, text: str) -> None:
+def _log(restore: Restore, text: str) -> None:
     restore.log += f"{timezone.now():%H:%M:%S} {text}\n"
     Restore.objects.filter(pk=restore.pk).update(log=restore.log)
 

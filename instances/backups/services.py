@@ -22,10 +22,12 @@ from ccp.errors import CCPError
 from instances.choices import BackupLabel, BackupStatus, InstanceStatus
 from instances.drivers import driver_for
 from instances.models import Backup, Instance
+from instances.operations import progress
 from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit
 from instances.operations.locks import lock_acquire
 from instances.operations.run import operation_claim, run_operation
+from instances.redaction import secret_values
 
 from . import layout, node_state
 from .archive import (
@@ -200,15 +202,17 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
     backup.save(update_fields=["location", "started_at"])
     try:
         files = _write_files(backup, driver, partial, started, on_progress)
-        manifest = Manifest(meta=_manifest_meta(backup, started), files=files)
-        write_local(partial / layout.MANIFEST, format_manifest(manifest).encode())
-        fsync_dir(partial)
-        if lock_lost():
-            raise LockLost(
-                "The instance lock was taken away while the backup ran (declared stale); this backup was discarded."
-            )
-        partial.rename(final)
-        fsync_dir(final.parent)
+        with _step(backup, "write MANIFEST.txt and put the backup in place", key="manifest") as out:
+            manifest = Manifest(meta=_manifest_meta(backup, started), files=files)
+            write_local(partial / layout.MANIFEST, format_manifest(manifest).encode())
+            fsync_dir(partial)
+            if lock_lost():
+                raise LockLost(
+                    "The instance lock was taken away while the backup ran (declared stale); this backup was discarded."
+                )
+            partial.rename(final)
+            fsync_dir(final.parent)
+            out.write(f"{len(files) + 1} files in {backup.location}")
     except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
         _fail(backup, _describe(error), clear_location=True)
@@ -231,26 +235,54 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
 
 
 def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_progress) -> list:
+    """Each archive is a step of the backup's progress, with the bytes written so far."""
     instance = backup.instance
     make_private_dirs(partial, below=Path(settings.BACKUP_ROOT))
-    found = node_state.inventory(driver, instance.install_dir)
+    with _step(backup, f"list what to back up in {instance.install_dir}", key="inventory") as out:
+        found = node_state.inventory(driver, instance.install_dir)
+        plans = layout.archive_plan(found)
+        out.write("\n".join(f"{plan.name}: {', '.join(plan.paths)}" for plan in plans))
     files = []
-    for plan in layout.archive_plan(found):
-        files.append(
-            stream_from_node(
+    for plan in plans:
+        with _step(backup, f"archive {plan.name}", key=f"archive:{plan.name}") as out:
+
+            def progress(name: str, size: int, out=out) -> None:
+                out.progress(size)
+                if on_progress is not None:
+                    on_progress(name, size)
+
+            entry = stream_from_node(
                 driver,
                 argv=tar_create_argv(instance.install_dir, plan.paths),
                 target=partial / plan.name,
                 paths=plan.paths,
-                on_progress=on_progress,
+                on_progress=progress,
             )
-        )
-    text = node_state.host_state(driver, instance, started)
-    files.append(write_local(partial / layout.HOST_STATE, text.encode()))
-    if found.is_git_checkout:
-        text = node_state.git_state(driver, instance.install_dir)
-        files.append(write_local(partial / layout.GIT_STATE, text.encode()))
+            out.progress(entry.size, entry.size)
+            files.append(entry)
+    with _step(backup, "record the node's state", key="host-state"):
+        text = node_state.host_state(driver, instance, started)
+        files.append(write_local(partial / layout.HOST_STATE, text.encode()))
+        if found.is_git_checkout:
+            text = node_state.git_state(driver, instance.install_dir)
+            files.append(write_local(partial / layout.GIT_STATE, text.encode()))
     return files
+
+
+def _step(backup: Backup, name: str, *, key: str):
+    """A step of the backup's progress record (instances.operations.progress)."""
+    return progress.step(
+        kind=OperationKind.BACKUP,
+        operation_id=backup.pk,
+        name=name,
+        key=key,
+        secrets=secret_values(backup.instance),
+        describe=_describe_briefly,
+    )
+
+
+def _describe_briefly(error: BaseException) -> str:
+    return error.message if isinstance(error, CCPError) else f"{type(error).__name__}: {error}"
 
 
 def _manifest_meta(backup: Backup, started: datetime) -> dict[str, str]:

@@ -38,8 +38,9 @@ from rest_framework.authtoken.models import Token, TokenProxy
 
 from instances.choices import BackupStatus
 from instances.models import Attention, Backup, Instance, Node, PreviewRun, Restore
+from instances.operations.models import OperationStep
 from tests.conftest import _user, api_client_for
-from upgrades.models import Release, Upgrade, UpgradeStep
+from upgrades.models import Release, Upgrade
 
 ROLES = ("anonymous", "staff", "viewer", "operator", "superuser")
 
@@ -85,6 +86,10 @@ EXPECTED: dict[str, str] = {
     "GET api/v1/upgrades/": "LDAAA",
     "GET api/v1/upgrades/{pk}/": "LDAAA",
     "POST api/v1/upgrades/{pk}/cancel/": "LDDAA",
+    # progress of a long operation: whoever may view the operation
+    "GET api/v1/upgrades/{pk}/progress/": "LDAAA",
+    "GET api/v1/backups/{pk}/progress/": "LDAAA",
+    "GET api/v1/restores/{pk}/progress/": "LDAAA",
     # API root, schema, docs, health
     "GET api/v1/": "LAAAA",
     "GET api/schema/": "LAAAA",
@@ -279,7 +284,9 @@ def world(db):
         status="succeeded",
         finished_at=timezone.now(),
     )
-    UpgradeStep.objects.create(upgrade=upgrade, position=1, name="precheck", started_at=timezone.now())
+    OperationStep.objects.create(
+        kind="upgrade", operation_id=upgrade.pk, position=1, key="precheck", name="precheck", started_at=timezone.now()
+    )
     attention = Attention.objects.create(instance=instance, reason="made by the test")
     runs = {
         purpose: PreviewRun.objects.create(
@@ -317,7 +324,8 @@ def _user_for(role: str) -> User | None:
 
 def _api_url(key: str, world: dict) -> tuple[str, str]:
     method, route = key.split(" ", 1)
-    pk = world["upgrade"].pk if route.startswith("api/v1/upgrades/") else world["backup"].pk
+    collection = (route.split("/") + ["", "", ""])[2]
+    pk = world[{"upgrades": "upgrade", "restores": "restore"}.get(collection, "backup")].pk
     return method, "/" + route.format(name=world["name"], slug=world["slug"], version=world["version"], pk=pk)
 
 

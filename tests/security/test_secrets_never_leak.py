@@ -19,8 +19,9 @@ from django_celery_results.models import TaskResult
 
 from instances.choices import BackupStatus
 from instances.models import Backup, Instance, Restore
+from instances.operations.models import OperationStep
 from tests.testbed.sshd import SSHNode
-from upgrades.models import Upgrade, UpgradeStep
+from upgrades.models import Upgrade
 
 pytestmark = [pytest.mark.testbed]
 
@@ -139,7 +140,7 @@ def test_secrets_never_leak(
     places = {
         "API answers, schema and admin pages": "\n".join(answers),
         "audit log": "\n".join(LogEntry.objects.values_list("change_message", flat=True)),
-        "upgrade step outputs": "\n".join(f"{s.name} {s.output}" for s in UpgradeStep.objects.all()),
+        "operation step outputs": "\n".join(f"{s.name} {s.output}" for s in OperationStep.objects.all()),
         "upgrade and backup errors": "\n".join(
             [
                 *Upgrade.objects.values_list("error", flat=True),
@@ -152,7 +153,7 @@ def test_secrets_never_leak(
         ),
         "web and worker logs": caplog.text,
     }
-    assert TaskResult.objects.exists() and UpgradeStep.objects.exists() and caplog.text
+    assert TaskResult.objects.exists() and OperationStep.objects.filter(kind="upgrade").exists() and caplog.text
     for place, text in places.items():
         assert secret not in text, f"the secret leaked into the {place}"
         leaked = [fragment for fragment in fragments if fragment in text]

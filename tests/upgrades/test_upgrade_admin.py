@@ -3,8 +3,9 @@
 import pytest
 from django.utils import timezone
 
+from instances.operations.models import OperationStep
 from upgrades.choices import UpgradeStatus
-from upgrades.models import Release, Upgrade, UpgradeStep
+from upgrades.models import Release, Upgrade
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +89,7 @@ def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(
     assert upgrade.instance == ok and upgrade.approved_preview_hash == approve and upgrade.release.version == "v1"
 
 
-def test_upgrade_page_shows_steps_refreshes_while_running_and_cancels(client, operator, make_instance):
+def test_upgrade_page_shows_steps_polls_while_running_and_cancels(client, operator, make_instance):
     upgrade = Upgrade.objects.create(
         instance=make_instance(),
         mode="image_only",
@@ -97,9 +98,11 @@ def test_upgrade_page_shows_steps_refreshes_while_running_and_cancels(client, op
         status=UpgradeStatus.RUNNING,
         started_at=timezone.now(),
     )
-    UpgradeStep.objects.create(
-        upgrade=upgrade,
+    OperationStep.objects.create(
+        kind="upgrade",
+        operation_id=upgrade.pk,
         position=1,
+        key="precheck",
         name="precheck",
         status="succeeded",
         started_at=timezone.now(),
@@ -109,7 +112,9 @@ def test_upgrade_page_shows_steps_refreshes_while_running_and_cancels(client, op
     client.force_login(operator)
     page = client.get(f"/admin/upgrades/upgrade/{upgrade.pk}/change/").content.decode()
     assert "precheck" in page and "docker 20.10" in page
-    assert 'http-equiv="refresh"' in page and "Cancel this upgrade" in page
+    # The steps are on the page, and kept current by polling the progress endpoint (no page reload).
+    assert 'http-equiv="refresh"' not in page and "Cancel this upgrade" in page
+    assert f'data-url="/api/v1/upgrades/{upgrade.pk}/progress/"' in page and 'data-final="false"' in page
 
     client.post(f"/admin/upgrades/upgrade/{upgrade.pk}/cancel/")
     upgrade.refresh_from_db()
@@ -118,4 +123,4 @@ def test_upgrade_page_shows_steps_refreshes_while_running_and_cancels(client, op
     upgrade.status = UpgradeStatus.SUCCEEDED
     upgrade.save()
     page = client.get(f"/admin/upgrades/upgrade/{upgrade.pk}/change/").content.decode()
-    assert 'http-equiv="refresh"' not in page and "Cancel this upgrade" not in page
+    assert 'data-final="true"' in page and "Cancel this upgrade" not in page

@@ -110,15 +110,17 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from upgrades.models import UpgradeStep
+    from instances.operations.models import OperationStep
 
     instance = make_instance()
     for _ in range(3):
         upgrade = Upgrade.objects.create(instance=instance, mode="image_only", target_tag="v2", status="succeeded")
         for position in (1, 2):
-            UpgradeStep.objects.create(
-                upgrade=upgrade,
+            OperationStep.objects.create(
+                kind="upgrade",
+                operation_id=upgrade.pk,
                 position=position,
+                key=f"step-{position}",
                 name=f"step {position}",
                 status="succeeded",
                 started_at=timezone.now(),
@@ -137,6 +139,6 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
         "finished_at",
         "duration_seconds",
     }
-    assert not any('upgrades_upgradestep"."output' in q["sql"] for q in queries.captured_queries)
+    assert not any('instances_operationstep"."output"' in q["sql"] for q in queries.captured_queries)
     detail = api(viewer).get(rows[0]["url"]).json()
     assert detail["steps"][0]["output"] == "x" * 16_000

@@ -1,8 +1,9 @@
 from rest_framework import serializers
 
+from instances.operations.models import OperationStep
 from instances.validators import IMAGE_TAG_RE
 from upgrades.choices import UpgradeMode
-from upgrades.models import Release, Upgrade, UpgradeStep
+from upgrades.models import Release, Upgrade
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -19,7 +20,7 @@ class UpgradeStepSummarySerializer(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
-        model = UpgradeStep
+        model = OperationStep
         fields = ["position", "name", "is_rollback", "status", "started_at", "finished_at", "duration_seconds"]
 
 
@@ -33,7 +34,7 @@ class UpgradeSerializer(serializers.ModelSerializer):
     release = serializers.SlugRelatedField(slug_field="version", read_only=True)
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    steps = UpgradeStepSerializer(many=True, read_only=True)
+    steps = UpgradeStepSerializer(many=True, read_only=True, source="step_list")
     url = serializers.HyperlinkedIdentityField(view_name="upgrade-detail")
     kind = serializers.CharField(
         source="kind_display",
@@ -71,7 +72,7 @@ class UpgradeSerializer(serializers.ModelSerializer):
 class UpgradeListSerializer(UpgradeSerializer):
     """The list: every step's output (up to 16 kB each) would make a page megabytes long."""
 
-    steps = UpgradeStepSummarySerializer(many=True, read_only=True)
+    steps = UpgradeStepSummarySerializer(many=True, read_only=True, source="step_list")
 
 
 class UpgradeRequestSerializer(serializers.Serializer):

@@ -1,4 +1,3 @@
-from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -7,7 +6,8 @@ from rest_framework.response import Response
 from ccp.api.permissions import operation_permission
 from ccp.api.viewsets import AuditedModelViewSet
 from upgrades import services
-from upgrades.models import Release, Upgrade, UpgradeStep
+from upgrades.models import Release, Upgrade
+from upgrades.selectors import upgrades_with_steps
 
 from .filtersets import UpgradeFilterSet
 from .serializers import ReleaseSerializer, UpgradeListSerializer, UpgradeSerializer
@@ -33,21 +33,16 @@ class ReleaseViewSet(AuditedModelViewSet):
 class UpgradeViewSet(viewsets.ReadOnlyModelViewSet):
     """Upgrades with their steps (the live log). Start one with POST /api/v1/instances/{slug}/upgrades/."""
 
-    queryset = Upgrade.objects.select_related("instance", "release", "requested_by").prefetch_related(
-        Prefetch("steps", queryset=UpgradeStep.objects.order_by("position"))
-    )
+    queryset = Upgrade.objects.select_related("instance", "release", "requested_by")
     serializer_class = UpgradeSerializer
     filterset_class = UpgradeFilterSet
     ordering_fields = ["created_at", "finished_at"]
 
-    def get_queryset(self):
-        if self.action != "list":
-            return super().get_queryset()
-        # The list shows steps without their output: do not even read it from the database.
-        steps = UpgradeStep.objects.order_by("position").defer("output")
-        return Upgrade.objects.select_related("instance", "release", "requested_by").prefetch_related(
-            Prefetch("steps", queryset=steps)
-        )
+    def paginate_queryset(self, queryset):
+        # One query for the steps of the whole page; the list shows them without their output, so it
+        # is not even read from the database.
+        page = super().paginate_queryset(queryset)
+        return upgrades_with_steps(page, with_output=False) if page is not None else None
 
     def get_serializer_class(self):
         return UpgradeListSerializer if self.action == "list" else UpgradeSerializer
