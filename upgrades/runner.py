@@ -93,6 +93,11 @@ class StepContext:
         if self.writer is not None:
             self.writer.write(text)
 
+    def output_bytes(self, data: bytes) -> None:
+        """`output` for a command's raw output as it arrives (Driver.run's on_output)."""
+        if self.writer is not None:
+            self.writer.write_bytes(data)
+
     def check_cancel(self) -> None:
         if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():
             raise UpgradeCancelled("Cancelled by an operator.")

@@ -6,7 +6,7 @@ import os
 import posixpath
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,9 +75,12 @@ class Driver(ABC):
         stdin: bytes | None = None,
         check: bool = False,
         cwd: str | None = None,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> Result:
         """Run a command to completion. On timeout the command (and its process group) is ended on
-        the node and `CommandTimeout` is raised; `check=True` raises `CommandFailed` on exit ≠ 0."""
+        the node and `CommandTimeout` is raised; `check=True` raises `CommandFailed` on exit ≠ 0.
+        `on_output(chunk)` sees stdout and stderr as they arrive (in the calling thread), for a step
+        that shows a long command's output live; the Result holds all of it as well."""
 
     @abstractmethod
     def open_stream_out(self, argv: Sequence[str]) -> AbstractContextManager[CommandOutput]:

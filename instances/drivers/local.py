@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from .base import DEFAULT_FILE_MODE, Driver, Result, as_argv
@@ -35,6 +37,7 @@ class LocalDriver(Driver):
         stdin: bytes | None = None,
         check: bool = False,
         cwd: str | None = None,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> Result:
         argv = as_argv(argv)
         if cwd is not None and not os.path.isdir(cwd):
@@ -47,7 +50,10 @@ class LocalDriver(Driver):
         except PermissionError:
             return self._checked(Result(126, b"", f"{argv[0]}: Permission denied\n".encode()), argv, check)
         try:
-            stdout, stderr = process.communicate(stdin, timeout=timeout)
+            if on_output is None:
+                stdout, stderr = process.communicate(stdin, timeout=timeout)
+            else:
+                stdout, stderr = _communicate_live(process, stdin, timeout, on_output)
         except subprocess.TimeoutExpired:
             _end_group(process)
             stdout, stderr = _drain_pipes(process)
@@ -206,6 +212,48 @@ def _end_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def _communicate_live(
+    process: subprocess.Popen, stdin: bytes | None, timeout: float | None, on_output: Callable[[bytes], None]
+) -> tuple[bytes, bytes]:
+    """`communicate`, handing each chunk of stdout and stderr to `on_output` in this thread as it arrives."""
+    chunks: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
+
+    def pump(index: int, pipe) -> None:
+        while chunk := pipe.read(32768):
+            chunks.put((index, chunk))
+        chunks.put((index, b""))
+
+    if process.stdin is not None:
+        threading.Thread(target=_feed_and_close, args=(process.stdin, stdin or b""), daemon=True).start()
+    for index, pipe in enumerate((process.stdout, process.stderr)):
+        threading.Thread(target=pump, args=(index, pipe), daemon=True).start()
+    collected, open_pipes = (bytearray(), bytearray()), 2
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while open_pipes:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        try:
+            index, chunk = chunks.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if not chunk:
+            open_pipes -= 1
+            continue
+        collected[index].extend(chunk)
+        on_output(chunk)
+    process.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1))
+    return bytes(collected[0]), bytes(collected[1])
+
+
+def _feed_and_close(pipe, data: bytes) -> None:
+    try:
+        _write_all(pipe, data)
+        pipe.close()
+    except OSError:
+        pass  # the command stopped reading: its exit code says why
 
 
 def _drain_pipes(process: subprocess.Popen) -> tuple[bytes, bytes]:

@@ -234,6 +234,7 @@ class SSHDriver(Driver):
         stdin: bytes | None = None,
         check: bool = False,
         cwd: str | None = None,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> Result:
         argv = as_argv(argv)
         with self._using(), self._session_slot():
@@ -241,7 +242,7 @@ class SSHDriver(Driver):
             try:
                 started = time.monotonic()
                 channel.exec_command(remote_command(argv, cwd=cwd, timeout=timeout))
-                result = self._collect(channel, argv, stdin, timeout)
+                result = self._collect(channel, argv, stdin, timeout, on_output)
             except (paramiko.SSHException, EOFError, OSError) as error:
                 raise self._unreachable(f"the connection broke while running a command ({describe(error)})") from None
             finally:
@@ -257,7 +258,12 @@ class SSHDriver(Driver):
         return result
 
     def _collect(
-        self, channel: paramiko.Channel, argv: list[str], stdin: bytes | None, timeout: float | None
+        self,
+        channel: paramiko.Channel,
+        argv: list[str],
+        stdin: bytes | None,
+        timeout: float | None,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> Result:
         """Feed stdin and read stdout and stderr together until the command ends."""
         deadline = None if timeout is None else time.monotonic() + timeout + REMOTE_KILL_GRACE + CLIENT_MARGIN
@@ -265,9 +271,15 @@ class SSHDriver(Driver):
         stdout, stderr = bytearray(), bytearray()
         while True:
             while channel.recv_ready():
-                stdout += channel.recv(RECV_SIZE)
+                chunk = channel.recv(RECV_SIZE)
+                stdout += chunk
+                if on_output is not None:
+                    on_output(chunk)
             while channel.recv_stderr_ready():
-                stderr += channel.recv_stderr(RECV_SIZE)
+                chunk = channel.recv_stderr(RECV_SIZE)
+                stderr += chunk
+                if on_output is not None:
+                    on_output(chunk)
             if (channel.eof_received or channel.closed) and not (channel.recv_ready() or channel.recv_stderr_ready()):
                 break
             remaining = None if deadline is None else deadline - time.monotonic()

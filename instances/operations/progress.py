@@ -16,6 +16,7 @@ view permission and how far it got, without this layer importing any of them.
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -116,6 +117,7 @@ class StepOutput:
         self._pending = ""
         self._dirty: set[str] = set()
         self._last_flush = 0.0  # the first write is stored at once: the page shows the step has output
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     @property
     def text(self) -> str:
@@ -127,6 +129,10 @@ class StepOutput:
             return
         self._pending += text
         self._flush_if_due()
+
+    def write_bytes(self, data: bytes) -> None:
+        """`write` for a command's raw output: a character split between two chunks is decoded whole."""
+        self.write(self._decoder.decode(data))
 
     def progress(self, done: int, total: int | None = None) -> None:
         """Bytes moved so far (and the total, when it is known)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -109,3 +110,19 @@ def test_a_command_that_ignores_sigterm_is_killed(driver: Driver) -> None:
 def test_no_timeout_means_no_limit(driver: Driver) -> None:
     assert driver.run(["sh", "-c", "sleep 0.2; echo ok"], timeout=None, check=True).stdout == b"ok\n"
     assert processes_matching("ccp-no-such-marker") == []
+
+
+def test_on_output_sees_a_long_commands_output_as_it_arrives(driver: Driver) -> None:
+    seen: list[tuple[float, bytes]] = []
+    started = time.monotonic()
+    script = "for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.5; done"
+    result = driver.run(
+        ["sh", "-c", script], timeout=30, check=True, on_output=lambda chunk: seen.append((time.monotonic(), chunk))
+    )
+    ended = time.monotonic()
+
+    # The first lines came while the command still ran; all of it is in the result too.
+    assert seen and seen[0][0] - started < (ended - started) - 0.6
+    everything = b"".join(chunk for _, chunk in seen)
+    assert sorted(everything.splitlines()) == [b"err 1", b"err 2", b"err 3", b"out 1", b"out 2", b"out 3"]
+    assert result.stdout == b"out 1\nout 2\nout 3\n" and result.stderr == b"err 1\nerr 2\nerr 3\n"

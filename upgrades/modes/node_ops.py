@@ -25,10 +25,15 @@ def path_in(ctx: StepContext, relative: str) -> str:
     return posixpath.join(ctx.instance.install_dir, relative)
 
 
-def compose(ctx: StepContext, *args: str, timeout: float | None = None, check: bool = True):
-    """`docker compose <args>` in the instance directory, as its compose project."""
+def compose(ctx: StepContext, *args: str, timeout: float | None = None, check: bool = True, live: bool = False):
+    """`docker compose <args>` in the instance directory, as its compose project. `live`: its output goes
+    into the running step's record as it arrives (a slow `up --wait` is then not a silent minute)."""
     return ctx.driver.run(
-        compose_argv(ctx.instance, *args), cwd=ctx.instance.install_dir, timeout=timeout or ctx.timeout, check=check
+        compose_argv(ctx.instance, *args),
+        cwd=ctx.instance.install_dir,
+        timeout=timeout or ctx.timeout,
+        check=check,
+        on_output=ctx.output_bytes if live else None,
     )
 
 
@@ -92,11 +97,20 @@ def running_on_tag(ctx: StepContext, tag: str) -> bool:
 def compose_up(ctx: StepContext, *extra: str) -> str:
     wait_timeout = str(int(max(ctx.timeout - 10, 10)))
     result = compose(
-        ctx, "up", "--detach", "--wait", "--wait-timeout", wait_timeout, *extra, timeout=ctx.timeout, check=False
+        ctx,
+        "up",
+        "--detach",
+        "--wait",
+        "--wait-timeout",
+        wait_timeout,
+        *extra,
+        timeout=ctx.timeout,
+        check=False,
+        live=True,
     )
     if result.exit_code != 0 and not _only_jobs_completed(ctx):
         raise StepError(f"docker compose up did not bring the stack up healthy: {decoded(result).strip()[-600:]}")
-    return decoded(result)
+    return ""  # its output is in the step already (live)
 
 
 def _only_jobs_completed(ctx: StepContext) -> bool:
