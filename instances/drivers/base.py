@@ -20,6 +20,8 @@ from .streams import CommandInput, CommandOutput
 DEFAULT_FILE_MODE = 0o644
 # A running job's log is read at most this much per poll, so polls stay cheap.
 POLL_LOG_LIMIT = 1024 * 1024
+# While a command run with `on_output` is quiet, the caller hears from it this often (an empty chunk).
+QUIET_TICK = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class Driver(ABC):
         """Run a command to completion. On timeout the command (and its process group) is ended on
         the node and `CommandTimeout` is raised; `check=True` raises `CommandFailed` on exit ≠ 0.
         `on_output(chunk)` sees stdout and stderr as they arrive (in the calling thread), for a step
-        that shows a long command's output live; the Result holds all of it as well."""
+        that shows a long command's output live; the Result holds all of it as well. While the command
+        is quiet it is called with b"" about once a second, so the caller can store what it holds."""
 
     @abstractmethod
     def open_stream_out(self, argv: Sequence[str]) -> AbstractContextManager[CommandOutput]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from .base import DEFAULT_FILE_MODE, Driver, Result, as_argv
+from .base import DEFAULT_FILE_MODE, QUIET_TICK, Driver, Result, as_argv
 from .errors import CommandFailed, CommandTimeout, DriverError, PathNotFound
 from .streams import CommandInput, CommandOutput, Tail
 
@@ -236,8 +236,9 @@ def _communicate_live(
         if remaining is not None and remaining <= 0:
             raise subprocess.TimeoutExpired(process.args, timeout)
         try:
-            index, chunk = chunks.get(timeout=remaining)
+            index, chunk = chunks.get(timeout=min(remaining or QUIET_TICK, QUIET_TICK))
         except queue.Empty:
+            on_output(b"")  # quiet: the caller may store what it holds
             continue
         if not chunk:
             open_pipes -= 1

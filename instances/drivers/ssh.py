@@ -21,7 +21,7 @@ from typing import TypeVar
 import paramiko
 from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
-from .base import DEFAULT_FILE_MODE, Driver, Result, as_argv
+from .base import DEFAULT_FILE_MODE, QUIET_TICK, Driver, Result, as_argv
 from .errors import CommandFailed, CommandTimeout, DriverError, NodeUnreachable, PathNotFound
 from .ssh_connect import Endpoint, HostKey, NewHostKeyCallback, describe, load_client_key, open_transport
 from .streams import CommandInput, CommandOutput, Tail
@@ -288,7 +288,10 @@ class SSHDriver(Driver):
                     node=self.label, argv=argv, timeout=timeout or 0, stdout=bytes(stdout), stderr=bytes(stderr)
                 )
             # The channel's fileno becomes readable when either stream has data or at EOF.
-            select.select([channel], [], [], remaining)
+            if on_output is None:
+                select.select([channel], [], [], remaining)
+            elif not select.select([channel], [], [], min(remaining or QUIET_TICK, QUIET_TICK))[0]:
+                on_output(b"")
         if writer is not None:
             writer.join(timeout=self.connect_timeout)
         if not channel.status_event.wait(self.connect_timeout):

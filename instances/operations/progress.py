@@ -125,10 +125,10 @@ class StepOutput:
         return self.record.output
 
     def write(self, text: str) -> None:
-        if not text:
-            return
+        """Add output; an empty write stores what waits once it is due (a quiet command's last lines)."""
         self._pending += text
-        self._flush_if_due()
+        if self._pending or self._dirty:
+            self._flush_if_due()
 
     def write_bytes(self, data: bytes) -> None:
         """`write` for a command's raw output: a character split between two chunks is decoded whole."""

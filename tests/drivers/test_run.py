@@ -124,5 +124,7 @@ def test_on_output_sees_a_long_commands_output_as_it_arrives(driver: Driver) -> 
     # The first lines came while the command still ran; all of it is in the result too.
     assert seen and seen[0][0] - started < (ended - started) - 0.6
     everything = b"".join(chunk for _, chunk in seen)
+    assert driver.run(["sleep", "2.5"], timeout=30, on_output=lambda chunk: seen.append((0, chunk))).ok
+    assert seen[-2:] == [(0, b""), (0, b"")]  # a quiet command still calls back about once a second
     assert sorted(everything.splitlines()) == [b"err 1", b"err 2", b"err 3", b"out 1", b"out 2", b"out 3"]
     assert result.stdout == b"out 1\nout 2\nout 3\n" and result.stderr == b"err 1\nerr 2\nerr 3\n"
