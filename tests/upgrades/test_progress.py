@@ -95,3 +95,15 @@ def test_a_client_polling_the_progress_endpoint_sees_the_running_steps_output_gr
     assert newer["output"] == "" and newer["output_since"] == last["output_offset"]
     assert get(url, None)[0] == 401
     assert get(url, Token.objects.create(user=_user("no-groups")).key)[0] == 403
+
+
+@pytest.mark.timeout(300)
+def test_compose_up_writes_its_output_into_the_running_step(make_tenant, celery_worker_thread):
+    tenant = make_tenant()
+    upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2"))
+
+    assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+    up = upgrade.steps.get(name="start containers (up -d --wait)")
+    # compose's own lines (streamed as they came), one per container it started and waited for
+    assert "Container" in up.output and tenant.instance.compose_project in up.output, up.output
+    assert up.output_offset >= len(up.output) > 0
