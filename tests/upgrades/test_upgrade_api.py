@@ -132,6 +132,7 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
     assert len(rows) == 3 and all(len(r["steps"]) == 2 for r in rows)
     assert set(rows[0]["steps"][0]) == {
         "position",
+        "key",
         "name",
         "is_rollback",
         "status",

@@ -21,7 +21,7 @@ class UpgradeStepSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OperationStep
-        fields = ["position", "name", "is_rollback", "status", "started_at", "finished_at", "duration_seconds"]
+        fields = ["position", "key", "name", "is_rollback", "status", "started_at", "finished_at", "duration_seconds"]
 
 
 class UpgradeStepSerializer(UpgradeStepSummarySerializer):
