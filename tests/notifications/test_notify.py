@@ -15,7 +15,10 @@ from instances.backups.missed import backups_missed_check
 from instances.backups.schedule import ensure_backup_schedule
 from instances.backups.services import backup_request, backup_run
 from instances.choices import BackupLabel, BackupStatus
+from instances.drivers import close_all
+from instances.drivers.errors import HostKeyMismatch
 from instances.models import Attention, Backup, Instance
+from instances.node_checks import node_check
 from instances.notifications.choices import DeliveryStatus, NotificationEvent
 from instances.notifications.models import NotificationDelivery, NotificationTarget
 from instances.notifications.services import notify
@@ -178,3 +181,23 @@ def test_notify_never_fails_its_caller_and_a_rolled_back_operation_notifies_nobo
     assert not NotificationDelivery.objects.exists()
     assert len(notify(NotificationEvent.BACKUP_FAILED, title="t", body="b", dedupe_key="k")) == 1
     assert notify(NotificationEvent.BACKUP_FAILED, title="t", body="b", dedupe_key="k") == []
+
+
+@pytest.mark.testbed
+def test_a_changed_host_key_is_notified_once_per_presented_key(make_node, make_target, ssh_node_factory, docker_engine):
+    make_target(f"json://127.0.0.1:{free_port()}/keys", events=[NotificationEvent.NODE_HOST_KEY_CHANGED])
+    sshd = ssh_node_factory()
+    node = make_node(**sshd.node_fields())
+    try:
+        node_check(node=node)
+        close_all()
+        sshd.restart_with_new_host_key()
+        for _ in range(2):  # every later use of the node is refused again: still one message
+            with pytest.raises(HostKeyMismatch):
+                node_check(node=node)
+    finally:
+        close_all()
+    delivery = NotificationDelivery.objects.get(event=NotificationEvent.NODE_HOST_KEY_CHANGED)
+    assert delivery.title == f"The host key of node {node.name} has changed"
+    assert sshd.host_key_fingerprint in delivery.body and "re-pin" in delivery.body
+    assert delivery.dedupe_key == f"host-key-{node.pk}-{sshd.host_key_fingerprint}"
