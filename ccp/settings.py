@@ -312,6 +312,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stale-locks": {"task": "instances.tasks.reconcile_task", "schedule": 60.0},
     "backups-missed-check": {"task": "instances.backups.tasks.backups_missed_check_task", "schedule": 3600.0},
+    "notifications-resend-stale": {
+        "task": "instances.notifications.tasks.notification_resend_stale_task",
+        "schedule": 600.0,
+    },
 }
 
 LOGGING = {

@@ -84,7 +84,7 @@ class Migration(migrations.Migration):
                 ('body', models.TextField(blank=True, default='')),
                 ('link', models.CharField(blank=True, default='', max_length=1000)),
                 ('dedupe_key', models.CharField(blank=True, default='', help_text='What the message is about (e.g. upgrade-12): the same event about the same thing is sent once.', max_length=200)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('retrying', 'Retrying'), ('sent', 'Sent'), ('failed', 'Failed')], default='pending', max_length=16)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('retrying', 'Retrying'), ('sent', 'Sent'), ('failed', 'Failed')], default='pending', max_length=16)),
                 ('attempts', models.PositiveIntegerField(default=0)),
                 ('last_error', models.TextField(blank=True, default='')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

@@ -22,6 +22,7 @@ SUBSCRIBABLE_EVENTS = [(value, label) for value, label in NotificationEvent.choi
 
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
     RETRYING = "retrying", "Retrying"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"

@@ -9,9 +9,11 @@ commits: a rolled-back operation notifies nobody, and nothing here can make the 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ccp.audit import audit_log
@@ -25,6 +27,8 @@ from .models import NotificationDelivery, NotificationTarget
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "instances.notifications.tasks.notification_deliver_task"
+# Longer than the longest retry delay (an hour): a delivery untried this long has lost its task.
+STALE_DELIVERY = timedelta(hours=2)
 
 
 def notify(event: str, *, title: str, body: str, url: str = "", instance=None, dedupe_key: str = "") -> list[int]:
@@ -75,7 +79,8 @@ def absolute_link(url: str) -> str:
 
 def _enqueue_on_commit(delivery_id: int) -> None:
     """As instances.operations.enqueue_on_commit, but robust: a broker that is down is recorded on the
-    delivery instead of raising into the commit of the operation that notified."""
+    delivery instead of raising into the commit of the operation that notified (the stale sweep queues
+    it again later)."""
 
     def send_task() -> None:
         try:
@@ -83,7 +88,7 @@ def _enqueue_on_commit(delivery_id: int) -> None:
         except Exception as exc:  # noqa: BLE001
             log.warning("Could not queue notification delivery #%s: %s", delivery_id, exc)
             NotificationDelivery.objects.filter(pk=delivery_id).update(
-                status=DeliveryStatus.FAILED, last_error=f"Could not queue the delivery: {exc}"
+                last_error=f"Could not queue the delivery (queued again within {STALE_DELIVERY}): {exc}"
             )
 
     transaction.on_commit(send_task, robust=True)
@@ -98,6 +103,12 @@ def notification_deliver(*, delivery_id: int) -> str:
     if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
         return delivery.status  # sent or given up already: a duplicate task sends nothing
     attempts = delivery.attempts + 1
+    # One sender per attempt: the row is claimed (sending) before anything goes out, so a duplicate
+    # task, or the stale sweep meeting a late retry, finds it taken and sends nothing.
+    if not NotificationDelivery.objects.filter(
+        pk=delivery.pk, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]
+    ).update(status=DeliveryStatus.SENDING, attempts=attempts, last_attempt_at=timezone.now()):
+        return "taken"
     try:
         error = send(delivery.target.get_url(), title=delivery.title, body=message_body(delivery))
     except CCPError as exc:  # the URL cannot be decrypted (a key was removed)
@@ -107,9 +118,8 @@ def notification_deliver(*, delivery_id: int) -> str:
         status = DeliveryStatus.SENT
     else:
         status = DeliveryStatus.RETRYING if attempts < settings.CCP_NOTIFY_MAX_ATTEMPTS else DeliveryStatus.FAILED
-    NotificationDelivery.objects.filter(pk=delivery.pk).update(
+    NotificationDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
         status=status,
-        attempts=attempts,
         last_attempt_at=now,
         last_error=error,
         sent_at=now if status == DeliveryStatus.SENT else None,
@@ -124,6 +134,25 @@ def notification_deliver(*, delivery_id: int) -> str:
             error,
         )
     return status
+
+
+def notification_resend_stale() -> list[int]:
+    """Queue again the deliveries still waiting long after they should have been tried: their task was
+    lost with a worker (also one killed while sending), or the broker was down when it was queued.
+    Beat runs this every 10 minutes."""
+    cutoff = timezone.now() - STALE_DELIVERY
+    waiting = [DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SENDING]
+    stale = list(
+        NotificationDelivery.objects.filter(status__in=waiting, created_at__lt=cutoff)
+        .filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=cutoff))
+        .values_list("pk", flat=True)[:500]
+    )
+    NotificationDelivery.objects.filter(pk__in=stale, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.RETRYING
+    )
+    for delivery_id in stale:
+        app.send_task(DELIVER_TASK, args=[delivery_id])
+    return stale
 
 
 def retry_delay(attempts: int) -> float:

@@ -4,9 +4,9 @@ from celery import shared_task
 
 from .choices import DeliveryStatus
 from .models import NotificationDelivery
-from .services import notification_deliver, retry_delay
+from .services import notification_deliver, notification_resend_stale, retry_delay
 
-__all__ = ["notification_deliver_task"]
+__all__ = ["notification_deliver_task", "notification_resend_stale_task"]
 
 
 @shared_task(bind=True, name="instances.notifications.tasks.notification_deliver_task", max_retries=None)
@@ -16,3 +16,8 @@ def notification_deliver_task(self, delivery_id: int) -> str:
         attempts = NotificationDelivery.objects.filter(pk=delivery_id).values_list("attempts", flat=True).first() or 1
         raise self.retry(countdown=retry_delay(attempts))
     return status
+
+
+@shared_task(name="instances.notifications.tasks.notification_resend_stale_task")
+def notification_resend_stale_task() -> list[int]:
+    return notification_resend_stale()

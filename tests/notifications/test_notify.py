@@ -21,7 +21,7 @@ from instances.models import Attention, Backup, Instance
 from instances.node_checks import node_check
 from instances.notifications.choices import DeliveryStatus, NotificationEvent
 from instances.notifications.models import NotificationDelivery, NotificationTarget
-from instances.notifications.services import notify
+from instances.notifications.services import notification_deliver, notification_resend_stale, notify
 
 from .receivers import free_port, wait_for
 
@@ -201,3 +201,21 @@ def test_a_changed_host_key_is_notified_once_per_presented_key(make_node, make_t
     assert delivery.title == f"The host key of node {node.name} has changed"
     assert sshd.host_key_fingerprint in delivery.body and "re-pin" in delivery.body
     assert delivery.dedupe_key == f"host-key-{node.pk}-{sshd.host_key_fingerprint}"
+
+
+def test_a_delivery_whose_task_was_lost_is_queued_again_by_the_sweep(celery_worker_thread, webhook, make_target):
+    target = make_target(webhook.url("/late"), events=[NotificationEvent.BACKUP_FAILED])
+    lost = NotificationDelivery.objects.create(target=target, event=NotificationEvent.BACKUP_FAILED, title="lost")
+    recent = NotificationDelivery.objects.create(target=target, event=NotificationEvent.BACKUP_FAILED, title="recent")
+    NotificationDelivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=3))
+
+    assert notification_resend_stale() == [lost.pk]  # the recent one may still be on its way
+    wait_for(
+        lambda: NotificationDelivery.objects.filter(pk=lost.pk, status=DeliveryStatus.SENT).exists(),
+        what="the lost delivery",
+    )
+    assert [body["title"] for body in webhook.messages()] == ["lost"]
+    assert notification_deliver(delivery_id=lost.pk) == DeliveryStatus.SENT  # sent already: not again
+    settled(0.5)
+    assert len(webhook.received) == 1 and notification_resend_stale() == []
+    assert NotificationDelivery.objects.get(pk=recent.pk).status == DeliveryStatus.PENDING
