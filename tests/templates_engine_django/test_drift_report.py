@@ -82,7 +82,7 @@ def states(report) -> dict[str, str]:
 
 
 def test_the_report_finds_a_hand_edit_on_one_node_and_notifies_each_new_drift_once(
-    drift_fleet, drift_hook, make_node, make_tenant, client, superuser
+    drift_fleet, drift_hook, make_node, make_tenant, client, superuser, api
 ):
     edited, *clean = drift_fleet
     gone = make_tenant(node=make_node(driver="ssh", address="127.0.0.1", ssh_port=free_port()), install_dir="/nope")
@@ -125,6 +125,11 @@ def test_the_report_finds_a_hand_edit_on_one_node_and_notifies_each_new_drift_on
     assert edited.slug in listed and all(t.slug not in listed for t in clean)
     dashboard = client.get("/admin/fleet/").content.decode()
     assert "Drift" in dashboard and edited.slug in dashboard and "configs/app.conf" in dashboard
+    answer = api(superuser).get("/api/v1/instances/?drift=drifted").json()
+    assert [(i["slug"], i["drift"]["state"]) for i in answer["results"]] == [(edited.slug, "drifted")]
+    assert [f["path"] for f in answer["results"][0]["drift"]["files"]] == ["configs/app.conf"]
+    unreachable = api(superuser).get(f"/api/v1/instances/{gone.slug}/").json()["drift"]
+    assert unreachable == {"state": "unreachable", "kind": "", "files": []}
 
 
 def test_the_migration_creates_the_nightly_drift_schedule():
