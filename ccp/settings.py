@@ -182,6 +182,11 @@ CCP_NOTIFY_MAX_ATTEMPTS = max(1, env.int("CCP_NOTIFY_MAX_ATTEMPTS", default=5))
 CCP_NOTIFY_RETRY_SECONDS = env.float("CCP_NOTIFY_RETRY_SECONDS", default=30.0)
 CCP_PUBLIC_URL = env.str("CCP_PUBLIC_URL", default="")
 CCP_BACKUP_MISSED_HOURS = env.float("CCP_BACKUP_MISSED_HOURS", default=26.0)
+# The panel's own e-mail (Django's backend), used by `djangomail://` notification targets: e.g.
+# EMAIL_URL=smtp+tls://user:password@smtp.example.org:587 (django-environ's e-mail URL).
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ccp@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Panel-host access (README "Security model"): the local driver runs tenant commands as the panel's own
 # user, so it is off unless the operator of the panel host turns it on; key files must live in one folder.
 CCP_ALLOW_LOCAL_DRIVER = env.bool("CCP_ALLOW_LOCAL_DRIVER", default=False)

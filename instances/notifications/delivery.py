@@ -5,16 +5,23 @@ logger from reaching the console, and a delivery captures its warnings only to s
 """
 
 import logging
+import smtplib
 import threading
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 
 from instances.redaction import redact
 
 # apprise's log capture hooks its one global logger: one send at a time per process keeps each
 # delivery's error its own. Notifications are few; a send waits a few seconds at most.
 _send_lock = threading.Lock()
+# Not an apprise service: e-mail through the panel's own Django e-mail backend (EMAIL_URL), to the
+# addresses after the scheme, comma-separated: djangomail://ops@example.org,oncall@example.org
+DJANGO_MAIL = "djangomail://"
 # URL parts shorter than this are not worth hiding (and would mangle every message: "to", "80").
 MIN_SECRET_PART = 3
 
@@ -37,8 +44,20 @@ def hide_url(text: str, url: str) -> str:
     return redact(text, url_secret_parts(url))
 
 
+def django_mail_recipients(url: str) -> list[str]:
+    return [unquote(address).strip() for address in url[len(DJANGO_MAIL) :].split(",") if address.strip()]
+
+
 def url_problem(url: str) -> str:
     """Why apprise cannot use `url` (a sentence without the URL), or "" when it can."""
+    if url.strip().lower().startswith(DJANGO_MAIL):
+        recipients = django_mail_recipients(url.strip())
+        try:
+            for address in recipients:
+                validate_email(address)
+        except ValidationError:
+            return "A djangomail:// URL names e-mail addresses, comma-separated: djangomail://ops@example.org."
+        return "" if recipients else "A djangomail:// URL needs at least one e-mail address."
     with _send_lock, apprise.LogCapture(level=logging.WARNING, fmt="%(message)s"):
         plugin = apprise.Apprise.instantiate(url.strip())
     if plugin is None:
@@ -54,6 +73,8 @@ def send(url: str, *, title: str, body: str) -> str:
     problem = url_problem(url)
     if problem:
         return problem
+    if url.strip().lower().startswith(DJANGO_MAIL):
+        return _send_django_mail(django_mail_recipients(url.strip()), title=title, body=body)
     notifier = apprise.Apprise()
     notifier.add(url)
     with _send_lock, apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
@@ -65,3 +86,12 @@ def send(url: str, *, title: str, body: str) -> str:
         return ""
     detail = " ".join(line.strip() for line in captured.getvalue().splitlines() if line.strip())
     return hide_url(detail or "The service did not accept the message.", url)[:2000]
+
+
+def _send_django_mail(recipients: list[str], *, title: str, body: str) -> str:
+    """Through Django's e-mail backend (EMAIL_URL): the same SMTP server the panel uses for anything else."""
+    try:
+        send_mail(subject=title, message=body, from_email=None, recipient_list=recipients, fail_silently=False)
+    except (smtplib.SMTPException, OSError) as exc:
+        return f"The e-mail could not be sent through EMAIL_URL's server: {type(exc).__name__}: {exc}"
+    return ""

@@ -10,6 +10,7 @@ from django.apps import apps as django_apps
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ccp.errors import CCPError
 from instances.attention import attention_raise
 from instances.backups.missed import backups_missed_check
 from instances.backups.schedule import ensure_backup_schedule
@@ -219,3 +220,29 @@ def test_a_delivery_whose_task_was_lost_is_queued_again_by_the_sweep(celery_work
     settled(0.5)
     assert len(webhook.received) == 1 and notification_resend_stale() == []
     assert NotificationDelivery.objects.get(pk=recent.pk).status == DeliveryStatus.PENDING
+
+
+def test_djangomail_targets_go_through_djangos_smtp_backend(
+    celery_worker_thread, smtp_server, make_target, make_instance, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # pytest-django sets locmem
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", smtp_server.port, False
+    settings.DEFAULT_FROM_EMAIL = "ccp@example.org"
+    target = make_target(
+        "djangomail://ops@example.org,oncall@example.org", events=[NotificationEvent.INSTANCE_ATTENTION]
+    )
+    assert target.service == "djangomail"
+    with pytest.raises(CCPError, match="e-mail addresses"):
+        make_target("djangomail://not-an-address", name="bad")
+    instance = make_instance()
+
+    attention_raise(instance=instance, reason="an interrupted restore")
+
+    wait_for(lambda: smtp_server.messages, what="the e-mail")
+    settled()
+    assert len(smtp_server.messages) == 1
+    mail = smtp_server.messages[0]
+    assert mail.mail_from == "ccp@example.org" and mail.rcpt_tos == ["ops@example.org", "oncall@example.org"]
+    assert f"Subject: {instance} needs attention".encode() in mail.content
+    assert b"an interrupted restore" in mail.content
+    assert NotificationDelivery.objects.get(target=target).status == DeliveryStatus.SENT
