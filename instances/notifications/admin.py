@@ -19,7 +19,8 @@ class NotificationTargetForm(forms.ModelForm):
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "size": 80}),
         help_text="e.g. json://hooks.example.org/ccp, mailto://user:password@smtp.example.org?to=ops@example.org, "
-        "slack://TokenA/TokenB/TokenC/#ops, ntfy://ntfy.example.org/ccp. Stored encrypted and never shown again; "
+        "slack://TokenA/TokenB/TokenC/#ops, ntfy://ntfy.example.org/ccp, or djangomail://ops@example.org (the "
+        "panel's own e-mail server). Stored encrypted and never shown again; "
         "leave empty to keep the stored one.",
     )
     events = forms.MultipleChoiceField(choices=SUBSCRIBABLE_EVENTS, widget=forms.CheckboxSelectMultiple, required=False)
@@ -31,10 +32,11 @@ class NotificationTargetForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         url = cleaned.get("url") or ""
+        problem = url_problem(url) if url else ""
         if not self.instance.pk and not url:
             self.add_error("url", "A new target needs its apprise URL.")
-        elif url and url_problem(url):
-            self.add_error("url", url_problem(url))
+        elif problem:
+            self.add_error("url", problem)  # the form never echoes the URL back (render_value=False)
         return cleaned
 
 
