@@ -176,6 +176,17 @@ CCP_BACKUP_KEEP_PER_LABEL = env.int("CCP_BACKUP_KEEP_PER_LABEL", default=7)
 CCP_BACKUP_KEEP_DAILY_DAYS = env.int("CCP_BACKUP_KEEP_DAILY_DAYS", default=14)
 CCP_BACKUP_COMMAND_TIMEOUT = env.int("CCP_BACKUP_COMMAND_TIMEOUT", default=120)
 CCP_RESTORE_UP_TIMEOUT = env.int("CCP_RESTORE_UP_TIMEOUT", default=600)
+# Notifications (README "Notifications"): attempts per delivery, the first retry's delay (doubled after
+# each failure), the panel's address for links in messages, and when a missing nightly backup is reported.
+CCP_NOTIFY_MAX_ATTEMPTS = max(1, env.int("CCP_NOTIFY_MAX_ATTEMPTS", default=5))
+CCP_NOTIFY_RETRY_SECONDS = env.float("CCP_NOTIFY_RETRY_SECONDS", default=30.0)
+CCP_PUBLIC_URL = env.str("CCP_PUBLIC_URL", default="")
+CCP_BACKUP_MISSED_HOURS = env.float("CCP_BACKUP_MISSED_HOURS", default=26.0)
+# The panel's own e-mail (Django's backend), used by `djangomail://` notification targets: e.g.
+# EMAIL_URL=smtp+tls://user:password@smtp.example.org:587 (django-environ's e-mail URL).
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ccp@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Panel-host access (README "Security model"): the local driver runs tenant commands as the panel's own
 # user, so it is off unless the operator of the panel host turns it on; key files must live in one folder.
 CCP_ALLOW_LOCAL_DRIVER = env.bool("CCP_ALLOW_LOCAL_DRIVER", default=False)
@@ -305,11 +316,22 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stale-locks": {"task": "instances.tasks.reconcile_task", "schedule": 60.0},
+    "backups-missed-check": {"task": "instances.backups.tasks.backups_missed_check_task", "schedule": 3600.0},
+    "notifications-resend-stale": {
+        "task": "instances.notifications.tasks.notification_resend_stale_task",
+        "schedule": 600.0,
+    },
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "handlers": {"console": {"class": "logging.StreamHandler"}, "null": {"class": "logging.NullHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # apprise logs notification URLs (credentials) at debug level, urllib3 their paths: never to the console.
+    # A delivery captures apprise's warnings itself and stores them with the URL's parts hidden.
+    "loggers": {
+        "apprise": {"handlers": ["null"], "propagate": False, "level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
 }

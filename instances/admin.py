@@ -16,9 +16,12 @@ from .admin_attention import NeedsAttentionFilter, acknowledge_attention, attent
 from .admin_backups import back_up_now, last_backup  # also registers BackupAdmin and RestoreAdmin
 from .admin_preview import preview_release, preview_urls
 from .backups.selectors import annotate_last_backup
+from .drift.admin import DriftFilter, drift_column  # also registers DriftReportAdmin
+from .drift.selectors import annotate_drift
 from .forms import InstanceAdminForm, NodeAdminForm
 from .models import Instance, Node
 from .node_checks import node_presented_fingerprint, node_repin_host_key
+from .notifications import admin as notifications_admin  # noqa: F401 - registers the notification admins
 from .preview import release_or_default
 from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, NODE_WHERE_FIELDS, RELOCATE_PERMISSION
 from .selectors import with_open_attention
@@ -168,8 +171,9 @@ class InstanceAdmin(admin.ModelAdmin):
         "last_upgrade",
         last_backup,
         attention_column,
+        drift_column,
     )
-    list_filter = ("status", "health", NeedsAttentionFilter, "is_registered", "node")
+    list_filter = ("status", "health", NeedsAttentionFilter, DriftFilter, "is_registered", "node")
     search_fields = ("slug", "name", "domain")
     list_select_related = ("node",)
     # Rendering a row costs ~1 ms (12 columns); 50 a page, as in the API, keeps the page quick.
@@ -219,7 +223,9 @@ class InstanceAdmin(admin.ModelAdmin):
         return preview_urls(self) + upgrade_urls(self) + super().get_urls()
 
     def get_queryset(self, request):
-        return with_open_attention(annotate_last_backup(annotate_last_upgrade(super().get_queryset(request))))
+        return annotate_drift(
+            with_open_attention(annotate_last_backup(annotate_last_upgrade(super().get_queryset(request))))
+        )
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("instances.operate_instance")

@@ -7,20 +7,36 @@ later successful upgrade or restore of the same instance resolves it by itself, 
 """
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from ccp.audit import audit_log
 from ccp.errors import CCPError
 
 from .models import Attention, Instance
+from .notifications.choices import NotificationEvent
+from .notifications.services import notify
 
 
 def attention_raise(
     *, instance: Instance, reason: str, operation_kind: str = "", operation_id: int | None = None
 ) -> Attention:
-    return Attention.objects.create(
+    """Record why the instance needs attention; an instance that needed none until now is notified
+    (instance.attention) — a second reason while one is open adds no message."""
+    newly = not Attention.objects.filter(instance=instance, resolved_at__isnull=True).exists()
+    attention = Attention.objects.create(
         instance=instance, reason=reason, operation_kind=operation_kind, operation_id=operation_id
     )
+    if newly:
+        notify(
+            NotificationEvent.INSTANCE_ATTENTION,
+            title=f"{instance} needs attention",
+            body=f"{instance} (node {instance.node}) needs attention: {reason}",
+            url=reverse("admin:instances_instance_change", args=[instance.pk]),
+            instance=instance,
+            dedupe_key=f"attention-{attention.pk}",
+        )
+    return attention
 
 
 @transaction.atomic

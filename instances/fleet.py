@@ -12,6 +12,7 @@ from upgrades.choices import UpgradeStatus
 from upgrades.models import Upgrade
 from upgrades.selectors import annotate_last_upgrade
 
+from .drift.selectors import DriftSummary, drift_summary
 from .models import Attention, Instance, Node
 from .operations.models import InstanceLock
 from .selectors import with_open_attention
@@ -30,6 +31,7 @@ class FleetSummary:
     attention: list = field(default_factory=list)
     attention_count: int = 0
     recent_failures: list = field(default_factory=list)
+    drift: DriftSummary = field(default_factory=DriftSummary)
 
 
 def needing_attention():
@@ -60,6 +62,7 @@ def fleet_summary() -> FleetSummary:
             )
             .order_by("-created_at")[:20]
         ),
+        drift=drift_summary(),
     )
 
 

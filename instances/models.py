@@ -364,3 +364,8 @@ class PreviewRun(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in (PreviewRunStatus.SUCCEEDED, PreviewRunStatus.FAILED)
+
+
+# Models of this app that live in their concept's package.
+from .drift.models import DriftReport, InstanceDrift  # noqa: E402,F401
+from .notifications.models import NotificationDelivery, NotificationTarget  # noqa: E402,F401

@@ -7,14 +7,11 @@ already redacted, so the page that shows them never reaches a node.
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,6 +21,7 @@ from templates_engine import ChangeKind, FileStatus
 from .choices import PreviewPurpose, PreviewRunStatus
 from .models import Instance, PreviewRun
 from .operations.enqueue import enqueue_on_commit
+from .per_node import map_per_node
 from .preview import release_or_default
 from .redaction import redact, secret_values
 from .selectors import CoverageNote, PreviewReport, ShownFileDiff, instance_preview_report
@@ -94,33 +92,14 @@ def preview_run_execute(*, run_id: int) -> str:
 
 
 def _preview_all(run: PreviewRun, instances: list, release) -> dict:
-    per_node = max(1, settings.CCP_PREVIEW_PER_NODE)
-    by_node = defaultdict(list)
-    for instance in instances:
-        by_node[instance.node_id].append(instance)
-    gates = {node_id: threading.BoundedSemaphore(per_node) for node_id in by_node}
-    # Enough threads for every node to use its share; submitted round-robin over the nodes.
-    workers = max(1, sum(min(per_node, len(group)) for group in by_node.values()))
-    ordered = [
-        group[i]
-        for i in range(max(map(len, by_node.values()), default=0))
-        for group in by_node.values()
-        if i < len(group)
-    ]
-
-    def one(instance) -> tuple[int, dict]:
-        try:
-            with gates[instance.node_id]:
-                return instance.pk, _result(preview_block(instance=instance, release=release))
-        finally:
-            connections.close_all()  # this thread's own database connection
-
-    results = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccp-preview") as pool:
-        for future in as_completed([pool.submit(one, instance) for instance in ordered]):
-            instance_id, result = future.result()
-            results[str(instance_id)] = result
-            PreviewRun.objects.filter(pk=run.pk).update(done=F("done") + 1)
+    found = map_per_node(
+        instances,
+        lambda instance: _result(preview_block(instance=instance, release=release)),
+        per_node=settings.CCP_PREVIEW_PER_NODE,
+        on_done=lambda instance, result: PreviewRun.objects.filter(pk=run.pk).update(done=F("done") + 1),
+        thread_name_prefix="ccp-preview",
+    )
+    results = {str(pk): result for pk, result in found.items()}
     for missing in set(map(str, run.instance_ids)) - results.keys():
         results[missing] = {"error": "This instance no longer exists."}
     return results

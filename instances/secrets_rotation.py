@@ -2,11 +2,15 @@
 
 from django.db import transaction
 
-from .models import Instance, Node
+from .models import Instance, Node, NotificationTarget
 from .secrets import rotate_token
 
 # (model, field) pairs that hold Fernet tokens; a new encrypted field is added here.
-ENCRYPTED_FIELDS = [(Instance, "secrets_encrypted"), (Node, "ssh_private_key_encrypted")]
+ENCRYPTED_FIELDS = [
+    (Instance, "secrets_encrypted"),
+    (Node, "ssh_private_key_encrypted"),
+    (NotificationTarget, "url_encrypted"),
+]
 
 
 @transaction.atomic

@@ -5,6 +5,8 @@ from celery.signals import worker_ready
 
 from ccp.errors import CCPError
 from instances.backups.tasks import *  # noqa: F401,F403 - registers the backup tasks with Celery
+from instances.drift.tasks import *  # noqa: F401,F403 - the drift report's task
+from instances.notifications.tasks import *  # noqa: F401,F403 - the notification delivery task
 
 from .health import instance_check_health
 from .models import Instance, Node

@@ -20,11 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.models import Backup
+from instances.notifications.choices import NotificationEvent
+from instances.notifications.services import notify
 from instances.operations.choices import OperationKind
 from instances.operations.models import OperationStep
 from instances.operations.progress import StepOutput, step_open, step_record
@@ -230,7 +233,29 @@ class StepRunner:
                 )
             elif status == UpgradeStatus.SUCCEEDED:
                 self._resolve_attention()
+            self._notify_outcome(status, error)
         return status
+
+    def _notify_outcome(self, status: str, error: str) -> None:
+        """Failed and rolled-back upgrades are notified, once per upgrade (a recovery that finishes the
+        same upgrade again does not notify twice)."""
+        event = {
+            UpgradeStatus.FAILED: NotificationEvent.UPGRADE_FAILED,
+            UpgradeStatus.ROLLED_BACK: NotificationEvent.UPGRADE_ROLLED_BACK,
+            UpgradeStatus.ROLLED_BACK_INTERRUPTED: NotificationEvent.UPGRADE_ROLLED_BACK,
+        }.get(status)
+        if event is None:
+            return
+        upgrade = self.ctx.upgrade
+        notify(
+            event,
+            title=f"{upgrade.kind_display} #{upgrade.pk} of {upgrade.instance} {UpgradeStatus(status).label.lower()}",
+            body=f"{upgrade.kind_display} #{upgrade.pk} of {upgrade.instance} (node {upgrade.instance.node}): "
+            f"{self.ctx.redact(error) or UpgradeStatus(status).label}",
+            url=reverse("admin:upgrades_upgrade_change", args=[upgrade.pk]),
+            instance=upgrade.instance,
+            dedupe_key=f"upgrade-{upgrade.pk}",
+        )
 
     def _resolve_attention(self) -> None:
         """A successful upgrade vouches for the instance again: open attention records are resolved."""

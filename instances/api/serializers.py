@@ -1,7 +1,10 @@
 """Input and output serializers for nodes and instances. Secret values are write-only."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from instances.drift.choices import DriftState
+from instances.drift.models import InstanceDrift
 from instances.models import Attention, Instance, Node
 
 
@@ -95,6 +98,20 @@ class RepinRequestSerializer(serializers.Serializer):
     )
 
 
+class DriftFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    status = serializers.CharField(help_text="changed, missing or new")
+    kind = serializers.CharField(help_text="values-only or structural")
+
+
+class DriftSerializer(serializers.Serializer):
+    """What the latest drift report found on the instance (README "Drift report")."""
+
+    state = serializers.ChoiceField(choices=DriftState.choices)
+    kind = serializers.CharField(help_text="values-only or structural when drifted; empty otherwise")
+    files = DriftFileSerializer(many=True)
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     node = serializers.SlugRelatedField(slug_field="name", queryset=Node.objects.all())
     compose_project = serializers.CharField(required=False, allow_blank=True, max_length=63)
@@ -111,6 +128,16 @@ class InstanceSerializer(serializers.ModelSerializer):
         read_only=True, help_text="Why the instance needs attention (unresolved records only); empty when it does not."
     )
     attention_records = AttentionSerializer(source="unresolved_attention", many=True, read_only=True)
+    drift = serializers.SerializerMethodField(help_text="The latest drift report's finding; null: never checked.")
+
+    @extend_schema_field(DriftSerializer(allow_null=True))
+    def get_drift(self, instance: Instance) -> dict | None:
+        if hasattr(instance, "drift_state"):  # the list and detail annotate it (annotate_drift)
+            state, kind, files = instance.drift_state, instance.drift_kind, instance.drift_files
+        else:
+            latest = InstanceDrift.objects.filter(instance=instance).order_by("-report_id").first()
+            state, kind, files = (latest.state, latest.kind, latest.files) if latest else (None, "", [])
+        return None if state is None else {"state": state, "kind": kind or "", "files": files or []}
 
     class Meta:
         model = Instance
@@ -138,6 +165,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "health_checked_at",
             "attention",
             "attention_records",
+            "drift",
             "created_at",
             "updated_at",
         ]

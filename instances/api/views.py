@@ -9,6 +9,7 @@ from ccp.api.responses import accepted
 from ccp.api.viewsets import AuditedModelViewSet
 from instances import selectors, services
 from instances.attention import attention_acknowledge
+from instances.drift.selectors import annotate_drift
 from instances.health import instance_check_health
 from instances.models import Instance, Node
 from instances.node_checks import FingerprintConfirmationNeeded, node_check, node_repin_host_key
@@ -82,7 +83,7 @@ class NodeViewSet(AuditedModelViewSet):
 
 
 class InstanceViewSet(AuditedModelViewSet):
-    queryset = selectors.with_open_attention(Instance.objects.select_related("node"))
+    queryset = annotate_drift(selectors.with_open_attention(Instance.objects.select_related("node")))
     serializer_class = InstanceSerializer
     lookup_field = "slug"
     filterset_class = InstanceFilterSet

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 import ccp
@@ -22,6 +23,8 @@ from ccp.errors import CCPError
 from instances.choices import BackupLabel, BackupStatus, InstanceStatus
 from instances.drivers import driver_for
 from instances.models import Backup, Instance
+from instances.notifications.choices import NotificationEvent
+from instances.notifications.services import notify
 from instances.operations import progress
 from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit
@@ -173,7 +176,7 @@ def backup_all_scheduled() -> list[str]:
             backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
         except CCPError as error:
             now = timezone.now()
-            Backup.objects.create(
+            skipped = Backup.objects.create(
                 instance=instance,
                 label=BackupLabel.SCHEDULED,
                 status=BackupStatus.FAILED,
@@ -181,6 +184,7 @@ def backup_all_scheduled() -> list[str]:
                 started_at=now,
                 finished_at=now,
             )
+            notify_backup_failed(skipped)
             report.append(f"{instance}: skipped ({error.message})")
             log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
             continue
@@ -316,10 +320,25 @@ def _fail(backup: Backup, message: str, *, clear_location: bool = False) -> None
     if clear_location:
         backup.location = ""
         fields.append("location")
-    Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
+    failed = Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
         **{name: getattr(backup, name) for name in fields}
     )
     log.warning("Backup #%s of %s failed: %s", backup.pk, backup.instance_id, message)
+    if failed:
+        notify_backup_failed(backup)
+
+
+def notify_backup_failed(backup: Backup) -> None:
+    instance = backup.instance
+    notify(
+        NotificationEvent.BACKUP_FAILED,
+        title=f"{backup.get_label_display()} backup #{backup.pk} of {instance} failed",
+        body=f"{backup.get_label_display()} backup #{backup.pk} of {instance} (node {instance.node}) failed: "
+        f"{backup.error}",
+        url=reverse("admin:instances_backup_change", args=[backup.pk]),
+        instance=instance,
+        dedupe_key=f"backup-{backup.pk}",
+    )
 
 
 def _describe(error: BaseException) -> str:

@@ -6,9 +6,12 @@ import os
 import stat
 
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
 
 from instances.models import Node
+from instances.notifications.choices import NotificationEvent
+from instances.notifications.services import notify
 from instances.validators import validate_local_driver_allowed, validate_ssh_key_path
 
 from .base import Driver
@@ -41,6 +44,7 @@ def driver_for(node: Node) -> Driver:
             pkey_text=key_text,
             pinned_host_key=pinned,
             on_new_host_key=_pin_on_first_contact(node),
+            on_host_key_mismatch=_report_host_key_change(node),
         )
 
     # Every operation re-verifies the pin (free on a live connection): a pooled driver is reused only
@@ -87,6 +91,21 @@ def client_key_text(node: Node) -> str | None:
                 f"The private key file {path} for node {label} is not a regular file.", node=label
             )
         return key_file.read(1024 * 1024).decode(errors="replace")
+
+
+def _report_host_key_change(node: Node):
+    """A refused host key is notified once per key the node presents (node.host_key_changed)."""
+
+    def report(mismatch: HostKeyMismatch) -> None:
+        notify(
+            NotificationEvent.NODE_HOST_KEY_CHANGED,
+            title=f"The host key of node {node.name} has changed",
+            body=mismatch.message,
+            url=reverse("admin:instances_node_change", args=[node.pk]),
+            dedupe_key=f"host-key-{node.pk}-{mismatch.offered_fingerprint}",
+        )
+
+    return report
 
 
 def _pin_on_first_contact(node: Node) -> NewHostKeyCallback:

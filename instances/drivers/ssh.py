@@ -22,7 +22,7 @@ import paramiko
 from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
 from .base import DEFAULT_FILE_MODE, QUIET_TICK, Driver, Result, as_argv
-from .errors import CommandFailed, CommandTimeout, DriverError, NodeUnreachable, PathNotFound
+from .errors import CommandFailed, CommandTimeout, DriverError, HostKeyMismatch, NodeUnreachable, PathNotFound
 from .ssh_connect import Endpoint, HostKey, NewHostKeyCallback, describe, load_client_key, open_transport
 from .streams import CommandInput, CommandOutput, Tail
 
@@ -81,6 +81,7 @@ class SSHDriver(Driver):
         key_path: str | None = None,
         pinned_host_key: HostKey | None = None,
         on_new_host_key: NewHostKeyCallback | None = None,
+        on_host_key_mismatch: Callable[[HostKeyMismatch], None] | None = None,
         connect_timeout: float = 10,
     ):
         self.host, self.port, self.username = host, port, username
@@ -90,6 +91,7 @@ class SSHDriver(Driver):
         self._endpoint = Endpoint(host, port, username, key, connect_timeout)
         self.pinned_host_key = pinned_host_key if pinned_host_key and pinned_host_key[1] else None
         self._on_new_host_key = on_new_host_key
+        self._on_host_key_mismatch = on_host_key_mismatch
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
@@ -112,9 +114,14 @@ class SSHDriver(Driver):
             if self._transport is not None and self._transport.is_active():
                 return self._transport
             self._drop()
-            self._transport, self.pinned_host_key = open_transport(
-                self._endpoint, pinned_host_key=self.pinned_host_key, on_new_host_key=self._on_new_host_key
-            )
+            try:
+                self._transport, self.pinned_host_key = open_transport(
+                    self._endpoint, pinned_host_key=self.pinned_host_key, on_new_host_key=self._on_new_host_key
+                )
+            except HostKeyMismatch as mismatch:
+                if self._on_host_key_mismatch is not None:
+                    self._on_host_key_mismatch(mismatch)  # reports it (a notification); must not raise
+                raise
             return self._transport
 
     def live_host_key(self) -> HostKey | None:

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from instances.context import secret_names
-from instances.models import Instance, Node
+from instances.models import Instance, Node, NotificationTarget
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +48,9 @@ def test_rotation_keeps_every_secret_readable_under_the_new_key_only(make_instan
     node = make_node()
     node.set_private_key("PRIVATE-KEY-MATERIAL")
     node.save()
+    target = NotificationTarget(name="ops")
+    target.set_url("json://hooks.example.org/ccp/TOKEN-MATERIAL")
+    target.save()
     old_keys = list(settings.CCP_ENCRYPTION_KEYS)
     new_key = Fernet.generate_key().decode()
 
@@ -57,6 +60,7 @@ def test_rotation_keeps_every_secret_readable_under_the_new_key_only(make_instan
     settings.CCP_ENCRYPTION_KEYS = [new_key]
     assert Instance.objects.get(pk=instance.pk).get_secrets() == before
     assert Node.objects.get(pk=node.pk).get_private_key().strip() == "PRIVATE-KEY-MATERIAL"
+    assert NotificationTarget.objects.get(pk=target.pk).get_url() == "json://hooks.example.org/ccp/TOKEN-MATERIAL"
     # and the old key alone can no longer read them
     raw = raw_column("instances_instance", "secrets_encrypted", instance.pk)
     with pytest.raises(InvalidToken):

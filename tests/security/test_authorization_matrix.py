@@ -37,7 +37,9 @@ from django_celery_results.models import GroupResult, TaskResult
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from instances.choices import BackupStatus
+from instances.drift.models import DriftReport
 from instances.models import Attention, Backup, Instance, Node, PreviewRun, Restore
+from instances.notifications.models import NotificationDelivery, NotificationTarget
 from instances.operations.models import OperationStep
 from tests.conftest import _user, api_client_for
 from upgrades.models import Release, Upgrade
@@ -140,6 +142,23 @@ EXPECTED: dict[str, str] = {
     "admin:upgrades_upgrade_delete": "LDDDD",
     "admin:upgrades_upgrade_history": "LDAAA",
     "admin:upgrades_upgrade_cancel": "LDDAA",  # POST; a refusal is a message on the upgrade's page
+    # notifications (targets hold credentials in their URL: superusers manage them; nobody sees the URL)
+    "admin:instances_notificationtarget_changelist": "LDAAA",
+    "admin:instances_notificationtarget_add": "LDDDA",
+    "admin:instances_notificationtarget_change": "LDAAA",
+    "admin:instances_notificationtarget_delete": "LDDDA",
+    "admin:instances_notificationtarget_history": "LDAAA",
+    "admin:instances_notificationdelivery_changelist": "LDAAA",
+    "admin:instances_notificationdelivery_add": "LDDDD",
+    "admin:instances_notificationdelivery_change": "LDAAA",
+    "admin:instances_notificationdelivery_delete": "LDDDD",
+    "admin:instances_notificationdelivery_history": "LDAAA",
+    # the nightly drift report (rows only the report writes)
+    "admin:instances_driftreport_changelist": "LDAAA",
+    "admin:instances_driftreport_add": "LDDDD",
+    "admin:instances_driftreport_change": "LDAAA",
+    "admin:instances_driftreport_delete": "LDDDD",
+    "admin:instances_driftreport_history": "LDAAA",
     "admin:admin_logentry_changelist": "LDAAA",
     "admin:admin_logentry_add": "LDDDD",
     "admin:admin_logentry_change": "LDAAA",
@@ -179,6 +198,8 @@ EXPECTED: dict[str, str] = {
     "action instances.Instance.acknowledge_attention": "LDDAA",
     "action instances.Instance.delete_selected": "LDDDA",
     "action instances.Backup.verify_selected": "LDDAA",
+    "action instances.NotificationTarget.send_test": "LDDDA",
+    "action instances.NotificationTarget.delete_selected": "LDDDA",
     "action instances.Backup.restore_selected": "LDDAA",
     "action upgrades.Release.delete_selected": "LDDDA",
     "action auth.User.delete_selected": "LDDDA",
@@ -288,6 +309,11 @@ def world(db):
         kind="upgrade", operation_id=upgrade.pk, position=1, key="precheck", name="precheck", started_at=timezone.now()
     )
     attention = Attention.objects.create(instance=instance, reason="made by the test")
+    target = NotificationTarget(name="matrix-target")
+    target.set_url("json://127.0.0.1:9/matrix")
+    target.save()
+    delivery = NotificationDelivery.objects.create(target=target, event="test", title="made by the test")
+    drift_report = DriftReport.objects.create()
     runs = {
         purpose: PreviewRun.objects.create(
             purpose=purpose, release_version=release.version, instance_ids=[instance.pk], status="succeeded"
@@ -296,6 +322,9 @@ def world(db):
     }
     return {
         "attention": attention,
+        "notification_target": target,
+        "notification_delivery": delivery,
+        "drift_report": drift_report,
         "preview_run": runs["preview"],
         "upgrade_run": runs["upgrade"],
         "name": node.name,
@@ -348,6 +377,9 @@ def _admin_url(name: str, world: dict) -> str:
         "instances_backup": world["backup"],
         "instances_attention": world["attention"],
         "instances_restore": world["restore"],
+        "instances_notificationtarget": world["notification_target"],
+        "instances_notificationdelivery": world["notification_delivery"],
+        "instances_driftreport": world["drift_report"],
         "upgrades_release": world["release"],
         "upgrades_upgrade": world["upgrade"],
     }.get(model)
