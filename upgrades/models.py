@@ -116,6 +116,8 @@ class Upgrade(models.Model):
 class UpgradeStep(models.Model):
     upgrade = models.ForeignKey(Upgrade, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveIntegerField()
+    # The step's stable key (resume and recovery find finished steps by it); `name` is its label.
+    key = models.CharField(max_length=64)
     name = models.CharField(max_length=100)
     is_rollback = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)

@@ -1,8 +1,10 @@
 """The one step runner behind every upgrade mode.
 
-It records each step as it happens (name, status, start, end, redacted output tail), keeps the
-instance lock alive, stops at safe points when a cancel was asked for, and, when a step fails after
-the first change to the node, runs the mode's rollback steps. Final status:
+It records each step as it happens (key, label, status, start, end, redacted output tail), holds each
+step to its timeout (upgrades.deadline: past it, the step fails with a sentence naming it and its
+timeout, and the failure path below follows), keeps the instance lock alive, stops at safe points
+when a cancel was asked for, and, when a step fails after the first change to the node, runs the
+mode's rollback steps. Final status:
 
 - succeeded    every step passed;
 - rolled_back  a step failed (or the upgrade was cancelled) and the rollback restored a healthy tenant;
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,6 +32,7 @@ from instances.models import Backup
 from instances.redaction import redact as _redact
 
 from .choices import StepStatus, UpgradeStatus
+from .deadline import DeadlineDriver
 from .models import Upgrade, UpgradeStep
 
 log = logging.getLogger(__name__)
@@ -54,10 +58,18 @@ class AlreadyDone(Exception):  # noqa: N818 - a signal, not an error
 
 @dataclass
 class Step:
-    name: str
+    """One step of a mode. `key` is stable (stored on the step's row; resume finds finished steps by
+    it), `label` is what the operator reads and may be reworded freely."""
+
+    key: str
+    label: str
     run: Callable[["StepContext"], str | None]
     changes: bool = False  # once this step starts, a failure needs the rollback steps
-    timeout: float = 300.0
+    timeout: float = 300.0  # enforced by the runner; CCP_STEP_TIMEOUTS may set another per key
+
+    @property
+    def effective_timeout(self) -> float:
+        return float(settings.CCP_STEP_TIMEOUTS.get(self.key, self.timeout))
 
 
 @dataclass
@@ -71,6 +83,11 @@ class StepContext:
     step: UpgradeStep | None = None
     timeout: float = 300.0
     _last_flush: float = 0.0
+
+    def __post_init__(self):
+        # Steps reach the node only through the runner's bound: no call outlives the step's timeout.
+        if self.driver is not None and not isinstance(self.driver, DeadlineDriver):
+            self.driver = DeadlineDriver(self.driver)
 
     @property
     def instance(self):
@@ -103,6 +120,12 @@ def redact(text: str, secrets: list[str]) -> str:
     return _redact(text, sorted(secrets, key=len, reverse=True))
 
 
+def finished_step_keys(upgrade: Upgrade) -> list[str]:
+    """The keys of the steps a resumed upgrade skips: found by key, not label, so a label reworded
+    since the upgrade began still finds its step."""
+    return list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False).values_list("key", flat=True))
+
+
 class StepRunner:
     def __init__(self, ctx: StepContext, *, on_step: Callable[[UpgradeStep], None] | None = None):
         self.ctx = ctx
@@ -117,7 +140,7 @@ class StepRunner:
         changed = bool(self.ctx.state.get("changed"))
         try:
             for step in steps:
-                if step.name in self.ctx.state.get("done_steps", ()):
+                if step.key in self.ctx.state.get("done_steps", ()):
                     continue  # resumed: this step finished before the worker restarted
                 self.ctx.check_cancel()
                 changed = changed or step.changes
@@ -174,14 +197,16 @@ class StepRunner:
         record = UpgradeStep.objects.create(
             upgrade=self.ctx.upgrade,
             position=self.position,
-            name=step.name,
+            key=step.key,
+            name=step.label,
             is_rollback=is_rollback,
             started_at=timezone.now(),
         )
-        self.ctx.step, self.ctx.timeout = record, step.timeout
+        timeout = step.effective_timeout
+        self.ctx.step, self.ctx.timeout = record, timeout
         self._notify(record)
         try:
-            result = step.run(self.ctx)
+            result = self._bounded(step, timeout)
         except AlreadyDone as done:
             self._close(record, StepStatus.SUCCEEDED, done.reason)
             raise
@@ -189,7 +214,21 @@ class StepRunner:
             self._close(record, StepStatus.FAILED, _reason(exc, self.ctx))
             raise
         self._close(record, StepStatus.SUCCEEDED, result or "")
-        self.ctx.state.setdefault("done_steps", []).append(step.name)
+        self.ctx.state.setdefault("done_steps", []).append(step.key)
+
+    def _bounded(self, step: Step, timeout: float) -> str | None:
+        """Run the step within its timeout: the driver refuses to go past it, and a step that returns
+        late (its own work between node calls overran) fails all the same."""
+        driver = self.ctx.driver
+        if not isinstance(driver, DeadlineDriver):  # a recovery that could not reach the node
+            return step.run(self.ctx)
+        driver.bound(label=step.label, timeout=timeout)
+        try:
+            result = step.run(self.ctx)
+            driver.check()
+            return result
+        finally:
+            driver.unbind()
 
     def _close(self, record: UpgradeStep, status: str, text: str) -> None:
         if text:
@@ -199,15 +238,16 @@ class StepRunner:
         self._notify(record)
 
     def _skip_rest(self, steps: list[Step], reason: str) -> None:
-        done = {s.name for s in self.ctx.upgrade.steps.all()}
+        done = {s.key for s in self.ctx.upgrade.steps.all()}
         now = timezone.now()
         for step in steps:
-            if step.name not in done:
+            if step.key not in done:
                 self.position += 1
                 record = UpgradeStep.objects.create(
                     upgrade=self.ctx.upgrade,
                     position=self.position,
-                    name=step.name,
+                    key=step.key,
+                    name=step.label,
                     status=StepStatus.SKIPPED,
                     started_at=now,
                     finished_at=now,
@@ -244,6 +284,7 @@ class StepRunner:
             record = UpgradeStep.objects.create(
                 upgrade=upgrade,
                 position=self.position,
+                key="resolve_attention",
                 name="resolve attention",
                 status=StepStatus.SUCCEEDED,
                 started_at=now,

@@ -65,8 +65,8 @@ def create_bind_folders(ctx: StepContext) -> str:
 
 def rollback(ctx: StepContext) -> list[Step]:
     return [
-        Step("stop the deployed stack (compose down)", _down, timeout=300),
-        Step("remove what the deploy created", _remove_created, timeout=120),
+        Step("compose_down", "stop the deployed stack (compose down)", _down, timeout=300),
+        Step("remove_created", "remove what the deploy created", _remove_created, timeout=120),
     ]
 
 
