@@ -29,7 +29,7 @@ from django.utils import timezone
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.models import Backup
-from instances.redaction import redact as _redact
+from instances.redaction import redact
 
 from .choices import StepStatus, UpgradeStatus
 from .deadline import DeadlineDriver
@@ -113,11 +113,6 @@ class StepContext:
     def check_cancel(self) -> None:
         if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():
             raise UpgradeCancelled("Cancelled by an operator.")
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    # Longest first, so a secret that contains another is hidden whole.
-    return _redact(text, sorted(secrets, key=len, reverse=True))
 
 
 def finished_step_keys(upgrade: Upgrade) -> list[str]:

@@ -92,7 +92,7 @@ def test_preview_never_shows_a_secret_even_to_a_superuser(api, superuser, testbe
     assert response.status_code == 200
     text = body_text(response)
     assert APP_SECRET not in text and "the-new-one-xyz123" not in text
-    assert "APP_SECRET=<redacted, changed>" in text and f"leaked = {REDACTED}" in text
+    assert "APP_SECRET=[redacted] (changed)" in text and f"leaked = {REDACTED}" in text
 
 
 def test_preview_of_a_blocked_registered_tenant(api, viewer, testbed_release, make_tenant):

@@ -50,7 +50,7 @@ def test_preview_with_changes_exits_1_and_shows_a_redacted_diff(testbed_release,
     assert "changed    values-only  .env" in run.out
     assert "changed    values-only  configs/app.conf" in run.out
     assert f"-WEB_PORT={old_port}\n+WEB_PORT={old_port + 5}" in run.out
-    assert "+APP_SECRET=<redacted, changed>" in run.out
+    assert "+APP_SECRET=[redacted] (changed)" in run.out
     assert APP_SECRET not in run.text and "rotated-secret-Zk81" not in run.text
     assert f"-new-token = {REDACTED}" in run.out
     assert_no_secret(tenant, run.text)
