@@ -12,7 +12,7 @@ from ccp.errors import CCPError
 from instances.choices import PreviewPurpose, PreviewRunStatus
 from instances.drivers import close_all, driver_for
 from instances.models import PreviewRun
-from instances.node_files import read_files
+from instances.node_queries import read_files
 from instances.preview import instance_preview, instance_render
 from instances.preview_runs import preview_run_request
 from templates_engine import preview_render

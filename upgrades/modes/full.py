@@ -11,6 +11,8 @@ marked as needing attention, naming the pre-upgrade backup to restore from.
 import posixpath
 import time
 
+from instances.commands.files import run_in_directory_argv
+
 from ..choices import UpgradeMode
 from ..deadline import StepTimedOut
 from ..runner import AlreadyDone, Step, StepContext, StepError
@@ -72,15 +74,8 @@ def _run_script(ctx: StepContext) -> str:
     upgrade = ctx.upgrade
     if not upgrade.detached_job_id:
         # The script runs in the install directory with the target version as its one argument.
-        argv = [
-            "sh",
-            "-c",
-            'cd "$1" && shift && exec "$@"',
-            "ccp-upgrade",
-            ctx.instance.install_dir,
-            posixpath.join(ctx.instance.install_dir, ctx.instance.upgrade_script),
-            upgrade.to_version,
-        ]
+        script = posixpath.join(ctx.instance.install_dir, ctx.instance.upgrade_script)
+        argv = run_in_directory_argv(ctx.instance.install_dir, script, upgrade.to_version)
         upgrade.detached_job_id = ctx.driver.start_detached(argv, job_dir(ctx))
         upgrade.save(update_fields=["detached_job_id"])
     try:

@@ -15,6 +15,7 @@ remove files that were new, up -d --wait --remove-orphans, health. A first deplo
 
 import posixpath
 
+from instances.commands.files import mkdir_argv, remove_argv
 from instances.context import template_set_for
 from instances.health import running_tags
 from instances.preview import instance_preview
@@ -196,7 +197,7 @@ def _write_files(ctx: StepContext) -> str:
     for diff in _changed_files(ctx):
         rendered = preview.files[diff.path]
         target = ops.path_in(ctx, diff.path)
-        ctx.driver.run(["mkdir", "-p", posixpath.dirname(target)], timeout=30, check=True)
+        ctx.driver.run(mkdir_argv(posixpath.dirname(target)), timeout=30, check=True)
         ctx.driver.write_file(target, rendered.content, mode=rendered.mode)
         written.append(diff.path)
     return "wrote " + (", ".join(written) or "nothing")
@@ -228,5 +229,5 @@ def _restore_copies(ctx: StepContext) -> str:
     for path in kept:
         ctx.driver.write_file(ops.path_in(ctx, path), ctx.driver.read_file(ops.kept_copy_path(ctx, path)))
     for path in new:
-        ctx.driver.run(["rm", "-f", "--", ops.path_in(ctx, path)], timeout=30, check=True)
+        ctx.driver.run(remove_argv(ops.path_in(ctx, path)), timeout=30, check=True)
     return f"restored {len(kept)} file(s), removed {len(new)} new file(s)"
