@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from upgrades.choices import UpgradeStatus
-from upgrades.models import Upgrade
+from upgrades.models import Upgrade, UpgradeStep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,8 +110,6 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from upgrades.models import UpgradeStep
-
     instance = make_instance()
     for _ in range(3):
         upgrade = Upgrade.objects.create(instance=instance, mode="image_only", target_tag="v2", status="succeeded")
@@ -130,6 +128,7 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
     assert len(rows) == 3 and all(len(r["steps"]) == 2 for r in rows)
     assert set(rows[0]["steps"][0]) == {
         "position",
+        "key",
         "name",
         "is_rollback",
         "status",
