@@ -6,6 +6,7 @@ class InstancesConfig(AppConfig):
     verbose_name = "Fleet"
 
     def ready(self) -> None:
-        # Modules that register something on import: the system checks, the reconciler's handlers.
+        # Modules that register something on import: the system checks, the reconciler's handlers. Here,
+        # not at the top: they import models, which Django loads only once every app is registered.
         from . import checks  # noqa: F401
         from .backups import reconcile  # noqa: F401

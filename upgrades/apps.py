@@ -6,4 +6,6 @@ class UpgradesConfig(AppConfig):
     verbose_name = "Releases and upgrades"
 
     def ready(self) -> None:
-        from . import reconcile  # noqa: F401 - registers the upgrade handler of the lock reconciler
+        # Registers the upgrade handler of the lock reconciler. Here, not at the top: it imports models,
+        # which Django loads only once every app is registered.
+        from . import reconcile  # noqa: F401
