@@ -166,6 +166,9 @@ CCP_IMAGE_REGISTRY = env.str("CCP_IMAGE_REGISTRY", default="registry.example.com
 CCP_LOCK_STALE_SECONDS = env.int("CCP_LOCK_STALE_SECONDS", default=120)
 CCP_MIN_FREE_DISK_MB = env.int("CCP_MIN_FREE_DISK_MB", default=1024)
 CCP_HEALTH_TIMEOUT = env.int("CCP_HEALTH_TIMEOUT", default=60)
+# Upgrade steps: another timeout than the one the mode declares, per step key (README "Architecture"),
+# e.g. CCP_STEP_TIMEOUTS=run_script=43200,pull_images=1800.
+CCP_STEP_TIMEOUTS = {key.strip(): float(seconds) for key, seconds in env.dict("CCP_STEP_TIMEOUTS", default={}).items()}
 # A multi-instance preview runs on a worker, nodes in parallel, at most this many instances per node.
 CCP_PREVIEW_PER_NODE = env.int("CCP_PREVIEW_PER_NODE", default=4)
 # Protected paths are compared by a listing of stat data (cost independent of their size); on, their

@@ -13,7 +13,7 @@ from .drivers.factory import client_key_text
 from .drivers.pool import drop_connections
 from .drivers.ssh_connect import Endpoint, load_client_key, presented_host_key
 from .models import Node
-from .node_commands import docker_versions, free_disk_bytes
+from .node_queries import docker_versions, free_disk_bytes
 
 log = logging.getLogger(__name__)
 

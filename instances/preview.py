@@ -18,7 +18,7 @@ from templates_engine import render as render_set
 
 from .context import default_release, release_named, render_context, template_set_named
 from .drivers import driver_for
-from .node_files import read_files
+from .node_queries import read_files
 from .secrets import pending_placeholder
 from .template_errors import engine_errors
 

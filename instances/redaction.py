@@ -1,11 +1,14 @@
-"""Hiding an instance's secret values from what the panel shows: API answers, admin pages, command output."""
+"""Hiding an instance's secret values from what the panel shows: API answers, admin pages, command
+output, upgrade steps. `redact` is the one function that does it, `REDACTED` the one marker (defined
+by templates_engine, which writes it into the env lines of a preview)."""
 
 import re
 from collections.abc import Collection, Iterable
+from typing import TypeVar
 
-from templates_engine import EnvFileError, parse_env
+from templates_engine import REDACTED, EnvFileError, parse_env
 
-REDACTED = "[redacted]"
+__all__ = ["REDACTED", "env_secret_values", "redact", "secret_values"]
 # .env variables whose values are treated as secrets even when no template set declares them.
 SECRET_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|PRIVATE_KEY|API_KEY|ACCESS_KEY", re.IGNORECASE)
 # A value found only by its name must be this long to be redacted everywhere (`TOKEN_TTL=5` must not
@@ -34,22 +37,22 @@ def env_secret_values(env_text: str, declared: Collection[str] = ()) -> list[str
     return sorted(found, key=len, reverse=True)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each secret value replaced by `[redacted]`.
+Content = TypeVar("Content", str, bytes)
+
+
+def redact(content: Content, secrets: Iterable[str]) -> Content:
+    """`content` with every occurrence of each secret value replaced by `[redacted]`: text, or bytes
+    (file contents, replaced byte for byte so binary files stay intact apart from the secrets).
 
     Every non-empty value counts, however short: a preview must never show a secret, and a mangled
-    line is the lesser harm. Pass `secret_values(instance)`, which is sorted longest first.
+    line is the lesser harm. Longest first, so a secret that contains another is hidden whole.
     """
-    for value in secrets:
-        if value:
-            text = text.replace(value, REDACTED)
-    return text
-
-
-def redact_bytes(content: bytes, secrets: Iterable[str]) -> bytes:
-    """`redact` for file contents, byte for byte, so binary files stay intact apart from the secrets."""
-    marker = REDACTED.encode()
-    for value in secrets:
-        if value:
+    ordered = sorted({value for value in secrets if value}, key=len, reverse=True)
+    if isinstance(content, bytes):
+        marker = REDACTED.encode()
+        for value in ordered:
             content = content.replace(value.encode(), marker)
+        return content
+    for value in ordered:
+        content = content.replace(value, REDACTED)
     return content

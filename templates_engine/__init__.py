@@ -37,7 +37,17 @@ Typical use by a release upgrade:
 """
 
 from .context import PLACEHOLDER_REGISTRY, example_context
-from .diff import ChangeKind, FileDiff, FileStatus, Preview, diff_files, preview_hash, preview_render, side_by_side_html
+from .diff import (
+    REDACTED,
+    ChangeKind,
+    FileDiff,
+    FileStatus,
+    Preview,
+    diff_files,
+    preview_hash,
+    preview_render,
+    side_by_side_html,
+)
 from .drift import DriftItem, DriftReport, check_drift, compare_compose
 from .envfile import (
     Coverage,
@@ -55,6 +65,7 @@ from .sets import HealthCheck, ManagedFile, TemplateSet, clear_template_set_cach
 
 __all__ = [
     "PLACEHOLDER_REGISTRY",
+    "REDACTED",
     "ChangeKind",
     "ComposeFileError",
     "Coverage",

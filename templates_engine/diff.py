@@ -19,7 +19,8 @@ Classification of a change:
   as mappings. Files without a structure we read (nginx.conf, JSON dashboards) are `values-only`.
 
 Secrets never reach the preview text: values of `secret_keys` in the env file are shown as
-`<redacted>`, or `<redacted, changed>` on the new side when they differ. The `preview_hash` covers the
+`[redacted]` (REDACTED, the one marker the whole panel uses), followed by ` (changed)` on the new side
+when they differ, so the diff still shows the line. The `preview_hash` covers the
 real bytes, so an approval of a preview is an approval of exactly these files on exactly that node state.
 """
 
@@ -39,6 +40,8 @@ from .sets import TemplateSet
 PREVIEW_HASH_VERSION = "ccp-preview-v1"
 _YAML_SUFFIXES = (".yml", ".yaml")
 _KV_LIST_KEYS = frozenset({"environment", "labels", "args"})
+# The one redaction marker: here, the lowest layer that writes it; instances.redaction uses it too.
+REDACTED = "[redacted]"
 _ENV_NOT_SHOWN = "(env file not shown: it cannot be parsed line by line, and it holds secrets)\n"
 
 
@@ -237,7 +240,7 @@ def _shown(content: bytes, other: bytes | None, is_env: bool, secret_keys: Colle
         if key in secret_keys:
             changed = values.get(key) != previous.get(key)
             end = "\n" if line.endswith("\n") else ""
-            line = f"{key}=<redacted, changed>{end}" if changed else f"{key}=<redacted>{end}"
+            line = f"{key}={REDACTED} (changed){end}" if changed else f"{key}={REDACTED}{end}"
         lines.append(line)
     return "".join(lines)
 

@@ -3,49 +3,31 @@
 import itertools
 
 import pytest
-from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from django.contrib.auth.models import User
 
-from instances.groups import OPERATORS, VIEWERS, sync_fleet_groups
+from instances.groups import OPERATORS, VIEWERS
 from instances.models import Instance, Node
+from instances.services import instance_save
+from tests.helpers import api_client_for, make_user
 
 pytest_plugins = ["tests.testbed.fixtures"]
 
 _counter = itertools.count(1)
 
 
-def _user(username: str, group: str | None = None, **extra) -> User:
-    user = User.objects.create_user(username, password="pw-" + username, is_staff=True, **extra)
-    if group:
-        if not Group.objects.filter(name=group).exists():  # a transactional test flushed the migration's rows
-            from django.apps import apps
-
-            sync_fleet_groups(apps)
-        user.groups.add(Group.objects.get(name=group))
-    return user
-
-
 @pytest.fixture
 def viewer(db) -> User:
-    return _user("viewer", VIEWERS)
+    return make_user("viewer", VIEWERS)
 
 
 @pytest.fixture
 def operator(db) -> User:
-    return _user("operator", OPERATORS)
+    return make_user("operator", OPERATORS)
 
 
 @pytest.fixture
 def superuser(db) -> User:
-    return _user("root-admin", is_superuser=True)
-
-
-def api_client_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
+    return make_user("root-admin", is_superuser=True)
 
 
 @pytest.fixture
@@ -70,8 +52,6 @@ def make_node(db):
 @pytest.fixture
 def make_instance(db, make_node):
     def make(node: Node | None = None, **fields) -> Instance:
-        from instances.services import instance_save
-
         n = next(_counter)
         node = node or make_node()
         values = {

@@ -6,5 +6,6 @@ class UpgradesConfig(AppConfig):
     verbose_name = "Releases and upgrades"
 
     def ready(self) -> None:
-        # Register the upgrade handler of the lock reconciler and the progress endpoint's source.
+        # Registers the upgrade handler of the lock reconciler and the progress endpoint's source. Here, not at
+        # the top: they import models, which Django loads only once every app is registered.
         from . import progress, reconcile  # noqa: F401

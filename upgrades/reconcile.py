@@ -15,22 +15,16 @@ from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit
 from instances.operations.reconcile import Handled, register_handler
 
-from .choices import UpgradeMode, UpgradeStatus
+from .choices import UpgradeStatus
 from .models import Upgrade
-
-# Modes whose rollback works from the copies kept under .ccp/upgrades/<id>/ on the node.
-RECOVERABLE = (UpgradeMode.IMAGE_ONLY, UpgradeMode.RELEASE)
+from .modes import mode_for
 
 
 @register_handler(OperationKind.UPGRADE)
 def upgrade_lost_worker(lock) -> Handled | None:
     upgrade = Upgrade.objects.filter(pk=lock.operation_id).first()
-    if (
-        upgrade
-        and upgrade.status == UpgradeStatus.RUNNING
-        and upgrade.mode == UpgradeMode.FULL
-        and upgrade.detached_job_id
-    ):
+    mode = mode_for(upgrade.mode) if upgrade else None
+    if upgrade and upgrade.status == UpgradeStatus.RUNNING and mode.resumes_detached_job and upgrade.detached_job_id:
         enqueue_on_commit("upgrades.tasks.upgrade_resume_task", upgrade.pk)
         return Handled(
             f"{lock.instance}: upgrade #{upgrade.pk} lost its worker; resuming it on its detached job.", keep_lock=True
@@ -38,7 +32,7 @@ def upgrade_lost_worker(lock) -> Handled | None:
     if (
         upgrade
         and upgrade.status == UpgradeStatus.RUNNING
-        and upgrade.mode in RECOVERABLE
+        and mode.recovers_from_kept_copies
         and upgrade.state.get("changed")
     ):
         # The lock stays with the reconciler until the recovery task claims it: no other operation

@@ -1,8 +1,10 @@
 """The one step runner behind every upgrade mode.
 
-It records each step as it happens (name, status, start, end, redacted output tail), keeps the
-instance lock alive, stops at safe points when a cancel was asked for, and, when a step fails after
-the first change to the node, runs the mode's rollback steps. Final status:
+It records each step as it happens (key, label, status, start, end, redacted output tail), holds each
+step to its timeout (upgrades.deadline: past it, the step fails with a sentence naming it and its
+timeout, and the failure path below follows), keeps the instance lock alive, stops at safe points
+when a cancel was asked for, and, when a step fails after the first change to the node, runs the
+mode's rollback steps. Final status:
 
 - succeeded    every step passed;
 - rolled_back  a step failed (or the upgrade was cancelled) and the rollback restored a healthy tenant;
@@ -19,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -31,9 +34,10 @@ from instances.notifications.services import notify
 from instances.operations.choices import OperationKind
 from instances.operations.models import OperationStep
 from instances.operations.progress import StepOutput, step_open, step_record
-from instances.redaction import redact as _redact
+from instances.redaction import redact
 
 from .choices import StepStatus, UpgradeStatus
+from .deadline import DeadlineDriver
 from .models import Upgrade
 
 log = logging.getLogger(__name__)
@@ -57,10 +61,18 @@ class AlreadyDone(Exception):  # noqa: N818 - a signal, not an error
 
 @dataclass
 class Step:
-    name: str
+    """One step of a mode. `key` is stable (stored on the step's row; resume finds finished steps by
+    it), `label` is what the operator reads and may be reworded freely."""
+
+    key: str
+    label: str
     run: Callable[["StepContext"], str | None]
     changes: bool = False  # once this step starts, a failure needs the rollback steps
-    timeout: float = 300.0
+    timeout: float = 300.0  # enforced by the runner; CCP_STEP_TIMEOUTS may set another per key
+
+    @property
+    def effective_timeout(self) -> float:
+        return float(settings.CCP_STEP_TIMEOUTS.get(self.key, self.timeout))
 
 
 @dataclass
@@ -78,6 +90,11 @@ class StepContext:
     def step(self) -> OperationStep | None:
         """The running step's record."""
         return self.writer.record if self.writer else None
+
+    def __post_init__(self):
+        # Steps reach the node only through the runner's bound: no call outlives the step's timeout.
+        if self.driver is not None and not isinstance(self.driver, DeadlineDriver):
+            self.driver = DeadlineDriver(self.driver)
 
     @property
     def instance(self):
@@ -106,9 +123,10 @@ class StepContext:
             raise UpgradeCancelled("Cancelled by an operator.")
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    # Longest first, so a secret that contains another is hidden whole.
-    return _redact(text, sorted(secrets, key=len, reverse=True))
+def finished_step_keys(upgrade: Upgrade) -> list[str]:
+    """The keys of the steps a resumed upgrade skips: found by key, not label, so a label reworded
+    since the upgrade began still finds its step."""
+    return list(upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False).values_list("key", flat=True))
 
 
 class StepRunner:
@@ -127,7 +145,7 @@ class StepRunner:
             upgrade.save(update_fields=["state"])
         try:
             for step in steps:
-                if step.name in self.ctx.state.get("done_steps", ()):
+                if step.key in self.ctx.state.get("done_steps", ()):
                     continue  # resumed: this step finished before the worker restarted
                 self.ctx.check_cancel()
                 changed = changed or step.changes
@@ -183,14 +201,16 @@ class StepRunner:
         writer = step_open(
             kind=OperationKind.UPGRADE,
             operation_id=self.ctx.upgrade.pk,
-            name=step.name,
+            key=step.key,
+            name=step.label,
             is_rollback=is_rollback,
             secrets=self.ctx.secrets,
         )
-        self.ctx.writer, self.ctx.timeout = writer, step.timeout
+        timeout = step.effective_timeout
+        self.ctx.writer, self.ctx.timeout = writer, timeout
         self._notify(writer.record)
         try:
-            result = step.run(self.ctx)
+            result = self._bounded(step, timeout)
         except AlreadyDone as done:
             self._close(writer, StepStatus.SUCCEEDED, done.reason)
             raise
@@ -198,22 +218,37 @@ class StepRunner:
             self._close(writer, StepStatus.FAILED, _reason(exc, self.ctx))
             raise
         self._close(writer, StepStatus.SUCCEEDED, result or "")
-        self.ctx.state.setdefault("done_steps", []).append(step.name)
+        self.ctx.state.setdefault("done_steps", []).append(step.key)
+
+    def _bounded(self, step: Step, timeout: float) -> str | None:
+        """Run the step within its timeout: the driver refuses to go past it, and a step that returns
+        late (its own work between node calls overran) fails all the same."""
+        driver = self.ctx.driver
+        if not isinstance(driver, DeadlineDriver):  # a recovery that could not reach the node
+            return step.run(self.ctx)
+        driver.bound(label=step.label, timeout=timeout)
+        try:
+            result = step.run(self.ctx)
+            driver.check()
+            return result
+        finally:
+            driver.unbind()
 
     def _close(self, writer: StepOutput, status: str, text: str) -> None:
         self._notify(writer.close(status, text))
 
     def _skip_rest(self, steps: list[Step], reason: str) -> None:
-        done = {s.name for s in self.ctx.upgrade.steps.all()}
+        done = {s.key for s in self.ctx.upgrade.steps.all()}
         for step in steps:
-            if step.name not in done:
-                self._notify(self._record(step.name, StepStatus.SKIPPED, reason))
+            if step.key not in done:
+                self._notify(self._record(step.key, step.label, StepStatus.SKIPPED, reason))
 
-    def _record(self, name: str, status: str, output: str) -> OperationStep:
+    def _record(self, key: str, label: str, status: str, output: str) -> OperationStep:
         return step_record(
             kind=OperationKind.UPGRADE,
             operation_id=self.ctx.upgrade.pk,
-            name=name,
+            key=key,
+            name=label,
             status=status,
             output=self.ctx.redact(output),
         )
@@ -265,6 +300,7 @@ class StepRunner:
         )
         if resolved:
             record = self._record(
+                "resolve_attention",
                 "resolve attention",
                 StepStatus.SUCCEEDED,
                 f"this upgrade succeeded, so it resolved {resolved} open attention record(s) of {upgrade.instance}",

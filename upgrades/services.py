@@ -16,12 +16,11 @@ from instances.operations.locks import lock_acquire, lock_release, owner_id
 from instances.operations.models import InstanceLock
 from instances.operations.run import operation_claim, run_operation
 
-from .choices import StepStatus, UpgradeMode, UpgradeStatus
+from .choices import UpgradeStatus
 from .models import Release, Upgrade
-from .modes import full, image_only
-from .modes import release as release_mode
+from .modes import mode_for
 from .reconcile import steps_interrupted
-from .runner import StepContext, StepRunner
+from .runner import StepContext, StepRunner, finished_step_keys
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +45,6 @@ def release_save(*, release: Release, user=None, changed_fields: list[str] | Non
 # --- upgrades ------------------------------------------------------------------------------------
 
 
-def _mode_module(mode: str):
-    return {UpgradeMode.IMAGE_ONLY: image_only, UpgradeMode.RELEASE: release_mode, UpgradeMode.FULL: full}[mode]
-
-
 @transaction.atomic
 def upgrade_request(
     *,
@@ -67,26 +62,14 @@ def upgrade_request(
     """
     if instance.status == InstanceStatus.DISABLED:
         raise CCPError(f"{instance} is disabled; enable it before upgrading.")
+    declared = mode_for(mode)
     upgrade = Upgrade(
         instance=instance,
         mode=mode,
         requested_by=user if user and user.is_authenticated else None,
         from_version=instance.observed_version,
     )
-    if mode == UpgradeMode.IMAGE_ONLY:
-        _require(image_tag, "A Quick upgrade needs the image tag to move to.")
-        upgrade.target_tag = upgrade.to_version = image_tag
-    elif mode == UpgradeMode.RELEASE:
-        _require(release, "An upgrade to a release needs the release.")
-        _require(preview_hash, "An upgrade to a release needs the preview hash the operator approved.")
-        upgrade.release, upgrade.target_tag, upgrade.to_version = release, release.image_tag, release.version
-        upgrade.approved_preview_hash = preview_hash
-    elif mode == UpgradeMode.FULL:
-        target = release.image_tag if release else image_tag
-        _require(target, "A full upgrade needs the version (image tag or release) to pass to the script.")
-        upgrade.release, upgrade.target_tag, upgrade.to_version = release, target, target
-    else:
-        raise CCPError(f"Unknown upgrade mode {mode!r}.")
+    declared.request(upgrade, release=release, image_tag=image_tag, preview_hash=preview_hash)
     if enqueue:
         upgrade.task_id = str(uuid.uuid4())
     upgrade.full_clean(exclude=["instance", "release", "requested_by"])
@@ -101,11 +84,6 @@ def upgrade_request(
     if enqueue:
         enqueue_on_commit("upgrades.tasks.upgrade_run_task", upgrade.pk, task_id=upgrade.task_id)
     return upgrade
-
-
-def _require(value, message: str) -> None:
-    if not value:
-        raise CCPError(message)
 
 
 def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
@@ -136,7 +114,7 @@ def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
 
 
 def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
-    module = _mode_module(upgrade.mode)
+    mode = mode_for(upgrade.mode)
     secrets = list(upgrade.instance.get_secrets().values())
     try:
         driver = driver_for(upgrade.instance.node)
@@ -146,13 +124,11 @@ def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
         return upgrade.status
     ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
     if resume:
-        ctx.state["done_steps"] = list(
-            upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False).values_list("name", flat=True)
-        )
+        ctx.state["done_steps"] = finished_step_keys(upgrade)
         ctx.state["changed"] = True
         steps_interrupted(upgrade)
     runner = StepRunner(ctx, on_step=on_step)
-    return runner.run(module.steps(ctx), module.rollback)
+    return runner.run(mode.steps(ctx), mode.rollback)
 
 
 def _finish_without_lock(upgrade: Upgrade) -> str:
@@ -199,7 +175,7 @@ def upgrade_recover(*, upgrade_id: int) -> str:
             driver, reason = None, f"{reason} The node could not be reached: {exc.message}"
         ctx = StepContext(upgrade=upgrade, driver=driver, secrets=list(upgrade.instance.get_secrets().values()))
         runner = StepRunner(ctx)
-        rollback = _mode_module(upgrade.mode).rollback(ctx) if driver else []
+        rollback = mode_for(upgrade.mode).rollback(ctx) if driver else []
         if not rollback:
             return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
         return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)

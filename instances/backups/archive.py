@@ -27,22 +27,6 @@ PRIVATE_DIR_MODE = 0o700
 Progress = Callable[[str, int], None]  # (file name, bytes so far)
 
 
-# $1: the install directory; $2…: the entries to archive. The same .tar.gz either way: pigz (parallel
-# gzip, every core of the node) when the node has it, else tar's own gzip. tar runs the compressor
-# itself and fails when it fails, so no pipe hides an error.
-TAR_GZ = r"""
-dir=$1
-shift
-if command -v pigz >/dev/null 2>&1; then compress=--use-compress-program=pigz; else compress=--gzip; fi
-exec tar -C "$dir" --numeric-owner "$compress" -cf - -- "$@"
-"""
-
-
-def tar_create_argv(install_dir: str, paths: tuple[str, ...]) -> list[str]:
-    # Numeric owners: a restore on the node gives files back the ids they had, whatever the panel's users.
-    return ["sh", "-c", TAR_GZ, "ccp-tar", install_dir, *paths]
-
-
 def make_private_dirs(path: Path, *, below: Path) -> None:
     """Create `path` and any missing folder between `below` and it, each 0700 (`below` itself included).
     Existing folders are tightened too: a BACKUP_ROOT made by an older version was 0755."""

@@ -8,18 +8,17 @@ from datetime import datetime
 from django.conf import settings
 
 from ccp.errors import CCPError
+from instances.commands import backup as backup_commands
+from instances.commands import docker, files
+from instances.commands.compose import compose_argv
 from instances.drivers import CommandTimeout
 from instances.drivers.errors import command_line
-from instances.node_commands import compose_argv
 
-from . import scripts
 from .layout import Inventory
 
 
 def inventory(driver, install_dir: str) -> Inventory:
-    result = driver.run(
-        ["sh", "-c", scripts.INVENTORY, "ccp-inventory", install_dir], timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT
-    )
+    result = driver.run(backup_commands.inventory_argv(install_dir), timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
     if result.exit_code == 2:
         raise CCPError(
             f"The install directory {install_dir} does not exist on node {driver.label} "
@@ -29,36 +28,29 @@ def inventory(driver, install_dir: str) -> Inventory:
         raise CCPError(
             f"Cannot list {install_dir} on node {driver.label}: {result.stderr.decode(errors='replace').strip()}"
         )
-    entries = {}
-    for record in result.stdout.split(b"\0"):
-        if record:
-            kind, _, name = record.decode("utf-8", errors="surrogateescape").partition(" ")
-            entries[name] = kind
-    return Inventory(entries)
+    return Inventory(backup_commands.parse_inventory(result.stdout))
 
 
 def host_state(driver, instance, when: datetime) -> str:
     sections = [
         ("compose ps", compose_argv(instance, "ps", "--all")),
         ("compose images", compose_argv(instance, "images")),
-        ("images (full IDs)", ["docker", "image", "ls", "--no-trunc", "--digests"]),
-        ("disk usage", ["df", "-P", "-k", instance.install_dir]),
-        ("install directory size (KiB)", ["du", "-s", "-k", instance.install_dir]),
-        ("kernel", ["uname", "-a"]),
-        ("docker", ["docker", "version", "--format", "client {{.Client.Version}}, server {{.Server.Version}}"]),
+        ("images (full IDs)", docker.image_list_argv()),
+        ("disk usage", files.df_argv(instance.install_dir)),
+        ("install directory size (KiB)", files.du_argv(instance.install_dir)),
+        ("kernel", files.uname_argv()),
+        ("docker", docker.versions_argv()),
     ]
     title = f"# Host state of instance {instance.slug} on node {instance.node.name}, {when:%Y-%m-%dT%H:%M:%SZ}"
     return _report(driver, title, sections, cwd=instance.install_dir)
 
 
 def git_state(driver, install_dir: str) -> str:
-    # safe.directory: the checkout may belong to another account than the one CCP logs in as.
-    git = ["git", "-c", f"safe.directory={install_dir}", "-C", install_dir]
     sections = [
-        ("HEAD", [*git, "rev-parse", "HEAD"]),
-        ("branch", [*git, "rev-parse", "--abbrev-ref", "HEAD"]),
-        ("status", [*git, "status", "--short", "--branch"]),
-        ("stash list", [*git, "stash", "list"]),
+        ("HEAD", files.git_argv(install_dir, "rev-parse", "HEAD")),
+        ("branch", files.git_argv(install_dir, "rev-parse", "--abbrev-ref", "HEAD")),
+        ("status", files.git_argv(install_dir, "status", "--short", "--branch")),
+        ("stash list", files.git_argv(install_dir, "stash", "list")),
     ]
     return _report(driver, f"# Git state of {install_dir}", sections)
 

@@ -23,9 +23,12 @@ from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.choices import BackupStatus, RestoreStatus
+from instances.commands import backup as scripts
+from instances.commands.compose import compose_argv
+from instances.commands.files import mkdir_argv, remove_argv
+from instances.commands.tar import extract_gz_argv
 from instances.drivers import driver_for
 from instances.models import Backup, Restore
-from instances.node_commands import compose_argv
 from instances.operations.choices import OperationKind, StepStatus
 from instances.operations.enqueue import enqueue_on_commit
 from instances.operations.locks import lock_acquire
@@ -33,7 +36,7 @@ from instances.operations.progress import StepSequence, step_record
 from instances.operations.run import operation_claim, run_operation
 from instances.redaction import secret_values
 
-from . import layout, scripts
+from . import layout
 from .archive import SYMLINK, Progress, member_hashes, stream_to_node
 from .services import verify_problems
 
@@ -191,8 +194,8 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
     timeout = settings.CCP_BACKUP_COMMAND_TIMEOUT
     swapped = False
     # 0700: the staging folder holds the tenant's .env (restored, and the previous one set aside)
-    driver.run(["mkdir", "-p", "-m", "0700", "--", staging], timeout=timeout, check=True)
-    driver.run(["mkdir", "-m", "0700", "--", incoming], timeout=timeout, check=True)
+    driver.run(mkdir_argv(staging, mode="0700"), timeout=timeout, check=True)
+    driver.run(mkdir_argv(incoming, parents=False, mode="0700"), timeout=timeout, check=True)
     try:
         for archive in archives:
             size = (folder / archive).stat().st_size
@@ -201,7 +204,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
                 driver,
                 source=folder / archive,
                 on_progress=sent,
-                argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"],
+                argv=extract_gz_argv(incoming),
             )
             steps.current.progress(size)
             if digest != backup.manifest[archive]["sha256"]:
@@ -214,9 +217,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
         )
         _step(restore, "swapping in: " + ", ".join(restore_targets(backup)), key="swap")
         swapped = True  # from here on, until the script says otherwise, the node may be half-way
-        result = driver.run(
-            ["sh", "-c", scripts.SWAP, "ccp-restore-swap", instance.install_dir, staging, *names], timeout=timeout
-        )
+        result = driver.run(scripts.swap_argv(instance.install_dir, staging, names), timeout=timeout)
         if result.exit_code in (scripts.SWAP_NOTHING_MOVED, scripts.SWAP_PUT_BACK):
             swapped = False
             raise RestoreError(
@@ -237,7 +238,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
             )
         except RestoreError:
             driver.run(
-                ["sh", "-c", scripts.UNDO_SWAP, "ccp-restore-undo", instance.install_dir, staging, *names],
+                scripts.undo_swap_argv(instance.install_dir, staging, names),
                 timeout=timeout,
                 check=True,
             )
@@ -252,7 +253,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
             f"The restore stopped half-way and could not put the previous files back; they are "
             f"kept in {staging}/old on the node. {reason}"
         ) from error
-    driver.run(["rm", "-rf", "--", staging], timeout=timeout, check=True)
+    driver.run(remove_argv(staging, recursive=True), timeout=timeout, check=True)
 
     _step(restore, "starting the stack: docker compose up -d --wait --force-recreate", key="start")
     try:
@@ -297,6 +298,6 @@ def _finish(restore: Restore, status: str, error: str) -> None:
 
 def _remove_quietly(driver, path: str) -> None:
     try:
-        driver.run(["rm", "-rf", "--", path], timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
+        driver.run(remove_argv(path, recursive=True), timeout=settings.CCP_BACKUP_COMMAND_TIMEOUT)
     except CCPError as error:
         log.warning("Could not remove %s on the node: %s", path, error.message)

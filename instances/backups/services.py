@@ -21,6 +21,7 @@ import ccp
 from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.choices import BackupLabel, BackupStatus, InstanceStatus
+from instances.commands.tar import create_gz_argv
 from instances.drivers import driver_for
 from instances.models import Backup, Instance
 from instances.notifications.choices import NotificationEvent
@@ -39,7 +40,6 @@ from .archive import (
     hash_local,
     make_private_dirs,
     stream_from_node,
-    tar_create_argv,
     write_local,
 )
 from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
@@ -257,7 +257,7 @@ def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_pr
 
             entry = stream_from_node(
                 driver,
-                argv=tar_create_argv(instance.install_dir, plan.paths),
+                argv=create_gz_argv(instance.install_dir, plan.paths),
                 target=partial / plan.name,
                 paths=plan.paths,
                 on_progress=progress,

@@ -142,9 +142,7 @@ class Driver(ABC):
 
     def poll_detached(self, job_dir: str, job_id: str, offset: int = 0) -> JobStatus:
         """The job's state and its log from `offset`. Once `running` is False the output is whole."""
-        if "/" in job_id or job_id in ("", ".", ".."):
-            raise ValueError(f"not a job id: {job_id!r}")
-        job = posixpath.join(job_dir, job_id)
+        job = posixpath.join(job_dir, _job_id(job_id))
         argv = ["sh", "-c", scripts.POLL_DETACHED, "ccp-poll", job, str(offset), str(POLL_LOG_LIMIT)]
         result = self.run(argv, timeout=60)
         if result.exit_code == 3:
@@ -153,6 +151,18 @@ class Driver(ABC):
             raise CommandFailed(node=self.label, argv=["poll", job], exit_code=result.exit_code, stderr=result.stderr)
         state, _, output = result.stdout.partition(b"\n")
         return job_status(state.decode(), output, offset)
+
+    def stop_detached(self, job_dir: str, job_id: str, *, grace: int = 5) -> str:
+        """End a running job and everything it started (TERM, then KILL after `grace` s); its state then
+        reads `exited 143`. Returns what was done, in words."""
+        job = posixpath.join(job_dir, _job_id(job_id))
+        argv = ["sh", "-c", scripts.STOP_DETACHED, "ccp-stop", job, str(int(grace))]
+        result = self.run(argv, timeout=grace + 30)
+        if result.exit_code == 3:
+            raise DriverError(f"There is no detached job {job_id} in {job_dir} on node {self.label}.", node=self.label)
+        if not result.ok:
+            raise CommandFailed(node=self.label, argv=["stop", job], exit_code=result.exit_code, stderr=result.stderr)
+        return result.stdout.decode(errors="replace").strip()
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -167,6 +177,12 @@ class Driver(ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _job_id(job_id: str) -> str:
+    if "/" in job_id or job_id in ("", ".", ".."):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return job_id
 
 
 def parse_checksums(output: bytes) -> dict[str, str]:

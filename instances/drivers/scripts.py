@@ -69,3 +69,22 @@ else
     tail -c "+$((offset + 1))" -- "$job/log"
 fi
 """
+
+# $1: the job's directory; $2: seconds between TERM and KILL. Ends the job's whole process group (the
+# runner is its session leader, setsid), then records exit code 143 when the runner could not.
+# Prints what it did. A job that has ended (or never started here) is left as it is.
+STOP_DETACHED = r"""
+job=$1 grace=$2
+[ -d "$job" ] || { echo "no job directory $job" >&2; exit 3; }
+[ -f "$job/rc" ] && { echo "the job had already ended (exit code $(cat -- "$job/rc"))"; exit 0; }
+pid=$(cat -- "$job/pid" 2>/dev/null) || { echo "the job had not started"; exit 0; }
+if ! tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$job"; then
+    echo "the job was no longer running"; exit 0
+fi
+kill -TERM -"$pid" 2>/dev/null
+i=0
+while kill -0 -"$pid" 2>/dev/null && [ "$i" -lt "$grace" ]; do sleep 1; i=$((i + 1)); done
+kill -KILL -"$pid" 2>/dev/null
+[ -f "$job/rc" ] || { echo 143 >"$job/rc.tmp" && mv -f -- "$job/rc.tmp" "$job/rc"; }
+echo "stopped the job's processes on the node"
+"""

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 
-from instances.models import Instance
+from instances.models import Instance, Node
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +81,6 @@ def test_validation_errors_are_400_per_field(api, superuser, payload):
 
 
 def test_port_clash_is_400_on_ports(api, superuser, payload, make_instance):
-    from instances.models import Node
-
     make_instance(node=Node.objects.get(name="edge-1"), slug="first", ports={"http": 8080})
     response = api(superuser).post("/api/v1/instances/", payload, format="json")
     assert response.status_code == 400

@@ -9,14 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
-from ccp.celery import app
 from instances.drivers import close_all
-from instances.models import Instance, Node
-from instances.services import instance_save
+from instances.models import Node
+from tests.testbed.tenant import Tenant, tenant_create
+from tests.testbed.tenant_fixtures import celery_worker_thread  # noqa: F401 - a pytest fixture
 
-from .helpers import CONFIG_FILES, MKDOCS_FILES, NOT_BACKED_UP, Tenant, give_to_node_account, make_ssh_node, write_tree
+from .helpers import CONFIG_FILES, MKDOCS_FILES, NOT_BACKED_UP, give_to_node_account, make_ssh_node, write_tree
 
 
 @pytest.fixture
@@ -58,19 +57,8 @@ def make_tenant(ssh_test_node, node_workdir_factory) -> Callable[..., Tenant]:
             subprocess.run([*git_cmd, "add", "mkdocs"], check=True)
             subprocess.run([*git_cmd, "commit", "-q", "-m", "initial"], check=True)
         give_to_node_account(path)
-        slug = f"t-{uuid.uuid4().hex[:8]}"
-        instance = instance_save(
-            instance=Instance(
-                name=slug, slug=slug, node=node or ssh_test_node, install_dir=str(path), ports={}, **fields
-            )
+        return tenant_create(
+            node=node or ssh_test_node, path=path, slug=f"t-{uuid.uuid4().hex[:8]}", **{"ports": {}, **fields}
         )
-        return Tenant(instance=instance, node=instance.node, path=path)
 
     return make
-
-
-@pytest.fixture
-def celery_worker_thread(transactional_db):
-    """A real Celery worker (a thread of this process) consuming from the configured broker."""
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=60) as worker:
-        yield worker

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-from instances.models import Instance, Node
+from instances.backups import layout
+from instances.backups.manifest import FileEntry, Manifest, format_manifest
+from instances.choices import BackupStatus
+from instances.models import Backup, Instance, Node
 from tests.testbed.sshd import NODE_USER, SSHNode
 
 # Tenant content an operator edits by hand: odd names on purpose.
@@ -62,13 +65,6 @@ def local_sums(base: Path, top: list[str]) -> dict[str, str]:
     return sums
 
 
-@dataclass
-class Tenant:
-    instance: Instance
-    node: Node
-    path: Path
-
-
 def make_ssh_node(ssh: SSHNode) -> Node:
     node = Node(
         name=f"node-{uuid.uuid4().hex[:6]}",
@@ -87,11 +83,6 @@ def make_ssh_node(ssh: SSHNode) -> Node:
 def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual", files: dict[str, bytes] | None = None):
     """A complete backup folder and row made locally (no node): for API, admin and retention tests."""
     from django.utils import timezone
-
-    from instances.backups import layout
-    from instances.backups.manifest import FileEntry, Manifest, format_manifest
-    from instances.choices import BackupStatus
-    from instances.models import Backup
 
     files = files or {"mkdocs.tar.gz": b"not really gzip", "host-state.txt": b"# host state\n"}
     backup = Backup.objects.create(instance=instance, label=label, status=BackupStatus.RUNNING)
@@ -114,3 +105,13 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
     )
     backup.refresh_from_db()
     return backup
+
+
+def wait_for(condition, within: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

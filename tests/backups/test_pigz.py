@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from instances.backups.archive import member_hashes, tar_create_argv
+from instances.backups.archive import member_hashes
+from instances.commands.tar import create_gz_argv
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pigz") is None and os.environ.get("CI") != "true",
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def archive_with_path(tree: Path, out: Path, path_dirs: list[Path]) -> Path:
-    argv = tar_create_argv(str(tree), ("mkdocs",))
+    argv = create_gz_argv(str(tree), ("mkdocs",))
     with open(out, "wb") as f:
         subprocess.run(argv, stdout=f, check=True, env={"PATH": os.pathsep.join(map(str, path_dirs))})
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -20,17 +19,9 @@ from instances.choices import BackupLabel, BackupStatus
 from instances.models import Backup
 from instances.operations.models import InstanceLock
 
+from .helpers import wait_for
+
 FINAL = (BackupStatus.SUCCEEDED, BackupStatus.FAILED)
-
-
-def wait_for(condition, within: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_migration_creates_the_nightly_schedule(db):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from instances.backups import scripts
+from instances.commands import backup as scripts
 from instances.drivers import LocalDriver
 
 

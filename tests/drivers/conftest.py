@@ -3,8 +3,6 @@ the test process) and the SSH one (a real sshd on 127.0.0.x, as the node account
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,16 +21,3 @@ def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
     node: SSHNode = request.getfixturevalue("ssh_node")
     with ssh_driver(node) as connected:
         yield connected
-
-
-def processes_matching(pattern: str) -> list[str]:
-    """Command lines of processes on the node (this machine) matching `pattern`, except pgrep's own."""
-    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, check=False)
-    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
-
-
-def wait_until_gone(pattern: str, within: float = 10.0) -> list[str]:
-    deadline = time.monotonic() + within
-    while (left := processes_matching(pattern)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left

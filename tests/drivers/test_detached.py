@@ -117,3 +117,25 @@ def test_the_dropped_driver_reconnects_on_its_next_use(ssh_node: SSHNode) -> Non
     assert driver.run(["true"]).ok
     assert driver.connect() is not first
     driver.close()
+
+
+def test_stopping_a_job_ends_it_and_everything_it_started(driver: Driver, node_workdir: Path) -> None:
+    jobs = node_workdir / "jobs"
+    job_id = driver.start_detached(["sh", "-c", "sleep 60 & sleep 60; echo never"], str(jobs))
+    pid = job_pid(jobs / job_id)
+
+    said = driver.stop_detached(str(jobs), job_id)
+
+    assert said == "stopped the job's processes on the node"
+    status = driver.poll_detached(str(jobs), job_id)
+    assert (status.running, status.exit_code) == (False, 143)
+    assert [stat for stat in Path("/proc").glob("[0-9]*/stat") if _pgid(stat) == pid] == []
+    assert driver.stop_detached(str(jobs), job_id) == "the job had already ended (exit code 143)"
+
+
+def _pgid(stat: Path) -> int | None:
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[2]) if fields[0] != "Z" else None

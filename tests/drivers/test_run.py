@@ -12,7 +12,7 @@ import pytest
 
 from instances.drivers import CommandFailed, CommandTimeout, Driver
 
-from .conftest import processes_matching, wait_until_gone
+from .helpers import processes_matching, wait_until_gone
 
 pytestmark = pytest.mark.testbed
 

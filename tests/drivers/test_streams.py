@@ -12,7 +12,7 @@ import pytest
 
 from instances.drivers import CommandFailed, Driver
 
-from .conftest import wait_until_gone
+from .helpers import wait_until_gone
 
 pytestmark = pytest.mark.testbed
 

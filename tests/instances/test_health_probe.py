@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from instances.health import parse_probe, probe_until_healthy, probe_urls
+from instances.commands.http_probe import parse_probe
+from instances.health import probe_until_healthy, probe_urls
 from tests.drivers.helpers import ssh_driver
 
 

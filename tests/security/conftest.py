@@ -1,6 +1,6 @@
-"""Real tenants on a real node for the security tests: the upgrade tests' fixtures, shared."""
+"""Real tenants on a real node for the security tests: the fixtures the upgrade tests use too."""
 
-from tests.upgrades.conftest import (  # noqa: F401 - pytest fixtures
+from tests.testbed.tenant_fixtures import (  # noqa: F401 - pytest fixtures
     celery_worker_thread,
     make_tenant,
     testbed_node,

@@ -38,10 +38,11 @@ from rest_framework.authtoken.models import Token, TokenProxy
 
 from instances.choices import BackupStatus
 from instances.drift.models import DriftReport
+from instances.groups import OPERATORS, VIEWERS
 from instances.models import Attention, Backup, Instance, Node, PreviewRun, Restore
 from instances.notifications.models import NotificationDelivery, NotificationTarget
 from instances.operations.models import OperationStep
-from tests.conftest import _user, api_client_for
+from tests.helpers import api_client_for, make_user
 from upgrades.models import Release, Upgrade
 
 ROLES = ("anonymous", "staff", "viewer", "operator", "superuser")
@@ -340,14 +341,12 @@ def world(db):
 
 
 def _user_for(role: str) -> User | None:
-    from instances.groups import OPERATORS, VIEWERS
-
     return {
         "anonymous": lambda: None,
-        "staff": lambda: _user("staff-no-groups"),
-        "viewer": lambda: _user("viewer", VIEWERS),
-        "operator": lambda: _user("operator", OPERATORS),
-        "superuser": lambda: _user("root-admin", is_superuser=True),
+        "staff": lambda: make_user("staff-no-groups"),
+        "viewer": lambda: make_user("viewer", VIEWERS),
+        "operator": lambda: make_user("operator", OPERATORS),
+        "superuser": lambda: make_user("root-admin", is_superuser=True),
     }[role]()
 
 

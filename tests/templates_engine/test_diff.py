@@ -111,10 +111,10 @@ def test_secrets_never_reach_the_preview(campaign, rendered):
     env = _by_path(preview)[".env"]
     shown = env.unified_diff + env.before + env.after + str(preview.as_dict())
     assert "old-password-value" not in shown and secret.decode() not in shown
-    assert "-POSTGRES_PASSWORD=<redacted>\n" in env.unified_diff
-    assert "+POSTGRES_PASSWORD=<redacted, changed>\n" in env.unified_diff
-    assert "REDIS_PASSWORD=<redacted>\n" in env.after  # unchanged secrets show as unchanged
-    assert "REDIS_PASSWORD=<redacted, changed>" not in env.unified_diff
+    assert "-POSTGRES_PASSWORD=[redacted]\n" in env.unified_diff
+    assert "+POSTGRES_PASSWORD=[redacted] (changed)\n" in env.unified_diff
+    assert "REDIS_PASSWORD=[redacted]\n" in env.after  # unchanged secrets show as unchanged
+    assert "REDIS_PASSWORD=[redacted] (changed)" not in env.unified_diff
 
 
 def test_the_preview_hash_is_stable_and_covers_both_sides(campaign, rendered):

@@ -2,8 +2,18 @@
 
 import pytest
 
-from templates_engine import ComposeFileError, EnvFileError, compose_variables, env_coverage, parse_env, with_env_value
+from templates_engine import (
+    ComposeFileError,
+    EnvFileError,
+    compose_variables,
+    env_coverage,
+    parse_env,
+    render,
+    with_env_value,
+)
 from templates_engine.envfile import VariableRef
+
+from .helpers import context_for
 
 pytestmark = []
 
@@ -157,10 +167,6 @@ def test_also_required_adds_the_manifest_variables():
 
 
 def test_coverage_of_a_registered_tenant_against_the_campaign_set(campaign):
-    from templates_engine import render
-
-    from .helpers import context_for
-
     compose = render(campaign, context_for(campaign), include_env=False)["docker-compose.yml"].content.decode()
     hand_written = parse_env("COMPOSE_PROJECT_NAME=acme\nDOMAIN=acme.org\nHTTP_PORT=8080\nPOSTGRES_PASSWORD=x\n")
     coverage = env_coverage(compose, hand_written, also_required=campaign.required_env)

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from .conftest import APP_SECRET, install
+from instances.models import PreviewRun
+from instances.preview_runs import preview_run_execute
+from upgrades.models import Release
+
+from .helpers import APP_SECRET, install
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +28,7 @@ def preview_url(instance) -> str:
 
 
 def test_instance_preview_page_shows_a_side_by_side_diff(client, viewer, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     old_port = tenant.ports["docs"]
     tenant.ports = {**tenant.ports, "docs": old_port + 3}
@@ -45,7 +49,7 @@ def test_instance_preview_page_shows_a_side_by_side_diff(client, viewer, testbed
 
 
 def test_preview_page_hides_secrets_in_the_html_diff(client, superuser, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     conf = Path(tenant.install_dir, "configs/app.conf")
     conf.write_text(conf.read_text() + f"pasted = {APP_SECRET}\n")
@@ -58,7 +62,7 @@ def test_preview_page_hides_secrets_in_the_html_diff(client, superuser, testbed_
 
 
 def test_preview_page_explains_a_blocked_upgrade(client, viewer, testbed_release, make_tenant):
-    tenant = make_tenant(is_registered=True)
+    tenant = make_tenant(is_registered=True).instance
     install(tenant)
     Path(tenant.install_dir, ".env").write_text(
         "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=own-secret-abcdef\n"
@@ -73,10 +77,8 @@ def test_preview_page_explains_a_blocked_upgrade(client, viewer, testbed_release
 
 
 def test_preview_page_picks_another_release(client, viewer, testbed_release, make_tenant):
-    from upgrades.models import Release
-
     Release.objects.create(version="v1.1.0", image_tag="v2", template_set="testbed", registry="127.0.0.1:5000")
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     client.force_login(viewer)
     response = client.get(preview_url(tenant), {"release": "v1.1.0"})
@@ -86,7 +88,7 @@ def test_preview_page_picks_another_release(client, viewer, testbed_release, mak
 
 
 def test_preview_page_shows_a_node_error_as_a_sentence(client, viewer, testbed_release, make_node, make_tenant):
-    tenant = make_tenant(node=make_node(driver="ssh", address="127.0.0.1", ssh_port=1))
+    tenant = make_tenant(node=make_node(driver="ssh", address="127.0.0.1", ssh_port=1)).instance
     client.force_login(viewer)
     response = client.get(preview_url(tenant))
     assert response.status_code == 200
@@ -100,7 +102,7 @@ def test_preview_page_of_an_unknown_instance_is_404(client, viewer, testbed_rele
 
 
 def test_change_page_links_to_the_preview(client, viewer, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     client.force_login(viewer)
     page = client.get(reverse("admin:instances_instance_change", args=[tenant.pk])).content.decode()
     assert preview_url(tenant) in page
@@ -108,10 +110,7 @@ def test_change_page_links_to_the_preview(client, viewer, testbed_release, make_
 
 @pytest.mark.django_db(transaction=True)
 def test_preview_action_on_a_selection(client, viewer, testbed_release, make_tenant):
-    from instances.models import PreviewRun
-    from instances.preview_runs import preview_run_execute
-
-    first, second = make_tenant(), make_tenant()
+    first, second = make_tenant().instance, make_tenant().instance
     install(first)
     client.force_login(viewer)
 
@@ -136,7 +135,7 @@ def test_preview_action_on_a_selection(client, viewer, testbed_release, make_ten
 
 
 def test_preview_action_without_any_release_says_so(client, viewer, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     client.force_login(viewer)
     response = client.post(CHANGELIST, {"action": "preview_release", "_selected_action": [tenant.pk]}, follow=True)
     assert "There is no release yet" in response.content.decode()

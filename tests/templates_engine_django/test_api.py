@@ -7,7 +7,7 @@ import pytest
 
 from instances.redaction import REDACTED
 
-from .conftest import APP_SECRET, install
+from .helpers import APP_SECRET, install
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ def body_text(response) -> str:
 
 
 def test_render_is_redacted_for_a_viewer(api, viewer, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     response = api(viewer).get(f"/api/v1/instances/{tenant.slug}/render/")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -32,14 +32,14 @@ def test_render_is_redacted_for_a_viewer(api, viewer, testbed_release, make_tena
 
 
 def test_render_is_redacted_for_an_operator_too(api, operator, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     response = api(operator).get(f"/api/v1/instances/{tenant.slug}/render/")
     assert response.status_code == 200
     assert APP_SECRET not in body_text(response)
 
 
 def test_render_shows_secrets_to_a_superuser(api, superuser, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     response = api(superuser).get(f"/api/v1/instances/{tenant.slug}/render/", {"release": "v1.0.0"})
     assert response.status_code == 200
     assert response.json()["secrets_redacted"] is False
@@ -52,7 +52,7 @@ def test_render_shows_secrets_to_a_superuser(api, superuser, testbed_release, ma
 
 
 def test_preview_reports_changes_coverage_and_hash(api, viewer, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     tenant.ports = {**tenant.ports, "api": tenant.ports["api"] + 7}
     tenant.save()
@@ -80,7 +80,7 @@ def test_preview_reports_changes_coverage_and_hash(api, viewer, testbed_release,
 
 
 def test_preview_never_shows_a_secret_even_to_a_superuser(api, superuser, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     conf = Path(tenant.install_dir, "configs/app.conf")
     conf.write_text(conf.read_text() + f"leaked = {APP_SECRET}\n")
@@ -92,11 +92,11 @@ def test_preview_never_shows_a_secret_even_to_a_superuser(api, superuser, testbe
     assert response.status_code == 200
     text = body_text(response)
     assert APP_SECRET not in text and "the-new-one-xyz123" not in text
-    assert "APP_SECRET=<redacted, changed>" in text and f"leaked = {REDACTED}" in text
+    assert "APP_SECRET=[redacted] (changed)" in text and f"leaked = {REDACTED}" in text
 
 
 def test_preview_of_a_blocked_registered_tenant(api, viewer, testbed_release, make_tenant):
-    tenant = make_tenant(is_registered=True)
+    tenant = make_tenant(is_registered=True).instance
     install(tenant)
     Path(tenant.install_dir, ".env").write_text(
         "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=own-secret-abcdef\n"
@@ -110,7 +110,7 @@ def test_preview_of_a_blocked_registered_tenant(api, viewer, testbed_release, ma
 
 @pytest.mark.parametrize("endpoint", ["render", "preview"])
 def test_unknown_release_is_a_readable_400(api, viewer, testbed_release, make_tenant, endpoint):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     response = api(viewer).get(f"/api/v1/instances/{tenant.slug}/{endpoint}/", {"release": "v9.9.9"})
     assert response.status_code == 400
     assert response.json() == {"detail": "There is no release 'v9.9.9'."}
@@ -118,14 +118,14 @@ def test_unknown_release_is_a_readable_400(api, viewer, testbed_release, make_te
 
 def test_an_unreachable_node_is_a_readable_502(api, viewer, testbed_release, make_node, make_tenant):
     node = make_node(driver="ssh", address="127.0.0.1", ssh_port=1)  # no key stored, no key file
-    tenant = make_tenant(node=node)
+    tenant = make_tenant(node=node).instance
     response = api(viewer).get(f"/api/v1/instances/{tenant.slug}/preview/")
     assert response.status_code == 502
     assert "has neither a stored private key nor a key file" in response.json()["detail"]
 
 
 def test_anonymous_and_unknown_instance(api, viewer, testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     assert api(None).get(f"/api/v1/instances/{tenant.slug}/preview/").status_code == 401
     assert api(viewer).get("/api/v1/instances/nope/render/").status_code == 404
 

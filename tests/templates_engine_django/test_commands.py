@@ -7,7 +7,7 @@ import pytest
 from instances.management.commands.preview import Command as PreviewCommand
 from instances.redaction import REDACTED
 
-from .conftest import APP_SECRET, install, run_command
+from .helpers import APP_SECRET, install, run_command
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def assert_no_secret(instance, text: str) -> None:
 
 
 def test_preview_of_an_unchanged_tenant_exits_0(testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     run = run_command("preview", tenant.slug)
     assert run.code == 0, run.text
@@ -34,7 +34,7 @@ def test_preview_of_an_unchanged_tenant_exits_0(testbed_release, make_tenant):
 
 
 def test_preview_with_changes_exits_1_and_shows_a_redacted_diff(testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     old_port = tenant.ports["web"]
     tenant.ports = {**tenant.ports, "web": old_port + 5}
@@ -50,14 +50,14 @@ def test_preview_with_changes_exits_1_and_shows_a_redacted_diff(testbed_release,
     assert "changed    values-only  .env" in run.out
     assert "changed    values-only  configs/app.conf" in run.out
     assert f"-WEB_PORT={old_port}\n+WEB_PORT={old_port + 5}" in run.out
-    assert "+APP_SECRET=<redacted, changed>" in run.out
+    assert "+APP_SECRET=[redacted] (changed)" in run.out
     assert APP_SECRET not in run.text and "rotated-secret-Zk81" not in run.text
     assert f"-new-token = {REDACTED}" in run.out
     assert_no_secret(tenant, run.text)
 
 
 def test_preview_of_a_blocked_registered_tenant_exits_2_naming_the_variable(testbed_release, make_tenant):
-    tenant = make_tenant(is_registered=True)
+    tenant = make_tenant(is_registered=True).instance
     install(tenant)
     env = "COMPOSE_PROJECT_NAME=x\nWEB_PORT=1\nAPI_PORT=2\nDOCS_PORT=3\nAPP_SECRET=registered-own-secret\n"
     Path(tenant.install_dir, ".env").write_text(env)
@@ -82,14 +82,14 @@ def test_preview_of_a_blocked_registered_tenant_exits_2_naming_the_variable(test
     ],
 )
 def test_preview_errors_exit_2_with_one_line(testbed_release, make_tenant, args, message):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     run = run_command("preview", *[a.format(slug=tenant.slug) for a in args])
     assert run.code == 2
     assert run.err.strip() == message
 
 
 def test_a_render_error_exits_2_with_the_engine_message(testbed_release, make_tenant):
-    tenant = make_tenant(ports={"web": 30001})  # the testbed set also needs api, docs and extra ports
+    tenant = make_tenant(ports={"web": 30001}).instance  # the testbed set also needs api, docs and extra ports
     run = run_command("preview", tenant.slug)
     assert run.code == 2
     assert "no value for 'instance.ports.api'" in run.err
@@ -108,7 +108,7 @@ def test_manage_py_prints_errors_without_a_traceback(testbed_release, capsys):
 
 
 def test_render_instance_writes_the_files_with_secrets_redacted(testbed_release, make_tenant, tmp_path):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     out = tmp_path / "out"
 
     run = run_command("render_instance", tenant.slug, "--out", str(out))
@@ -131,7 +131,7 @@ def test_render_instance_writes_the_files_with_secrets_redacted(testbed_release,
 
 
 def test_render_instance_reveals_secrets_only_when_asked(testbed_release, make_tenant, tmp_path):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     run = run_command("render_instance", tenant.slug, "--out", str(tmp_path / "out"), "--reveal-secrets")
     assert run.code == 0
     assert f"APP_SECRET={APP_SECRET}" in (tmp_path / "out" / ".env").read_text()
@@ -139,7 +139,7 @@ def test_render_instance_reveals_secrets_only_when_asked(testbed_release, make_t
 
 
 def test_render_instance_refuses_a_non_empty_directory_unless_forced(testbed_release, make_tenant, tmp_path):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -155,7 +155,7 @@ def test_render_instance_refuses_a_non_empty_directory_unless_forced(testbed_rel
 
 
 def test_render_instance_of_a_registered_tenant_writes_no_env(testbed_release, make_tenant, tmp_path):
-    tenant = make_tenant(is_registered=True)
+    tenant = make_tenant(is_registered=True).instance
     run = run_command("render_instance", tenant.slug, "--out", str(tmp_path / "out"), "--release", "v1.0.0")
     assert run.code == 0
     assert not (tmp_path / "out" / ".env").exists()
@@ -163,7 +163,7 @@ def test_render_instance_of_a_registered_tenant_writes_no_env(testbed_release, m
 
 
 def test_render_instance_without_any_release_exits_2(make_tenant, tmp_path):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     run = run_command("render_instance", tenant.slug, "--out", str(tmp_path / "out"))
     assert run.code == 2
     assert run.err.strip() == "There is no release yet: add one under Releases first."

@@ -12,12 +12,12 @@ from ccp.errors import CCPError
 from instances.choices import PreviewPurpose, PreviewRunStatus
 from instances.drivers import close_all, driver_for
 from instances.models import PreviewRun
-from instances.node_files import read_files
+from instances.node_queries import read_files
 from instances.preview import instance_preview, instance_render
 from instances.preview_runs import preview_run_request
 from templates_engine import preview_render
 
-from .conftest import install
+from .helpers import install
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 
@@ -59,7 +59,7 @@ def fleet(ssh_node, second_ssh_node, make_node, make_tenant, node_workdir_factor
         for n in range(4):
             workdir = node_workdir_factory()
             registered = n == 3
-            tenant = make_tenant(node=node, install_dir=str(workdir), is_registered=registered)
+            tenant = make_tenant(node=node, install_dir=str(workdir), is_registered=registered).instance
             if n != 2:
                 install(tenant, driver=driver)
             if n == 1:

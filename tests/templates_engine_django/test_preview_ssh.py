@@ -9,7 +9,7 @@ from instances.models import Node
 from instances.selectors import instance_preview_report
 from templates_engine import ChangeKind, FileStatus
 
-from .conftest import install, run_command
+from .helpers import install, run_command
 
 pytestmark = [pytest.mark.django_db, pytest.mark.testbed]
 
@@ -26,7 +26,7 @@ def ssh_tenant(ssh_node, node_workdir, make_node, make_tenant, testbed_release):
     )
     node.set_private_key(ssh_node.client_key)
     node.save()
-    tenant = make_tenant(node=node, install_dir=str(node_workdir))
+    tenant = make_tenant(node=node, install_dir=str(node_workdir)).instance
     install(tenant, driver=driver_for(node))
     return tenant
 

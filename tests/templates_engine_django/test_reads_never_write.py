@@ -16,7 +16,7 @@ from instances.preview import instance_preview
 from instances.preview_runs import preview_run_execute, preview_run_request
 from instances.secrets import pending_placeholder
 
-from .conftest import install, run_command
+from .helpers import install, run_command
 
 PLACEHOLDER = pending_placeholder("APP_SECRET")
 
@@ -33,7 +33,7 @@ def secret_log_rows() -> list[str]:
 @pytest.fixture
 def without_secrets(make_tenant):
     def make(**fields):
-        tenant = make_tenant(**fields)
+        tenant = make_tenant(**fields).instance
         install(tenant)  # the node has the files of before, with the old secret
         tenant.set_secrets({})
         tenant.save()
@@ -129,7 +129,7 @@ def test_generate_missing_secrets_through_the_api_is_explicit_and_audited(
 
 @pytest.mark.django_db
 def test_generate_missing_secrets_admin_action(client, operator, testbed_release, without_secrets, make_tenant):
-    tenant, registered = without_secrets(), make_tenant(is_registered=True)
+    tenant, registered = without_secrets(), make_tenant(is_registered=True).instance
     client.force_login(operator)
     response = client.post(
         reverse("admin:instances_instance_changelist"),

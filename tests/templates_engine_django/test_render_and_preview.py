@@ -9,7 +9,7 @@ from instances.selectors import instance_preview_report
 from templates_engine import ChangeKind, FileStatus, parse_env
 from templates_engine._yaml import load_yaml
 
-from .conftest import install
+from .helpers import install
 
 pytestmark = pytest.mark.django_db
 
@@ -38,14 +38,14 @@ def test_two_instances_on_one_node_share_no_project_name_or_port(campaign_releas
 
 
 def test_release_version_string_and_default(testbed_release, campaign_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     assert instance_render(instance=tenant)[0] == testbed_release  # the fleet default
     assert instance_render(instance=tenant, release="v1.0.0")[0] == testbed_release
     assert instance_render(instance=tenant, release="")[0] == testbed_release
 
 
 def test_registered_tenant_missing_a_required_variable_is_blocked(testbed_release, make_tenant):
-    tenant = make_tenant(is_registered=True)
+    tenant = make_tenant(is_registered=True).instance
     install(tenant)
     # No EXTRA_PORT (required by the set) and no APP_MODE (the compose file has a default for it).
     Path(tenant.install_dir, ".env").write_text(
@@ -63,7 +63,7 @@ def test_registered_tenant_missing_a_required_variable_is_blocked(testbed_releas
 
 
 def test_registered_tenant_without_any_env_file_is_blocked(testbed_release, make_tenant):
-    tenant = make_tenant(is_registered=True)
+    tenant = make_tenant(is_registered=True).instance
     install(tenant)
     report = instance_preview_report(instance=tenant)
     assert report.blocked
@@ -72,7 +72,7 @@ def test_registered_tenant_without_any_env_file_is_blocked(testbed_release, make
 
 
 def test_panel_provisioned_tenant_is_never_blocked_by_coverage(testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     report = instance_preview_report(instance=tenant)  # nothing installed yet
     assert not report.blocked
     assert report.coverage.required_missing == []
@@ -81,7 +81,7 @@ def test_panel_provisioned_tenant_is_never_blocked_by_coverage(testbed_release, 
 
 
 def test_preview_hash_follows_the_node(testbed_release, make_tenant):
-    tenant = make_tenant()
+    tenant = make_tenant().instance
     install(tenant)
     before = instance_preview(instance=tenant).preview_hash
     assert instance_preview(instance=tenant).preview_hash == before

@@ -1,7 +1,9 @@
 """A tenant of the testbed template set on a real node, for end-to-end tests and benchmarks.
 
-`provision` does what an install script would: renders the files, writes tenant content under
-mkdocs/, and brings the stack up; `Tenant` reads back what is on the node and in docker.
+`Tenant` is the one type every test's tenant has, and `tenant_create` the one place that builds it
+(the fixtures of tests/*/conftest.py differ only in what they put on the node). `provision` does what
+an install script would: renders the files, writes tenant content under mkdocs/, and brings the stack
+up; `Tenant` reads back what is on the node and in docker.
 """
 
 import hashlib
@@ -11,12 +13,14 @@ import posixpath
 import socket
 import subprocess
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from instances.drivers import driver_for
 from instances.models import Instance, Node
 from instances.preview import instance_render
+from instances.services import instance_save
 
 MKDOCS_FILES = {
     "mkdocs/index.md": b"# Welcome\n\nHand-written by the tenant.\n",
@@ -117,6 +121,32 @@ class Tenant:
             for p in sorted(root.rglob("*"))
             if p.is_file()
         }
+
+
+def testbed_ports() -> dict[str, int]:
+    """The ports the testbed template set needs, each a free loopback port."""
+    return {"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()}
+
+
+def tenant_create(
+    *,
+    node: Node,
+    path: Path | str,
+    slug: str = "",
+    secrets: dict[str, str] | None = None,
+    docker_host: str = "",
+    **fields,
+) -> Tenant:
+    """An instance (saved as the panel saves one) whose install directory on `node` is `path`, as a
+    Tenant. `fields` are further Instance fields; `secrets` are stored encrypted on top of the generated ones."""
+    slug = slug or f"t{uuid.uuid4().hex[:8]}"
+    instance = instance_save(
+        instance=Instance(**{"name": slug, **fields, "slug": slug, "node": node, "install_dir": str(path)})
+    )
+    if secrets:
+        instance.set_secrets({**instance.get_secrets(), **secrets})
+        instance.save()
+    return Tenant(instance=instance, node=node, path=Path(path), docker_host=docker_host)
 
 
 def copy_image(image: str, *, to_host: str, from_host: str = "") -> None:

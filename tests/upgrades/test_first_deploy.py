@@ -13,9 +13,8 @@ from instances.backups.services import backup_request, backup_run
 from instances.choices import RestoreStatus
 from instances.models import Instance
 from instances.preview import instance_preview
-from instances.services import instance_save
 from tests.testbed.sshd import NODE_USER
-from tests.testbed.tenant import Tenant, free_port
+from tests.testbed.tenant import Tenant, tenant_create, testbed_ports
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
@@ -34,17 +33,9 @@ def new_tenant(testbed_node, testbed_release, node_workdir_factory, settings):
     def make() -> Tenant:
         slug = f"n{uuid.uuid4().hex[:8]}"
         path = node_workdir_factory() / "tenants" / slug  # neither folder exists
-        instance = instance_save(
-            instance=Instance(
-                name=slug,
-                slug=slug,
-                node=testbed_node,
-                install_dir=str(path),
-                compose_project=f"ccp-{slug}",
-                ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()},
-            )
+        made.append(
+            tenant_create(node=testbed_node, path=path, slug=slug, compose_project=f"ccp-{slug}", ports=testbed_ports())
         )
-        made.append(Tenant(instance=instance, node=testbed_node, path=path))
         return made[-1]
 
     yield make

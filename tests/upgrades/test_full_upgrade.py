@@ -2,6 +2,7 @@
 dropping and the Celery worker being killed and replaced, and its whole log ends up in the steps."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,44 @@ def test_a_secret_echoed_by_the_script_never_reaches_the_stored_steps(make_tenan
     assert secret not in outputs
     tenant.instance.refresh_from_db()
     assert "failed" in tenant.instance.attention
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """The processes of a process group still alive on this host (the testbed node is this host)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.timeout(300)
+def test_a_script_past_its_step_timeout_is_stopped_on_the_node_and_the_upgrade_fails(
+    make_tenant, celery_worker_thread, settings
+):
+    settings.CCP_STEP_TIMEOUTS = {"run_script": 4}
+    tenant = make_tenant()
+    install_script(tenant, '#!/bin/sh\necho "started towards $1"\nsleep 120\necho "changed the node" > late\n')
+
+    started = time.monotonic()
+    upgrade = wait_final(upgrade_request(instance=tenant.instance, mode=UpgradeMode.FULL, image_tag="v2"))
+
+    sentence = 'The step "run the upgrade script" did not finish within its timeout of 4 s and was stopped.'
+    assert upgrade.status == UpgradeStatus.FAILED and sentence in upgrade.error
+    assert time.monotonic() - started < 90
+    step = upgrade.steps.get(key="run_script")
+    assert step.status == "failed" and "started towards v2" in step.output and sentence in step.output
+    assert "stopped the job's processes on the node" in step.output
+    assert not upgrade.steps.filter(key="health_check").exists()  # nothing ran after the failed step
+    # The script and everything it started are gone from the node, its end recorded as 143.
+    job = tenant.path / ".ccp" / "jobs" / upgrade.detached_job_id
+    assert (job / "rc").read_text().strip() == "143"
+    assert process_group_members(int((job / "pid").read_text())) == []
+    # Full mode has no automatic rollback: the instance needs attention, naming the step.
+    tenant.instance.refresh_from_db()
+    assert "run the upgrade script" in tenant.instance.attention and "4 s" in tenant.instance.attention
+    assert tenant.images() == {"v1"} and not (tenant.path / "late").exists()

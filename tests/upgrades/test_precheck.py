@@ -2,6 +2,7 @@
 
 import pytest
 
+from upgrades.models import Upgrade
 from upgrades.modes.precheck import Section, parse_sections, precheck, precheck_argv, precheck_verdict
 from upgrades.runner import StepContext, StepError
 
@@ -95,8 +96,6 @@ class CountingDriver:
 @pytest.mark.testbed
 @pytest.mark.django_db(transaction=True)
 def test_precheck_on_a_real_tenant_is_one_round_trip(make_tenant, settings):
-    from upgrades.models import Upgrade
-
     tenant = make_tenant()
     upgrade = Upgrade.objects.create(instance=tenant.instance, mode="image_only", target_tag="v2")
     driver = CountingDriver(tenant.driver())

@@ -11,7 +11,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from instances.groups import VIEWERS
-from tests.conftest import _user
+from tests.helpers import make_user
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.services import upgrade_request
 
@@ -52,7 +52,7 @@ def test_a_client_polling_the_progress_endpoint_sees_the_running_steps_output_gr
     tenant = make_tenant()
     secret = tenant.instance.get_secrets()["APP_SECRET"]
     install_script(tenant, SCRIPT)
-    token = Token.objects.create(user=_user("progress-viewer", VIEWERS)).key
+    token = Token.objects.create(user=make_user("progress-viewer", VIEWERS)).key
     upgrade = upgrade_request(instance=tenant.instance, mode=UpgradeMode.FULL, image_tag="v2")
     url = f"{live_server.url}/api/v1/upgrades/{upgrade.pk}/progress/"
 
@@ -94,7 +94,7 @@ def test_a_client_polling_the_progress_endpoint_sees_the_running_steps_output_gr
     newer = json.loads(get(f"{url}?since={last['output_offset']}", token)[1])["steps"][-1]
     assert newer["output"] == "" and newer["output_since"] == last["output_offset"]
     assert get(url, None)[0] == 401
-    assert get(url, Token.objects.create(user=_user("no-groups")).key)[0] == 403
+    assert get(url, Token.objects.create(user=make_user("no-groups")).key)[0] == 403
 
 
 @pytest.mark.timeout(300)

@@ -10,9 +10,10 @@ import uuid
 import pytest
 
 from instances.drivers import driver_for
-from upgrades.choices import UpgradeStatus
+from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.modes.protection import CONTENT, STAT, changed_paths, parse_snapshot, snapshot_argv, take_snapshot
 from upgrades.runner import StepError
+from upgrades.services import upgrade_request, upgrade_run
 
 from .helpers import quick, wait_final
 
@@ -133,7 +134,6 @@ def test_content_changed_with_its_mtime_restored_fails_the_upgrade(
 def test_full_hash_alone_catches_what_the_listing_cannot_see(make_tenant, after_up, settings):
     """Tamper with the recorded listing digest to stand for a change no stat field shows (a file
     system without a trustworthy ctime): the content hash still fails the upgrade."""
-    from upgrades.services import upgrade_run
 
     settings.CCP_PROTECTED_FULL_HASH = True
     tenant = make_tenant()
@@ -154,9 +154,6 @@ def test_full_hash_alone_catches_what_the_listing_cannot_see(make_tenant, after_
 
 
 def quick_foreground(tenant, tag, upgrade_run):
-    from upgrades.choices import UpgradeMode
-    from upgrades.services import upgrade_request
-
     upgrade = upgrade_request(instance=tenant.instance, mode=UpgradeMode.IMAGE_ONLY, image_tag=tag, enqueue=False)
     upgrade_run(upgrade_id=upgrade.pk)
     upgrade.refresh_from_db()
@@ -167,7 +164,6 @@ def quick_foreground(tenant, tag, upgrade_run):
 @pytest.mark.django_db(transaction=True)
 def test_an_upgrade_recorded_by_an_older_ccp_is_still_compared(make_tenant, after_up):
     """A full upgrade resumed across an update of the panel has every file's sha256 on its row."""
-    from upgrades.services import upgrade_run
 
     tenant = make_tenant()
 

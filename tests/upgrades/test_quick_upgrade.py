@@ -5,6 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from instances.models import Instance
+from instances.operations.models import InstanceLock
+from instances.operations.reconcile import reconcile_stale_locks
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.models import Upgrade
 from upgrades.services import upgrade_request
@@ -112,9 +115,6 @@ def test_upgrade_command_runs_in_the_foreground_and_prints_steps(make_tenant, ca
 
 
 def test_a_dead_workers_quick_upgrade_is_marked_interrupted_and_its_lock_released(make_instance):
-    from instances.operations.models import InstanceLock
-    from instances.operations.reconcile import reconcile_stale_locks
-
     instance = make_instance()
     upgrade = upgrade_request(instance=instance, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")
     InstanceLock.objects.filter(instance=instance).update(
@@ -135,7 +135,6 @@ def test_a_dead_workers_quick_upgrade_is_marked_interrupted_and_its_lock_release
 
 def test_check_health_records_health_and_the_running_version(make_tenant, api, operator):
     tenant = make_tenant(tag="v3")
-    from instances.models import Instance
 
     Instance.objects.filter(pk=tenant.instance.pk).update(observed_version="", health="unknown")
     response = api(operator).post(f"/api/v1/instances/{tenant.instance.slug}/check-health/")

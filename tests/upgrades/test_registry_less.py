@@ -7,14 +7,12 @@ import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from instances.drivers import close_all
 from instances.models import Instance, Node
-from instances.services import instance_save
-from tests.testbed.tenant import Tenant, copy_image, free_port, provision
+from tests.testbed.tenant import copy_image, provision, tenant_create, testbed_ports
 from upgrades.choices import UpgradeStatus
 
 from .handmade import public_registry_mentions
@@ -72,17 +70,15 @@ def engine_tenant(engine_node, testbed_release, node_workdir_factory, node_engin
     """A registered tenant at v1 on the node with its own engine (v1 was loaded there by hand)."""
     settings.CCP_HEALTH_TIMEOUT = 20
     slug = f"e{uuid.uuid4().hex[:8]}"
-    instance = instance_save(
-        instance=Instance(
-            name=slug,
-            slug=slug,
-            node=engine_node,
-            install_dir=str(node_workdir_factory()),
-            compose_project=f"ccp-{slug}",
-            ports={"web": free_port(), "api": free_port(), "docs": free_port(), "extra": free_port()},
-        )
+    tenant = tenant_create(
+        node=engine_node,
+        path=node_workdir_factory(),
+        slug=slug,
+        compose_project=f"ccp-{slug}",
+        ports=testbed_ports(),
+        docker_host=node_engine,
     )
-    tenant = Tenant(instance=instance, node=engine_node, path=Path(instance.install_dir), docker_host=node_engine)
+    instance = tenant.instance
     copy_image(docker_engine.image("v1"), to_host=node_engine)
     provision(tenant, tag="v1")
     Instance.objects.filter(pk=instance.pk).update(is_registered=True)

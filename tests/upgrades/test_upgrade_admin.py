@@ -3,7 +3,9 @@
 import pytest
 from django.utils import timezone
 
+from instances.models import PreviewRun
 from instances.operations.models import OperationStep
+from instances.preview_runs import preview_run_execute
 from upgrades.choices import UpgradeStatus
 from upgrades.models import Release, Upgrade
 
@@ -49,9 +51,6 @@ def test_viewer_does_not_get_the_upgrade_actions(client, viewer, make_instance):
 def test_upgrade_to_release_page_shows_the_diff_and_blocks_a_coverage_gap(
     client, operator, make_node, make_instance, tmp_path
 ):
-    from instances.models import PreviewRun
-    from instances.preview_runs import preview_run_execute
-
     Release.objects.create(version="v1", image_tag="v1", template_set="testbed", is_default=True)
     node = make_node(driver="local")
     ok = make_instance(

@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
+from instances.operations.models import OperationStep
 from upgrades.choices import UpgradeStatus
 from upgrades.models import Upgrade
 
@@ -109,8 +110,6 @@ def test_the_upgrade_list_gives_steps_without_output_and_the_detail_with_it(api,
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
-
-    from instances.operations.models import OperationStep
 
     instance = make_instance()
     for _ in range(3):

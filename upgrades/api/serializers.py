@@ -15,7 +15,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class UpgradeStepSummarySerializer(serializers.ModelSerializer):
-    """A step as the upgrade list shows it: name, status and timing. Its output is on the detail."""
+    """A step as the upgrade list shows it: key, label (`name`), status and timing. Its output is on the detail."""
 
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 

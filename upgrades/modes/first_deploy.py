@@ -9,8 +9,9 @@ still in place, then removal of what the deploy created.
 
 import posixpath
 
+from instances.commands.files import mkdir_argv, remove_argv, rmdir_if_empty_argv
 from instances.context import template_set_for
-from instances.node_commands import compose_config, compose_ps
+from instances.node_queries import compose_config, compose_ps
 
 from ..runner import Step, StepContext, StepError
 from . import node_ops as ops
@@ -25,7 +26,7 @@ def prepare(ctx: StepContext) -> str:
         return f"{instance.install_dir} holds {', '.join(present)}: an upgrade, not a first deploy"
     created = not ctx.driver.exists(instance.install_dir)
     if created:
-        ctx.driver.run(["mkdir", "-p", "--", instance.install_dir], timeout=30, check=True)
+        ctx.driver.run(mkdir_argv(instance.install_dir), timeout=30, check=True)
         ctx.state["changed"] = True  # from here on a failure must remove it again (the rollback)
     upgrade.is_first_deploy = True
     upgrade.state["created_install_dir"] = created
@@ -55,7 +56,7 @@ def create_bind_folders(ctx: StepContext) -> str:
                 sources.add(posixpath.normpath(source))
     missing = sorted(s for s in sources if not ctx.driver.exists(s))
     if missing:
-        ctx.driver.run(["mkdir", "-p", "--", *missing], timeout=30, check=True)
+        ctx.driver.run(mkdir_argv(*missing), timeout=30, check=True)
     ctx.upgrade.state["created_dirs"] = [posixpath.relpath(s, ctx.instance.install_dir) for s in missing]
     ctx.upgrade.save(update_fields=["state"])
     if not missing:
@@ -65,8 +66,8 @@ def create_bind_folders(ctx: StepContext) -> str:
 
 def rollback(ctx: StepContext) -> list[Step]:
     return [
-        Step("stop the deployed stack (compose down)", _down, timeout=300),
-        Step("remove what the deploy created", _remove_created, timeout=120),
+        Step("compose_down", "stop the deployed stack (compose down)", _down, timeout=300),
+        Step("remove_created", "remove what the deploy created", _remove_created, timeout=120),
     ]
 
 
@@ -91,16 +92,16 @@ def _remove_created(ctx: StepContext) -> str:
     upgrade, install_dir = ctx.upgrade, ctx.instance.install_dir
     files = upgrade.state.get("new", [])
     if files:
-        ctx.driver.run(["rm", "-f", "--", *[ops.path_in(ctx, f) for f in files]], timeout=30, check=True)
-    ctx.driver.run(["rm", "-rf", "--", ops.path_in(ctx, f".ccp/upgrades/{upgrade.pk}")], timeout=30, check=True)
+        ctx.driver.run(remove_argv(*[ops.path_in(ctx, f) for f in files]), timeout=30, check=True)
+    ctx.driver.run(remove_argv(ops.path_in(ctx, f".ccp/upgrades/{upgrade.pk}"), recursive=True), timeout=30, check=True)
     folders = {posixpath.dirname(f) for f in files if posixpath.dirname(f)}
     folders |= set(upgrade.state.get("created_dirs", [])) | {".ccp/upgrades", ".ccp"}
     # Deepest first, so a parent is empty by the time its turn comes.
     for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
-        ctx.driver.run(["rmdir", "--ignore-fail-on-non-empty", "--", ops.path_in(ctx, folder)], timeout=30)
+        ctx.driver.run(rmdir_if_empty_argv(ops.path_in(ctx, folder)), timeout=30)
     lines = [f"removed {len(files)} file(s) the deploy wrote"]
     if upgrade.state.get("created_install_dir"):
-        ctx.driver.run(["rmdir", "--ignore-fail-on-non-empty", "--", install_dir], timeout=30)
+        ctx.driver.run(rmdir_if_empty_argv(install_dir), timeout=30)
         if ctx.driver.exists(install_dir):
             lines.append(f"left {install_dir}: something else was written into it")
         else:

@@ -11,9 +11,13 @@ marked as needing attention, naming the pre-upgrade backup to restore from.
 import posixpath
 import time
 
+from instances.commands.files import run_in_directory_argv
+
+from ..choices import UpgradeMode
+from ..deadline import StepTimedOut
 from ..runner import AlreadyDone, Step, StepContext, StepError
+from . import Mode, protection, register_mode, require
 from . import node_ops as ops
-from . import protection
 from .backup_step import pre_upgrade_backup
 
 POLL_SECONDS = 1.0
@@ -21,20 +25,37 @@ POLL_SECONDS = 1.0
 
 def steps(ctx: StepContext) -> list[Step]:
     return [
-        Step("precheck", lambda c: ops.precheck(c, need_files=(c.instance.upgrade_script,)), timeout=60),
-        Step("pre-upgrade backup", pre_upgrade_backup, timeout=3600),
-        Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
+        Step("precheck", "precheck", lambda c: ops.precheck(c, need_files=(c.instance.upgrade_script,)), timeout=60),
+        Step("pre_upgrade_backup", "pre-upgrade backup", pre_upgrade_backup, timeout=3600),
+        Step("checksum_protected", "checksum protected paths", ops.checksum_protected_before, timeout=300),
         *protection.content_hash_steps(),  # nothing to overlap with here: waited for at once
-        Step("compare with the running version", _already_there, timeout=60),
-        Step("run the upgrade script", _run_script, changes=True, timeout=6 * 3600),
-        Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
-        Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
-        Step("record version", _record, changes=True, timeout=30),
+        Step("compare_running", "compare with the running version", _already_there, timeout=60),
+        Step("run_script", "run the upgrade script", _run_script, changes=True, timeout=6 * 3600),
+        Step("health_check", "health check", lambda c: ops.check_health(c), changes=True, timeout=300),
+        Step("protected_unchanged", "protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
+        Step("record_version", "record version", _record, changes=True, timeout=30),
     ]
 
 
 def rollback(ctx: StepContext) -> list[Step]:
     return []
+
+
+def _request(upgrade, *, release, image_tag: str, preview_hash: str) -> None:
+    target = release.image_tag if release else image_tag
+    require(target, "A full upgrade needs the version (image tag or release) to pass to the script.")
+    upgrade.release, upgrade.target_tag, upgrade.to_version = release, target, target
+
+
+MODE = register_mode(
+    Mode(
+        choice=UpgradeMode.FULL,
+        steps=steps,
+        rollback=rollback,
+        request=_request,
+        resumes_detached_job=True,
+    )
+)
 
 
 def _already_there(ctx: StepContext) -> str:
@@ -53,18 +74,17 @@ def _run_script(ctx: StepContext) -> str:
     upgrade = ctx.upgrade
     if not upgrade.detached_job_id:
         # The script runs in the install directory with the target version as its one argument.
-        argv = [
-            "sh",
-            "-c",
-            'cd "$1" && shift && exec "$@"',
-            "ccp-upgrade",
-            ctx.instance.install_dir,
-            posixpath.join(ctx.instance.install_dir, ctx.instance.upgrade_script),
-            upgrade.to_version,
-        ]
+        script = posixpath.join(ctx.instance.install_dir, ctx.instance.upgrade_script)
+        argv = run_in_directory_argv(ctx.instance.install_dir, script, upgrade.to_version)
         upgrade.detached_job_id = ctx.driver.start_detached(argv, job_dir(ctx))
         upgrade.save(update_fields=["detached_job_id"])
-    return follow_job(ctx)
+    try:
+        return follow_job(ctx)
+    except StepTimedOut:
+        # The runner's deadline passed: the script must not go on changing the node behind a failed step.
+        stopped = ctx.driver.unbounded.stop_detached(job_dir(ctx), upgrade.detached_job_id)
+        ctx.output(f"\n[{stopped}]\n")
+        raise
 
 
 def follow_job(ctx: StepContext) -> str:
@@ -72,8 +92,7 @@ def follow_job(ctx: StepContext) -> str:
     the log, so the step always holds the whole log (redacted)."""
     ctx.step.output = ""
     offset = 0
-    deadline = time.monotonic() + ctx.timeout
-    while True:
+    while True:  # the runner's deadline ends the wait (upgrades.deadline)
         status = ctx.driver.poll_detached(job_dir(ctx), ctx.upgrade.detached_job_id, offset)
         offset = status.offset
         ctx.output(status.output.decode(errors="replace"))
@@ -82,8 +101,6 @@ def follow_job(ctx: StepContext) -> str:
             if status.exit_code != 0:
                 raise StepError(f"The upgrade script exited with code {status.exit_code}.")
             return ""
-        if time.monotonic() > deadline:
-            raise StepError(f"The upgrade script is still running after {int(ctx.timeout)} s.")
         time.sleep(POLL_SECONDS)
 
 

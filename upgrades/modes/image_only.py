@@ -6,35 +6,57 @@ unchanged → record the version observed.
 Rollback: put the kept .env back (from the copy on the node), up -d --wait, health, verify again.
 """
 
+from ..choices import UpgradeMode
 from ..runner import AlreadyDone, Step, StepContext
-from . import images, protection
+from . import Mode, images, protection, register_mode, require
 from . import node_ops as ops
 
 
 def steps(ctx: StepContext) -> list[Step]:
     return [
-        Step("precheck", lambda c: ops.precheck(c, need_files=(ops.ENV_FILE,)), timeout=60),
-        Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
-        Step("keep a copy of .env", _keep_env, timeout=60),
-        Step("compare with the running version", _already_there, timeout=60),
-        Step("set IMAGE_TAG in .env", _set_tag, changes=True, timeout=60),
-        Step("pull images", images.pull_images, changes=True, timeout=900),
+        Step("precheck", "precheck", lambda c: ops.precheck(c, need_files=(ops.ENV_FILE,)), timeout=60),
+        Step("checksum_protected", "checksum protected paths", ops.checksum_protected_before, timeout=300),
+        Step("keep_env", "keep a copy of .env", _keep_env, timeout=60),
+        Step("compare_running", "compare with the running version", _already_there, timeout=60),
+        Step("set_image_tag", "set IMAGE_TAG in .env", _set_tag, changes=True, timeout=60),
+        Step("pull_images", "pull images", images.pull_images, changes=True, timeout=900),
         *protection.content_hash_steps(),  # with CCP_PROTECTED_FULL_HASH: hashed while the pull ran
-        Step("start containers (up -d --wait)", lambda c: _up(c), changes=True, timeout=600),
-        Step("verify running images", images.verify_running, changes=True, timeout=120),
-        Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
-        Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
-        Step("record version", _record, changes=True, timeout=30),
+        Step("up", "start containers (up -d --wait)", lambda c: _up(c), changes=True, timeout=600),
+        Step("verify_images", "verify running images", images.verify_running, changes=True, timeout=120),
+        Step("health_check", "health check", lambda c: ops.check_health(c), changes=True, timeout=300),
+        Step("protected_unchanged", "protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
+        Step("record_version", "record version", _record, changes=True, timeout=30),
     ]
 
 
 def rollback(ctx: StepContext) -> list[Step]:
     return [
-        Step("restore .env", _restore_env, timeout=60),
-        Step("start previous containers (up -d --wait)", lambda c: ops.compose_up(c), timeout=600),
-        Step("health check after rollback", lambda c: ops.check_health(c), timeout=300),
-        Step("verify running images after rollback", _verify_after_rollback, timeout=120),
+        Step("restore_env", "restore .env", _restore_env, timeout=60),
+        Step("up_previous", "start previous containers (up -d --wait)", lambda c: ops.compose_up(c), timeout=600),
+        Step("health_check_after_rollback", "health check after rollback", lambda c: ops.check_health(c), timeout=300),
+        Step(
+            "verify_images_after_rollback",
+            "verify running images after rollback",
+            _verify_after_rollback,
+            timeout=120,
+        ),
     ]
+
+
+def _request(upgrade, *, release, image_tag: str, preview_hash: str) -> None:
+    require(image_tag, "A Quick upgrade needs the image tag to move to.")
+    upgrade.target_tag = upgrade.to_version = image_tag
+
+
+MODE = register_mode(
+    Mode(
+        choice=UpgradeMode.IMAGE_ONLY,
+        steps=steps,
+        rollback=rollback,
+        request=_request,
+        recovers_from_kept_copies=True,
+    )
+)
 
 
 def _keep_env(ctx: StepContext) -> str:

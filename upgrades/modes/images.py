@@ -13,8 +13,9 @@ import re
 import time
 from dataclasses import dataclass
 
+from instances.commands import docker
 from instances.drivers import LocalDriver, driver_for
-from instances.node_commands import compose_config, image_id, image_ids, project_containers
+from instances.node_queries import compose_config, image_id, image_ids, project_containers
 
 from ..runner import StepContext, StepError
 from .node_ops import compose, decoded
@@ -138,7 +139,7 @@ def _ship_one(ctx: StepContext, image: str) -> str:
     source, where, wanted = found
     if image_id(ctx.driver, wanted):  # the node has this exact image, maybe under another name
         if image_id(ctx.driver, image) != wanted:
-            ctx.driver.run(["docker", "image", "tag", wanted, image], timeout=60, check=True)
+            ctx.driver.run(docker.image_tag_argv(wanted, image), timeout=60, check=True)
         return f"{image}: the node already has {short(wanted)}; nothing transferred"
     sent = _stream(ctx, source, image)
     arrived = image_id(ctx.driver, image)
@@ -167,7 +168,7 @@ def _pull_on_panel(ctx: StepContext, image: str):
     """Neither the panel host nor the image source node has the image: pull it on the panel host."""
     panel, source_node = LocalDriver(), ctx.node.image_source
     ctx.output(f"{image}: neither the panel host nor an image source node has it; pulling it on the panel host\n")
-    pulled = panel.run(["docker", "pull", "--quiet", image], timeout=ctx.timeout)
+    pulled = panel.run(docker.pull_argv(image), timeout=ctx.timeout)
     found = image_id(panel, image) if pulled.exit_code == 0 else None
     if not found:
         where = f"the panel host or node {source_node}" if source_node else "the panel host"
@@ -181,8 +182,8 @@ def _pull_on_panel(ctx: StepContext, image: str):
 def _stream(ctx: StepContext, source, image: str) -> int:
     sent, last = 0, time.monotonic()
     with (
-        source.open_stream_out(["docker", "save", image]) as out,
-        ctx.driver.open_stream_in(["docker", "load", "--quiet"]) as sink,
+        source.open_stream_out(docker.save_argv(image)) as out,
+        ctx.driver.open_stream_in(docker.load_argv()) as sink,
     ):
         while chunk := out.read(CHUNK):
             sink.write(chunk)

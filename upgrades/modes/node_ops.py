@@ -7,8 +7,10 @@ import posixpath
 
 from django.conf import settings
 
+from instances.commands.compose import compose_argv
+from instances.commands.files import mkdir_argv
 from instances.health import health_urls_of, probe_until_healthy
-from instances.node_commands import compose_argv, compose_ps, project_containers
+from instances.node_queries import compose_ps, project_containers
 from instances.services import instance_record_observation
 from instances.template_errors import engine_errors
 from templates_engine import parse_env, with_env_value
@@ -75,7 +77,7 @@ def kept_copy_path(ctx: StepContext, relative: str) -> str:
 def keep_copy(ctx: StepContext, relative: str, content: bytes) -> str:
     """Keep a copy of a file the upgrade will change under .ccp/upgrades/<id>/ on the node."""
     copy = kept_copy_path(ctx, relative)
-    ctx.driver.run(["mkdir", "-p", posixpath.dirname(copy)], timeout=30, check=True)
+    ctx.driver.run(mkdir_argv(posixpath.dirname(copy)), timeout=30, check=True)
     ctx.driver.write_file(copy, content, mode=0o600)
     return copy
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from instances.node_commands import compose_argv
+from instances.commands.compose import compose_argv
 
 from ..runner import StepContext, StepError
 

@@ -178,7 +178,8 @@ def snapshot_before(ctx: StepContext) -> str:
     ctx.upgrade.save(update_fields=["state"])
     note = ""
     if full_hash_enabled():
-        driver, instance, upgrade_id = ctx.driver, ctx.instance, ctx.upgrade.pk
+        # Outlives this step (waited for by "protected content hashed"): not bound by this step's deadline.
+        driver, instance, upgrade_id = ctx.driver.unbounded, ctx.instance, ctx.upgrade.pk
         ctx.state["content_hash"] = _Background(
             lambda: take_snapshot(driver, instance, upgrade_id=upgrade_id, kind=CONTENT, moment="before")
         )
@@ -191,7 +192,7 @@ def content_hash_steps() -> list[Step]:
     first step that may touch the tenant's files or containers. Without it: nothing."""
     if not full_hash_enabled():
         return []
-    return [Step("protected content hashed", _content_before, timeout=3600)]
+    return [Step("protected_content_hashed", "protected content hashed", _content_before, timeout=3600)]
 
 
 def _content_before(ctx: StepContext) -> str:

@@ -15,37 +15,45 @@ remove files that were new, up -d --wait --remove-orphans, health. A first deplo
 
 import posixpath
 
+from instances.commands.files import mkdir_argv, remove_argv
 from instances.context import template_set_for
 from instances.health import running_tags
 from instances.preview import instance_preview
 from instances.services import instance_generate_missing_secrets
 from templates_engine import FileStatus
 
+from ..choices import UpgradeMode
 from ..runner import AlreadyDone, Step, StepContext, StepError
-from . import first_deploy, images, protection
+from . import Mode, first_deploy, images, protection, register_mode, require
 from . import node_ops as ops
 from .backup_step import pre_upgrade_backup
 
 
 def steps(ctx: StepContext) -> list[Step]:
     return [
-        Step("prepare the install directory", first_deploy.prepare, timeout=60),
-        Step("precheck", lambda c: ops.precheck(c, need_compose=False), timeout=60),
-        Step("generate missing secrets", _generate_secrets, timeout=60),
-        Step("render and compare with the approved preview", _render_and_compare, timeout=120),
-        Step("pre-upgrade backup", _backup, timeout=3600),
-        Step("checksum protected paths", ops.checksum_protected_before, timeout=300),
-        Step("compare with the running version", _already_there, timeout=60),
-        Step("copy the files it will overwrite", _keep_copies, timeout=300),
-        Step("write rendered files", _write_files, changes=True, timeout=300),
-        Step("create bind-mounted folders", first_deploy.create_bind_folders, changes=True, timeout=60),
-        Step("pull images", images.pull_images, changes=True, timeout=900),
+        Step("prepare_install_dir", "prepare the install directory", first_deploy.prepare, timeout=60),
+        Step("precheck", "precheck", lambda c: ops.precheck(c, need_compose=False), timeout=60),
+        Step("generate_secrets", "generate missing secrets", _generate_secrets, timeout=60),
+        Step("render_and_compare", "render and compare with the approved preview", _render_and_compare, timeout=120),
+        Step("pre_upgrade_backup", "pre-upgrade backup", _backup, timeout=3600),
+        Step("checksum_protected", "checksum protected paths", ops.checksum_protected_before, timeout=300),
+        Step("compare_running", "compare with the running version", _already_there, timeout=60),
+        Step("keep_copies", "copy the files it will overwrite", _keep_copies, timeout=300),
+        Step("write_files", "write rendered files", _write_files, changes=True, timeout=300),
+        Step(
+            "create_bind_folders",
+            "create bind-mounted folders",
+            first_deploy.create_bind_folders,
+            changes=True,
+            timeout=60,
+        ),
+        Step("pull_images", "pull images", images.pull_images, changes=True, timeout=900),
         *protection.content_hash_steps(),  # with CCP_PROTECTED_FULL_HASH: hashed while the pull ran
-        Step("start containers (up -d --wait --remove-orphans)", lambda c: _up(c), changes=True, timeout=600),
-        Step("verify running images", images.verify_running, changes=True, timeout=120),
-        Step("health check", lambda c: ops.check_health(c), changes=True, timeout=300),
-        Step("protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
-        Step("record version", _record, changes=True, timeout=30),
+        Step("up", "start containers (up -d --wait --remove-orphans)", lambda c: _up(c), changes=True, timeout=600),
+        Step("verify_images", "verify running images", images.verify_running, changes=True, timeout=120),
+        Step("health_check", "health check", lambda c: ops.check_health(c), changes=True, timeout=300),
+        Step("protected_unchanged", "protected paths unchanged", ops.protected_unchanged, changes=True, timeout=300),
+        Step("record_version", "record version", _record, changes=True, timeout=30),
     ]
 
 
@@ -53,14 +61,33 @@ def rollback(ctx: StepContext) -> list[Step]:
     if ctx.upgrade.is_first_deploy:
         return first_deploy.rollback(ctx)
     return [
-        Step("restore the copied files", _restore_copies, timeout=300),
+        Step("restore_copies", "restore the copied files", _restore_copies, timeout=300),
         Step(
+            "up_previous",
             "start previous containers (up -d --wait --remove-orphans)",
             lambda c: ops.compose_up(c, "--remove-orphans"),
             timeout=600,
         ),
-        Step("health check after rollback", lambda c: ops.check_health(c), timeout=300),
+        Step("health_check_after_rollback", "health check after rollback", lambda c: ops.check_health(c), timeout=300),
     ]
+
+
+def _request(upgrade, *, release, image_tag: str, preview_hash: str) -> None:
+    require(release, "An upgrade to a release needs the release.")
+    require(preview_hash, "An upgrade to a release needs the preview hash the operator approved.")
+    upgrade.release, upgrade.target_tag, upgrade.to_version = release, release.image_tag, release.version
+    upgrade.approved_preview_hash = preview_hash
+
+
+MODE = register_mode(
+    Mode(
+        choice=UpgradeMode.RELEASE,
+        steps=steps,
+        rollback=rollback,
+        request=_request,
+        recovers_from_kept_copies=True,
+    )
+)
 
 
 def _generate_secrets(ctx: StepContext) -> str:
@@ -170,7 +197,7 @@ def _write_files(ctx: StepContext) -> str:
     for diff in _changed_files(ctx):
         rendered = preview.files[diff.path]
         target = ops.path_in(ctx, diff.path)
-        ctx.driver.run(["mkdir", "-p", posixpath.dirname(target)], timeout=30, check=True)
+        ctx.driver.run(mkdir_argv(posixpath.dirname(target)), timeout=30, check=True)
         ctx.driver.write_file(target, rendered.content, mode=rendered.mode)
         written.append(diff.path)
     return "wrote " + (", ".join(written) or "nothing")
@@ -202,5 +229,5 @@ def _restore_copies(ctx: StepContext) -> str:
     for path in kept:
         ctx.driver.write_file(ops.path_in(ctx, path), ctx.driver.read_file(ops.kept_copy_path(ctx, path)))
     for path in new:
-        ctx.driver.run(["rm", "-f", "--", ops.path_in(ctx, path)], timeout=30, check=True)
+        ctx.driver.run(remove_argv(ops.path_in(ctx, path)), timeout=30, check=True)
     return f"restored {len(kept)} file(s), removed {len(new)} new file(s)"

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from ccp.errors import CCPError
 from instances.management.cli import fail, instance_by_slug
 from instances.preview import instance_render, missing_secrets
-from instances.redaction import REDACTED, redact_bytes, secret_values
+from instances.redaction import REDACTED, redact, secret_values
 from templates_engine import RenderedFile, TemplateEngineError, write_rendered
 
 
@@ -38,9 +38,7 @@ class Command(BaseCommand):
             release_row, template_set, files = instance_render(instance=instance, release=release)
             if not reveal_secrets:
                 secrets = secret_values(instance)
-                files = {
-                    path: RenderedFile(f.path, redact_bytes(f.content, secrets), f.mode) for path, f in files.items()
-                }
+                files = {path: RenderedFile(f.path, redact(f.content, secrets), f.mode) for path, f in files.items()}
             write_rendered(files, out, private=True)  # 0600 files, 0700 folders: a render holds the .env
         except (CCPError, TemplateEngineError) as exc:  # write_rendered refuses unsafe paths itself
             raise fail(exc.message, instance=instance) from None

@@ -1,4 +1,5 @@
-"""The fixed shell scripts backups and restores run on a node, reviewed here once.
+"""The fixed shell scripts backups and restores run on a node, reviewed here once, with the command
+lines that run them and the parser of the inventory (pure).
 
 Run as `sh -c SCRIPT NAME ARG…`: values reach them only as positional parameters, never pasted into
 the script text (see instances/drivers/scripts.py for the same rule).
@@ -68,3 +69,25 @@ cd -- "$dir" || exit 2
 undo "$@"
 """
 )
+
+
+def inventory_argv(install_dir: str) -> list[str]:
+    return ["sh", "-c", INVENTORY, "ccp-inventory", install_dir]
+
+
+def parse_inventory(stdout: bytes) -> dict[str, str]:
+    """{top-level name: "f", "d" or "l"} from INVENTORY's `<type> <name>\\0` records."""
+    entries = {}
+    for record in stdout.split(b"\0"):
+        if record:
+            kind, _, name = record.decode("utf-8", errors="surrogateescape").partition(" ")
+            entries[name] = kind
+    return entries
+
+
+def swap_argv(install_dir: str, staging: str, names: list[str]) -> list[str]:
+    return ["sh", "-c", SWAP, "ccp-restore-swap", install_dir, staging, *names]
+
+
+def undo_swap_argv(install_dir: str, staging: str, names: list[str]) -> list[str]:
+    return ["sh", "-c", UNDO_SWAP, "ccp-restore-undo", install_dir, staging, *names]
