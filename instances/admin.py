@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
 from ccp.admin_mixins import ReadOnlyAdmin, page_context
+from ccp.badges import badge
 from ccp.errors import CCPError
 from upgrades.admin_actions import quick_upgrade, upgrade_to_release, upgrade_urls
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
@@ -14,9 +15,10 @@ from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 from . import services
 from .admin_attention import NeedsAttentionFilter, acknowledge_attention, attention_column
 from .admin_backups import back_up_now, last_backup  # also registers BackupAdmin and RestoreAdmin
+from .admin_pages import instance_page_context, instance_page_urls, node_page_context, node_page_urls
 from .admin_preview import preview_release, preview_urls
 from .backups.selectors import annotate_last_backup
-from .forms import InstanceAdminForm, NodeAdminForm
+from .forms import InstanceAdminForm, NodeAdminForm, template_port_fields
 from .models import Instance, Node
 from .node_checks import node_presented_fingerprint, node_repin_host_key
 from .preview import release_or_default
@@ -46,11 +48,9 @@ class NodeAdmin(admin.ModelAdmin):
         "address",
         "ssh_port",
         "driver",
-        "host_key_fingerprint",
         "docker_version",
         "compose_version",
-        "check_ok",
-        "checked_at",
+        "last_check",
     )
     list_filter = ("driver", "registry_access", "check_ok")
     search_fields = ("name", "address")
@@ -92,6 +92,20 @@ class NodeAdmin(admin.ModelAdmin):
     )
 
     actions = ["check_nodes", "repin_host_keys"]
+
+    @admin.display(description="Last check", ordering="checked_at")
+    def last_check(self, node: Node):
+        if node.check_ok is None:
+            return badge("unknown", "never checked")
+        return badge("ok", "ok") if node.check_ok else badge("failed", "failed")
+
+    def get_urls(self):
+        return node_page_urls(self) + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        node = self.get_object(request, object_id)
+        extra = node_page_context(node, request) if node is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("instances.operate_node")
@@ -160,11 +174,11 @@ class InstanceAdmin(admin.ModelAdmin):
         "slug",
         "name",
         "node",
-        "status",
+        "status_badge",
         "effective_tag",
         "observed_version",
-        "health",
-        "is_registered",
+        "health_badge",
+        "origin",
         "last_upgrade",
         last_backup,
         attention_column,
@@ -216,7 +230,25 @@ class InstanceAdmin(admin.ModelAdmin):
         self.message_user(request, f"Health check queued for {len(ids)} instance(s); results appear in the list.")
 
     def get_urls(self):
-        return preview_urls(self) + upgrade_urls(self) + super().get_urls()
+        return instance_page_urls(self) + preview_urls(self) + upgrade_urls(self) + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        instance = self.get_object(request, object_id)
+        extra = instance_page_context(instance, request) if instance is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Instance):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Health", ordering="health")
+    def health_badge(self, obj: Instance):
+        return badge(obj.health, obj.get_health_display())
+
+    @admin.display(description="Installed by", ordering="is_registered")
+    def origin(self, obj: Instance) -> str:
+        # Not an error either way: said in words, not as a red cross.
+        return "its own script" if obj.is_registered else "CCP"
 
     def get_queryset(self, request):
         return with_open_attention(annotate_last_backup(annotate_last_upgrade(super().get_queryset(request))))
@@ -283,8 +315,23 @@ class InstanceAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        # The ports the template set needs, one field each (port_<name>), in place of the JSON mapping.
+        kwargs.setdefault("form", type(self.form.__name__, (self.form,), template_port_fields()))
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"user": request.user})
+
+    def get_fieldsets(self, request, obj=None):
+        ports = tuple(template_port_fields()) or ("ports",)
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": tuple(f for name in options["fields"] for f in (ports if name == "ports" else (name,))),
+                },
+            )
+            for title, options in super().get_fieldsets(request, obj)
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         # Where an existing instance lives and what its full upgrade runs are privileged (README "Security model").
@@ -307,8 +354,15 @@ class InstanceAdmin(admin.ModelAdmin):
 class AuditLogAdmin(ReadOnlyAdmin):
     """Who changed what, in the admin and through the API."""
 
-    list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
+    list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "readable_change")
     list_filter = ("action_flag", "content_type")
     search_fields = ("object_repr", "change_message", "user__username")
     list_select_related = ("user", "content_type")
     date_hierarchy = "action_time"
+    fields = ("action_time", "user", "content_type", "object_repr", "action_flag", "readable_change")
+    readonly_fields = fields
+
+    @admin.display(description="Change")
+    def readable_change(self, entry: LogEntry) -> str:
+        # The admin stores its messages as JSON; this is the sentence they stand for.
+        return entry.get_change_message()
