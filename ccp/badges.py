@@ -34,3 +34,9 @@ def badge(value: str, label: str | None = None):
         value,
         label if label is not None else value.replace("_", " "),
     )
+
+
+def first_sentence(error: str, limit: int = 240) -> str:
+    """The operator's sentence of an error: its first line (command output, when there is any, follows it)."""
+    line = (error or "").strip().split("\n", 1)[0].strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"

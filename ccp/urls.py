@@ -13,6 +13,7 @@ from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
 admin.site.site_header = "CCP — fleet control panel"
 admin.site.site_title = "CCP"
 admin.site.index_title = "Fleet administration"
+admin.site.site_url = "/admin/fleet/"  # "View site": the fleet dashboard (the panel has no other site)
 
 router = DefaultRouter()
 router.register("nodes", NodeViewSet)

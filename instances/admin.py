@@ -21,6 +21,7 @@ from .backups.selectors import annotate_last_backup
 from .forms import InstanceAdminForm, NodeAdminForm, template_port_fields
 from .models import Instance, Node
 from .node_checks import node_presented_fingerprint, node_repin_host_key
+from .node_keys import key_pair_generate
 from .preview import release_or_default
 from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, NODE_WHERE_FIELDS, RELOCATE_PERMISSION
 from .selectors import with_open_attention
@@ -71,7 +72,7 @@ class NodeAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Credentials", {"fields": ("private_key", "has_private_key", "ssh_key_path")}),
+        ("Credentials", {"fields": ("private_key", "generate_key", "has_private_key", "ssh_key_path")}),
         (
             "Host key (pinned on first contact)",
             {"fields": ("host_key_type", "host_key_fingerprint", "host_key_pinned_at")},
@@ -162,9 +163,10 @@ class NodeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         # The admin writes its own log entry; the service checks, encrypts, saves and audits panel-host changes.
-        services.node_save(
-            node=obj, user=request.user, private_key=form.cleaned_data.get("private_key") or None, log_change=False
-        )
+        private_key = form.cleaned_data.get("private_key") or None
+        if form.cleaned_data.get("generate_key"):
+            private_key = key_pair_generate()
+        services.node_save(node=obj, user=request.user, private_key=private_key, log_change=False)
 
 
 @admin.register(Instance)

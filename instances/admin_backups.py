@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline, page_context
+from ccp.badges import badge
 from ccp.errors import CCPError
 
 from .backups import layout
@@ -64,10 +65,10 @@ class RestoreInline(ReadOnlyInline):
 class BackupAdmin(ReadOnlyAdmin):
     """Read-only: backups change only through their runner, verify and retention."""
 
-    list_display = ("id", "instance", "label", "status", "size", "age", "verified", "manifest_link")
+    list_display = ("__str__", "instance", "node", "label", "status_badge", "size", "age", "verified", "manifest_link")
     list_filter = ("label", "status", "verify_ok", "instance__node")
     search_fields = ("instance__slug", "location")
-    list_select_related = ("instance",)
+    list_select_related = ("instance__node",)
     date_hierarchy = "created_at"
     actions = ["verify_selected", "restore_selected"]
     inlines = [RestoreInline]
@@ -97,6 +98,14 @@ class BackupAdmin(ReadOnlyAdmin):
 
     def has_restore_permission(self, request) -> bool:
         return request.user.has_perm("instances.restore_backup")
+
+    @admin.display(description="Node", ordering="instance__node__name")
+    def node(self, backup: Backup) -> str:
+        return backup.instance.node.name
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, backup: Backup):
+        return badge(backup.status, backup.get_status_display())
 
     @admin.display(description="Size", ordering="size_bytes")
     def size(self, backup: Backup) -> str:
@@ -194,10 +203,15 @@ class BackupAdmin(ReadOnlyAdmin):
 
 @admin.register(Restore)
 class RestoreAdmin(ReadOnlyAdmin):
-    list_display = ("id", "instance", "backup", "status", "requested_by", "created_at", "finished_at")
+    list_display = ("__str__", "instance", "status_badge", "requested_by", "created_at", "finished_at")
+    list_select_related = ("instance", "backup__instance", "requested_by")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, restore: Restore):
+        return badge(restore.status, restore.get_status_display())
+
     list_filter = ("status",)
     search_fields = ("instance__slug", "source")
-    list_select_related = ("instance", "backup", "requested_by")
     fields = (
         "instance",
         "backup",

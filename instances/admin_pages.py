@@ -23,6 +23,7 @@ from .attention import attention_acknowledge
 from .backups.services import backup_request
 from .choices import BackupLabel
 from .models import Attention, Backup, Instance, Node, Restore
+from .node_keys import node_public_key
 from .tasks import instance_check_health_task, node_check_task
 
 HISTORY_ROWS = 40
@@ -30,6 +31,7 @@ HISTORY_ROWS = 40
 
 @dataclass
 class HistoryRow:
+    kind: str  # upgrade, backup, restore, attention, audit (the row's CSS class: history-<kind>)
     when: datetime
     what: str
     title: str
@@ -47,6 +49,7 @@ def instance_history(instance: Instance) -> list[HistoryRow]:
     """Upgrades and deploys, backups, restores, attention and audit entries of the instance, newest first."""
     rows = [
         HistoryRow(
+            kind="upgrade",
             when=u.created_at,
             what=u.kind_display,
             title=f"{u.kind_display} to {u.to_version or u.target_tag}"
@@ -60,6 +63,7 @@ def instance_history(instance: Instance) -> list[HistoryRow]:
     ]
     rows += [
         HistoryRow(
+            kind="backup",
             when=b.created_at,
             what="Backup",
             title=str(b),
@@ -71,6 +75,7 @@ def instance_history(instance: Instance) -> list[HistoryRow]:
     ]
     rows += [
         HistoryRow(
+            kind="restore",
             when=r.created_at,
             what="Restore",
             title=str(r),
@@ -82,6 +87,7 @@ def instance_history(instance: Instance) -> list[HistoryRow]:
     ]
     rows += [
         HistoryRow(
+            kind="attention",
             when=a.raised_at,
             what="Attention",
             title=a.reason,
@@ -94,6 +100,7 @@ def instance_history(instance: Instance) -> list[HistoryRow]:
     content_type = ContentType.objects.get_for_model(Instance)
     rows += [
         HistoryRow(
+            kind="audit",
             when=e.action_time,
             what="Audit",
             title=f"{e.user}: {e.get_change_message() or e.get_action_flag_display()}",
@@ -125,6 +132,7 @@ def node_page_context(node: Node, request) -> dict:
     else:
         check = badge("ok", "ok") if node.check_ok else badge("failed", "failed")
     return {
+        "public_key": node_public_key(node),
         "check_badge": check,
         "node_instances": list(node.instances.order_by("slug")),
         "can_operate": request.user.has_perm("instances.operate_node"),

@@ -10,7 +10,7 @@ from ccp.errors import CCPError
 
 from .context import template_set_for
 from .drivers.ssh_connect import validate_private_key
-from .models import Instance, Node
+from .models import Instance, Node, default_protected_paths
 from .privileged import instance_check_privileged_change
 
 SECRET_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
@@ -23,6 +23,13 @@ class NodeAdminForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "placeholder": "(unchanged)"}),
         help_text="Paste an unencrypted OpenSSH/PEM private key to store it encrypted. "
         "It is never shown again; leave empty to keep the stored one.",
+    )
+
+    generate_key = forms.BooleanField(
+        required=False,
+        label="Generate a key pair for this node",
+        help_text="Instead of pasting a key: CCP makes one (ed25519), stores its private half encrypted, and the "
+        "node's page shows the public key to add to the node account's ~/.ssh/authorized_keys.",
     )
 
     class Meta:
@@ -42,6 +49,12 @@ class NodeAdminForm(forms.ModelForm):
     def clean_private_key(self) -> str:
         validate_private_key(self.cleaned_data["private_key"])
         return self.cleaned_data["private_key"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("generate_key") and data.get("private_key"):
+            self.add_error("generate_key", "Paste a key or generate one, not both.")
+        return data
 
 
 class LinesField(forms.CharField):
@@ -95,6 +108,7 @@ class InstanceAdminForm(forms.ModelForm):
     )
     protected_paths = LinesField(
         required=False,
+        initial=default_protected_paths,
         help_text="One path a line, relative to the install directory: tenant content an upgrade must never change.",
     )
     secret_updates = forms.CharField(
