@@ -177,10 +177,8 @@ class InstanceAdmin(admin.ModelAdmin):
         "name",
         "node",
         "status_badge",
-        "effective_tag",
-        "observed_version",
+        "version",
         "health_badge",
-        "origin",
         "last_upgrade",
         last_backup,
         attention_column,
@@ -247,10 +245,10 @@ class InstanceAdmin(admin.ModelAdmin):
     def health_badge(self, obj: Instance):
         return badge(obj.health, obj.get_health_display())
 
-    @admin.display(description="Installed by", ordering="is_registered")
-    def origin(self, obj: Instance) -> str:
-        # Not an error either way: said in words, not as a red cross.
-        return "its own script" if obj.is_registered else "CCP"
+    @admin.display(description="Version", ordering="observed_version")
+    def version(self, obj: Instance) -> str:
+        running = obj.observed_version or "unknown"
+        return running if obj.image_tag in ("", running) else f"{running} (tag {obj.image_tag})"
 
     def get_queryset(self, request):
         return with_open_attention(annotate_last_backup(annotate_last_upgrade(super().get_queryset(request))))
@@ -297,10 +295,6 @@ class InstanceAdmin(admin.ModelAdmin):
             {"fields": ("observed_version", "health", "health_checked_at", "attention", "created_at", "updated_at")},
         ),
     )
-
-    @admin.display(description="Image tag")
-    def effective_tag(self, obj: Instance) -> str:
-        return obj.image_tag or "(fleet default)"
 
     @admin.display(description="Secrets")
     def secrets_set(self, obj: Instance):

@@ -4,6 +4,7 @@ as the changelist action and the API, then returns to the page."""
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import wraps
 
 from django.contrib import messages
 from django.contrib.admin.models import LogEntry
@@ -22,6 +23,7 @@ from upgrades.selectors import instance_upgrades
 from .attention import attention_acknowledge
 from .backups.services import backup_request
 from .choices import BackupLabel
+from .context import default_release
 from .models import Attention, Backup, Instance, Node, Restore
 from .node_keys import node_public_key
 from .tasks import instance_check_health_task, node_check_task
@@ -122,6 +124,7 @@ def instance_page_context(instance: Instance, request) -> dict:
         "attention_badge": badge("attention", "needs attention") if open_attention else badge("ok", "none"),
         "open_attention": open_attention,
         "history": instance_history(instance),
+        "default_release": default_release(),
         "can_operate": request.user.has_perm("instances.operate_instance"),
     }
 
@@ -142,24 +145,34 @@ def node_page_context(node: Node, request) -> dict:
 # --- the buttons ---------------------------------------------------------------------------------
 
 
-def _post_only(request, permission: str) -> None:
-    if request.method != "POST":
-        raise PermissionDenied
-    if not request.user.has_perm(permission):
-        raise PermissionDenied
+def buttons_post(permission: str, model, page: str):
+    """A button's view: 403 without `permission`; a GET (a reload, a link) goes back to the object's page
+    without doing anything; a POST runs the view with the object."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, object_id: int):
+            if not request.user.has_perm(permission):
+                raise PermissionDenied
+            obj = get_object_or_404(model, pk=object_id)
+            if request.method != "POST":
+                return HttpResponseRedirect(_url(page, obj.pk))
+            return view(request, obj)
+
+        return wrapper
+
+    return decorate
 
 
-def instance_check_health_view(request, object_id: int):
-    _post_only(request, "instances.operate_instance")
-    instance = get_object_or_404(Instance, pk=object_id)
+@buttons_post("instances.operate_instance", Instance, "instances_instance_change")
+def instance_check_health_view(request, instance: Instance):
     transaction.on_commit(lambda: instance_check_health_task.delay(instance.pk))
     messages.success(request, f"Health check of {instance} queued; reload this page in a few seconds.")
     return HttpResponseRedirect(_url("instances_instance_change", instance.pk))
 
 
-def instance_back_up_view(request, object_id: int):
-    _post_only(request, "instances.operate_instance")
-    instance = get_object_or_404(Instance, pk=object_id)
+@buttons_post("instances.operate_instance", Instance, "instances_instance_change")
+def instance_back_up_view(request, instance: Instance):
     try:
         backup = backup_request(instance=instance, label=BackupLabel.MANUAL, user=request.user)
     except CCPError as error:
@@ -170,9 +183,8 @@ def instance_back_up_view(request, object_id: int):
     return HttpResponseRedirect(url)
 
 
-def instance_acknowledge_view(request, object_id: int):
-    _post_only(request, "instances.operate_instance")
-    instance = get_object_or_404(Instance, pk=object_id)
+@buttons_post("instances.operate_instance", Instance, "instances_instance_change")
+def instance_acknowledge_view(request, instance: Instance):
     try:
         resolved = attention_acknowledge(instance=instance, user=request.user, note=request.POST.get("note", ""))
         messages.success(request, f"{instance}: resolved {len(resolved)} attention record(s).")
@@ -181,9 +193,8 @@ def instance_acknowledge_view(request, object_id: int):
     return HttpResponseRedirect(_url("instances_instance_change", instance.pk))
 
 
-def node_check_view(request, object_id: int):
-    _post_only(request, "instances.operate_node")
-    node = get_object_or_404(Node, pk=object_id)
+@buttons_post("instances.operate_node", Node, "instances_node_change")
+def node_check_view(request, node: Node):
     transaction.on_commit(lambda: node_check_task.delay(node.pk))
     messages.success(request, f"Check of {node} queued; reload this page in a few seconds.")
     return HttpResponseRedirect(_url("instances_node_change", node.pk))

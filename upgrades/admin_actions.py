@@ -212,10 +212,12 @@ def instance_quick_upgrade_view(modeladmin, request, object_id: int):
 def instance_upgrade_to_release_view(modeladmin, request, object_id: int):
     """POST <instance>/upgrade-to-release/: the single-instance preview page's "Upgrade to this release",
     with the hash of the preview the operator saw (the upgrade refuses if the node or the render changed)."""
-    if request.method != "POST" or not modeladmin.has_operate_permission(request):
+    if not modeladmin.has_operate_permission(request):
         raise PermissionDenied
     instance = get_object_or_404(Instance, pk=object_id)
     preview_url = reverse("admin:instances_instance_preview", args=[instance.pk])
+    if request.method != "POST":
+        return HttpResponseRedirect(preview_url)
     try:
         release = release_or_default(request.POST.get("release_version", ""))
         upgrade = upgrade_request(

@@ -2,7 +2,8 @@
 worker and the testbed's nodes behind it.
 
 Every page the test visits is screenshotted; when a test fails, the screenshots are written to
-$CCP_SCREENSHOT_DIR (default var/test-screenshots/<test>/) and the folder is named in the failure report.
+$CCP_SCREENSHOT_DIR (default var/test-screenshots/<test>/) and the folder is named in the failure report
+(CCP_SCREENSHOTS_ALWAYS=1 writes them for passing tests too).
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def browser(chromium_driver, live_server, request) -> Iterator[Browser]:
 def pytest_runtest_makereport(item, call):
     report = yield
     page: Browser | None = getattr(item, "_browser", None)
-    if page is not None and report.failed and report.when in ("call", "setup"):
+    keep = report.failed or os.environ.get("CCP_SCREENSHOTS_ALWAYS", "") == "1"  # e.g. to look at the pages
+    if page is not None and keep and report.when in ("call", "setup") and (report.when == "call" or report.failed):
         folder = screenshot_dir(item.nodeid)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
