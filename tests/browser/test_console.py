@@ -10,7 +10,7 @@ from tests.testbed.tenant import free_port
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.models import Release, Upgrade
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
