@@ -272,7 +272,7 @@ class Attention(models.Model):
 
     def __str__(self) -> str:
         raised_by = f"{self.operation_kind} #{self.operation_id}" if self.operation_kind else "CCP"
-        return f"{self.instance_id}: {raised_by}: {self.reason[:80]}"
+        return f"Attention on {self.instance}: {raised_by}: {self.reason[:80]}"
 
     @property
     def is_resolved(self) -> bool:

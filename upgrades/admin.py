@@ -15,10 +15,15 @@ from .models import Release, Upgrade, UpgradeStep
 
 @admin.register(Release)
 class ReleaseAdmin(admin.ModelAdmin):
-    list_display = ("version", "image_tag", "template_set", "is_default", "used", "created_at")
+    list_display = ("version", "image_tag", "template_set", "default", "used", "created_at")
     list_filter = ("template_set", "is_default")
     search_fields = ("version", "image_tag", "notes")
     readonly_fields = ("created_at",)
+
+    @admin.display(description="Fleet default", ordering="is_default")
+    def default(self, release: Release) -> str:
+        # Not being the default is no error: words, not a red cross.
+        return "the fleet default" if release.is_default else ""
 
     @admin.display(description="Used by upgrades")
     def used(self, release: Release) -> str:

@@ -54,6 +54,25 @@ def _fetch(url: str) -> list[str]:
         return [str(tag) for tag in json.load(response).get("tags") or []]
 
 
+def missing_from_registry(images: list[str]) -> list[tuple[str, list[str]]]:
+    """(image, the tags its repository has) for each image whose tag the registry does not list, asked now
+    (not from the cache: this explains a failed pull). Images whose registry does not answer are left out:
+    only what the registry says is reported."""
+    missing = []
+    for image in images:
+        split = split_image(image)
+        match = TAG_SUFFIX_RE.search(image.split("@", 1)[0])
+        if split is None or match is None or "@" in image:
+            continue
+        try:
+            tags = _fetch(tags_url(*split))
+        except (OSError, ValueError, urllib.error.URLError):
+            continue
+        if match.group(1) not in tags:
+            missing.append((image, sorted(tags, key=version_key, reverse=True)))
+    return missing
+
+
 def version_key(tag: str) -> tuple:
     match = VERSION_TAG_RE.match(tag)
     return (1, tuple(int(part) for part in match.group(1).split(".")), tag) if match else (0, (), tag)

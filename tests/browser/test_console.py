@@ -70,7 +70,8 @@ def test_item_6_a_used_release_is_locked_and_the_admin_says_so(signed_in, releas
     assert not browser.has('input[name="image_tag"]') and not browser.has('input[name="version"]')
     assert browser.text(".field-image_tag .readonly") == "v1"
     browser.get("/admin/upgrades/release/")
-    assert "yes (locked)" in browser.text("#result_list")
+    assert "yes (locked)" in browser.text("#result_list") and "the fleet default" in browser.text("#result_list")
+    assert not browser.has('#result_list img[src*="icon-no"]')  # item 4: a boolean that is no error is words
 
 
 def test_items_4_and_9_badges_titles_and_readable_audit_entries(signed_in, release, make_instance):
@@ -102,6 +103,7 @@ def test_items_4_and_9_badges_titles_and_readable_audit_entries(signed_in, relea
         "const r = document.querySelector('.results'); return r.scrollWidth <= r.clientWidth;"
     ), "the instance list scrolls sideways at 1366 px"
     assert browser.has('.ccp-badge[data-state="unknown"]')  # health not yet checked: a grey badge
+    assert not browser.has('#result_list img[src*="icon-no"]')  # no red cross for "not registered"
     browser.get("/admin/instances/node/")
     assert "fingerprint" not in browser.text("#result_list thead").lower()  # long values live on the node's page
     assert browser.driver.execute_script(
