@@ -167,7 +167,7 @@ def pytest_runtest_makereport(item, call):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            page.shot("at failure")
+            page.shot("at failure" if report.failed else "at the end")
         except Exception:  # noqa: BLE001 - the browser may be the thing that failed
             pass
         for number, (label, png) in enumerate(page.shots, start=1):

@@ -95,6 +95,9 @@ def test_items_4_and_9_badges_titles_and_readable_audit_entries(signed_in, relea
     # Errors in words first (item 5): the sentence, not the command output after it.
     assert "does not exist in the registry" in browser.text("#result_list")
     assert "compose said" not in browser.text("#result_list")
+    assert browser.driver.execute_script(
+        "const r = document.querySelector('.results'); return r.scrollWidth <= r.clientWidth;"
+    ), "the upgrade list scrolls sideways at 1366 px"
     browser.get("/admin/fleet/")
     assert "does not exist in the registry" in browser.text("#content-main")
 
