@@ -31,7 +31,13 @@ from .services import upgrade_request
 
 
 class QuickUpgradeForm(forms.Form):
-    image_tag = forms.CharField(max_length=128, validators=[validate_image_tag], label="Target image tag")
+    image_tag = forms.CharField(
+        max_length=128,
+        validators=[validate_image_tag],
+        label="Target image tag",
+        widget=forms.TextInput(attrs={"list": "registry-tags", "autocomplete": "off"}),
+        help_text="Suggested: the tags the registry has for the first selected instance's images; type any tag.",
+    )
 
 
 class ReleaseChoiceForm(forms.Form):
@@ -63,10 +69,12 @@ def quick_upgrade(modeladmin, request, queryset):
         tag = form.cleaned_data["image_tag"]
         _start(modeladmin, request, [(i, {"mode": UpgradeMode.IMAGE_ONLY, "image_tag": tag}) for i in queryset])
         return None
+    first = queryset.first()
+    listing = registry_tags(first) if first is not None else None
     return TemplateResponse(
         request,
         "admin/upgrades/quick_upgrade.html",
-        page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade"),
+        page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade", listing=listing),
     )
 
 

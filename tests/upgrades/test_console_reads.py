@@ -4,7 +4,7 @@ import pytest
 
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.models import Release, Upgrade
-from upgrades.registry import is_downgrade, split_image, tags_url
+from upgrades.registry import is_downgrade, missing_from_registry, registry_tags, split_image, tags_url
 from upgrades.selectors import revert_target
 
 
@@ -73,3 +73,16 @@ def test_a_used_release_cannot_change_through_the_api(api, superuser, make_insta
     assert refused.status_code == 400 and "make a new release" in refused.json()["detail"]
     assert Release.objects.get(pk=release.pk).image_tag == "v1"
     assert client.patch("/api/v1/releases/v1/", {"notes": "still editable"}, format="json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_suite_never_asks_a_registry_off_this_host(make_instance, settings):
+    assert settings.CCP_REGISTRY_TAGS == "loopback"  # ccp/test_settings.py
+    Release.objects.create(
+        version="v1", image_tag="v1", template_set="testbed", is_default=True, registry="registry.example.com/c"
+    )
+    instance = make_instance(ports={"web": 31001, "api": 31002, "docs": 31003, "extra": 31004})
+    listing = registry_tags(instance)
+    assert listing.repositories == ["registry.example.com/c/ccp-test/app"]
+    assert listing.tags == [] and "CCP_REGISTRY_TAGS" in listing.problem
+    assert missing_from_registry(["registry.example.com/c/ccp-test/app:v9"]) == []  # not asked, not reported
