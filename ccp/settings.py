@@ -169,6 +169,10 @@ CCP_HEALTH_TIMEOUT = env.int("CCP_HEALTH_TIMEOUT", default=60)
 # Upgrade steps: another timeout than the one the mode declares, per step key (README "Architecture"),
 # e.g. CCP_STEP_TIMEOUTS=run_script=43200,pull_images=1800.
 CCP_STEP_TIMEOUTS = {key.strip(): float(seconds) for key, seconds in env.dict("CCP_STEP_TIMEOUTS", default={}).items()}
+# The Quick-upgrade page lists the registry's tags (Registry HTTP API v2 tags/list): cached this long, asked this long.
+CCP_REGISTRY_TAGS_CACHE_SECONDS = env.int("CCP_REGISTRY_TAGS_CACHE_SECONDS", default=60)
+CCP_REGISTRY_TAGS_TIMEOUT = env.float("CCP_REGISTRY_TAGS_TIMEOUT", default=5.0)
+CCP_REGISTRY_TAGS = env.str("CCP_REGISTRY_TAGS", default="on")  # on | loopback | off
 # A multi-instance preview runs on a worker, nodes in parallel, at most this many instances per node.
 CCP_PREVIEW_PER_NODE = env.int("CCP_PREVIEW_PER_NODE", default=4)
 # Protected paths are compared by a listing of stat data (cost independent of their size); on, their

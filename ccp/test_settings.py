@@ -14,6 +14,8 @@ for _name, _value in {
     "SESSION_COOKIE_SECURE": "0",
     "CSRF_COOKIE_SECURE": "0",
     "CCP_ALLOW_LOCAL_DRIVER": "1",
+    # Only the testbed's loopback registry is ever asked for its tags: nothing may contact a public registry.
+    "CCP_REGISTRY_TAGS": "loopback",
     "CCP_SSH_KEY_DIR": os.environ.get("CCP_TESTBED_STATE", "/run/ccp-testbed"),
 }.items():
     os.environ.setdefault(_name, _value)

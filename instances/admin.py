@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
 from ccp.admin_mixins import ReadOnlyAdmin, page_context
+from ccp.badges import badge
 from ccp.errors import CCPError
 from upgrades.admin_actions import quick_upgrade, upgrade_to_release, upgrade_urls
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
@@ -14,13 +15,15 @@ from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 from . import services
 from .admin_attention import NeedsAttentionFilter, acknowledge_attention, attention_column
 from .admin_backups import back_up_now, last_backup  # also registers BackupAdmin and RestoreAdmin
+from .admin_pages import instance_page_context, instance_page_urls, node_page_context, node_page_urls
 from .admin_preview import preview_release, preview_urls
 from .backups.selectors import annotate_last_backup
 from .drift.admin import DriftFilter, drift_column  # also registers DriftReportAdmin
 from .drift.selectors import annotate_drift
-from .forms import InstanceAdminForm, NodeAdminForm
+from .forms import InstanceAdminForm, NodeAdminForm, template_port_fields
 from .models import Instance, Node
 from .node_checks import node_presented_fingerprint, node_repin_host_key
+from .node_keys import key_pair_generate
 from .notifications import admin as notifications_admin  # noqa: F401 - registers the notification admins
 from .preview import release_or_default
 from .privileged import INSTANCE_PRIVILEGED_FIELDS, NODE_PANEL_HOST_FIELDS, NODE_WHERE_FIELDS, RELOCATE_PERMISSION
@@ -49,11 +52,9 @@ class NodeAdmin(admin.ModelAdmin):
         "address",
         "ssh_port",
         "driver",
-        "host_key_fingerprint",
         "docker_version",
         "compose_version",
-        "check_ok",
-        "checked_at",
+        "last_check",
     )
     list_filter = ("driver", "registry_access", "check_ok")
     search_fields = ("name", "address")
@@ -74,7 +75,7 @@ class NodeAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Credentials", {"fields": ("private_key", "has_private_key", "ssh_key_path")}),
+        ("Credentials", {"fields": ("private_key", "generate_key", "has_private_key", "ssh_key_path")}),
         (
             "Host key (pinned on first contact)",
             {"fields": ("host_key_type", "host_key_fingerprint", "host_key_pinned_at")},
@@ -95,6 +96,20 @@ class NodeAdmin(admin.ModelAdmin):
     )
 
     actions = ["check_nodes", "repin_host_keys"]
+
+    @admin.display(description="Last check", ordering="checked_at")
+    def last_check(self, node: Node):
+        if node.check_ok is None:
+            return badge("unknown", "never checked")
+        return badge("ok", "ok") if node.check_ok else badge("failed", "failed")
+
+    def get_urls(self):
+        return node_page_urls(self) + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        node = self.get_object(request, object_id)
+        extra = node_page_context(node, request) if node is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("instances.operate_node")
@@ -151,9 +166,10 @@ class NodeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         # The admin writes its own log entry; the service checks, encrypts, saves and audits panel-host changes.
-        services.node_save(
-            node=obj, user=request.user, private_key=form.cleaned_data.get("private_key") or None, log_change=False
-        )
+        private_key = form.cleaned_data.get("private_key") or None
+        if form.cleaned_data.get("generate_key"):
+            private_key = key_pair_generate()
+        services.node_save(node=obj, user=request.user, private_key=private_key, log_change=False)
 
 
 @admin.register(Instance)
@@ -163,11 +179,9 @@ class InstanceAdmin(admin.ModelAdmin):
         "slug",
         "name",
         "node",
-        "status",
-        "effective_tag",
-        "observed_version",
-        "health",
-        "is_registered",
+        "status_badge",
+        "version",
+        "health_badge",
         "last_upgrade",
         last_backup,
         attention_column,
@@ -220,7 +234,25 @@ class InstanceAdmin(admin.ModelAdmin):
         self.message_user(request, f"Health check queued for {len(ids)} instance(s); results appear in the list.")
 
     def get_urls(self):
-        return preview_urls(self) + upgrade_urls(self) + super().get_urls()
+        return instance_page_urls(self) + preview_urls(self) + upgrade_urls(self) + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        instance = self.get_object(request, object_id)
+        extra = instance_page_context(instance, request) if instance is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Instance):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Health", ordering="health")
+    def health_badge(self, obj: Instance):
+        return badge(obj.health, obj.get_health_display())
+
+    @admin.display(description="Version", ordering="observed_version")
+    def version(self, obj: Instance) -> str:
+        running = obj.observed_version or "unknown"
+        return running if obj.image_tag in ("", running) else f"{running} (tag {obj.image_tag})"
 
     def get_queryset(self, request):
         return annotate_drift(
@@ -270,10 +302,6 @@ class InstanceAdmin(admin.ModelAdmin):
         ),
     )
 
-    @admin.display(description="Image tag")
-    def effective_tag(self, obj: Instance) -> str:
-        return obj.image_tag or "(fleet default)"
-
     @admin.display(description="Secrets")
     def secrets_set(self, obj: Instance):
         names = obj.secret_names if obj.pk else []
@@ -289,8 +317,23 @@ class InstanceAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        # The ports the template set needs, one field each (port_<name>), in place of the JSON mapping.
+        kwargs.setdefault("form", type(self.form.__name__, (self.form,), template_port_fields()))
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"user": request.user})
+
+    def get_fieldsets(self, request, obj=None):
+        ports = tuple(template_port_fields()) or ("ports",)
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": tuple(f for name in options["fields"] for f in (ports if name == "ports" else (name,))),
+                },
+            )
+            for title, options in super().get_fieldsets(request, obj)
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         # Where an existing instance lives and what its full upgrade runs are privileged (README "Security model").
@@ -313,8 +356,15 @@ class InstanceAdmin(admin.ModelAdmin):
 class AuditLogAdmin(ReadOnlyAdmin):
     """Who changed what, in the admin and through the API."""
 
-    list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "change_message")
+    list_display = ("action_time", "user", "content_type", "object_repr", "action_flag", "readable_change")
     list_filter = ("action_flag", "content_type")
     search_fields = ("object_repr", "change_message", "user__username")
     list_select_related = ("user", "content_type")
     date_hierarchy = "action_time"
+    fields = ("action_time", "user", "content_type", "object_repr", "action_flag", "readable_change")
+    readonly_fields = fields
+
+    @admin.display(description="Change")
+    def readable_change(self, entry: LogEntry) -> str:
+        # The admin stores its messages as JSON; this is the sentence they stand for.
+        return entry.get_change_message()

@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline, page_context
+from ccp.badges import badge
 from ccp.errors import CCPError
 
 from .admin_progress import ProgressAdminMixin
@@ -69,10 +70,10 @@ class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
     progress_kind = OperationKind.BACKUP
     change_form_template = "admin/operations/change_form.html"
 
-    list_display = ("id", "instance", "label", "status", "size", "age", "verified", "manifest_link")
+    list_display = ("__str__", "instance", "node", "label", "status_badge", "size", "age", "verified", "manifest_link")
     list_filter = ("label", "status", "verify_ok", "instance__node")
     search_fields = ("instance__slug", "location")
-    list_select_related = ("instance",)
+    list_select_related = ("instance__node",)
     date_hierarchy = "created_at"
     actions = ["verify_selected", "restore_selected"]
     inlines = [RestoreInline]
@@ -102,6 +103,14 @@ class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
 
     def has_restore_permission(self, request) -> bool:
         return request.user.has_perm("instances.restore_backup")
+
+    @admin.display(description="Node", ordering="instance__node__name")
+    def node(self, backup: Backup) -> str:
+        return backup.instance.node.name
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, backup: Backup):
+        return badge(backup.status, backup.get_status_display())
 
     @admin.display(description="Size", ordering="size_bytes")
     def size(self, backup: Backup) -> str:
@@ -201,10 +210,15 @@ class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
 class RestoreAdmin(ProgressAdminMixin, ReadOnlyAdmin):
     progress_kind = OperationKind.RESTORE
     change_form_template = "admin/operations/change_form.html"
-    list_display = ("id", "instance", "backup", "status", "requested_by", "created_at", "finished_at")
+    list_display = ("__str__", "instance", "status_badge", "requested_by", "created_at", "finished_at")
+    list_select_related = ("instance", "backup__instance", "requested_by")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, restore: Restore):
+        return badge(restore.status, restore.get_status_display())
+
     list_filter = ("status",)
     search_fields = ("instance__slug", "source")
-    list_select_related = ("instance", "backup", "requested_by")
     fields = (
         "instance",
         "backup",

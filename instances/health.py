@@ -65,7 +65,8 @@ def instance_check_health(*, instance) -> dict:
     failing, last = probe_until_healthy(driver, health_urls_of(instance), within=0)
     tags = running_tags(driver, instance)
     version = tags.pop() if len(tags) == 1 else None
-    instance_record_observation(instance=instance, version=version, healthy=not failing)
+    error = f"{failing[0]} did not answer: {last.strip()[-300:] or 'no output'}" if failing else ""
+    instance_record_observation(instance=instance, version=version, healthy=not failing, error=error)
     return {
         "instance": instance.slug,
         "healthy": not failing,

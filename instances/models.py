@@ -171,6 +171,9 @@ class Instance(models.Model):
     observed_version = models.CharField(max_length=128, blank=True, default="", editable=False)
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN, editable=False)
     health_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    health_error = models.TextField(
+        blank=True, default="", editable=False, help_text="Why the last health check failed or could not run."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -269,7 +272,7 @@ class Attention(models.Model):
 
     def __str__(self) -> str:
         raised_by = f"{self.operation_kind} #{self.operation_id}" if self.operation_kind else "CCP"
-        return f"{self.instance_id}: {raised_by}: {self.reason[:80]}"
+        return f"Attention on {self.instance}: {raised_by}: {self.reason[:80]}"
 
     @property
     def is_resolved(self) -> bool:
@@ -303,7 +306,8 @@ class Backup(models.Model):
         indexes = [models.Index(fields=["instance", "-created_at"]), models.Index(fields=["status", "label"])]
 
     def __str__(self) -> str:
-        return f"{self.instance_id} {self.label} {self.created_at:%Y-%m-%d %H:%M}"
+        when = f"{self.created_at:%Y-%m-%d %H:%M}" if self.created_at else "not yet taken"
+        return f"Backup of {self.instance}, {self.get_label_display().lower()}, {when}"
 
 
 class Restore(models.Model):
@@ -330,7 +334,8 @@ class Restore(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"restore #{self.pk} of {self.source or 'a pruned backup'} onto {self.instance_id}"
+        what = str(self.backup) if self.backup_id else (self.source or "a pruned backup")
+        return f"Restore of {what} onto {self.instance}"
 
 
 class PreviewRun(models.Model):

@@ -145,9 +145,18 @@ def node_save(
     return node
 
 
-def instance_record_observation(*, instance: Instance, version: str | None = None, healthy: bool | None = None) -> None:
-    """What CCP saw on the node: the running version and whether it answered its health checks."""
+def instance_record_observation(
+    *, instance: Instance, version: str | None = None, healthy: bool | None = None, error: str | None = None
+) -> None:
+    """What CCP saw on the node: the running version, whether it answered its health checks, and why not
+    (`error`, a sentence; a healthy answer clears it)."""
     fields = []
+    if error is not None or healthy:
+        instance.health_error = error or ""
+        fields.append("health_error")
+    if healthy is None and error:  # the check could not run: health is not known
+        instance.health, instance.health_checked_at = Health.UNKNOWN, timezone.now()
+        fields += ["health", "health_checked_at"]
     if version is not None:
         instance.observed_version = version
         fields.append("observed_version")

@@ -1,5 +1,7 @@
 """Celery tasks of the instances app: thin adapters that fetch by id and call one service."""
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
 
@@ -13,6 +15,9 @@ from .models import Instance, Node
 from .node_checks import node_check
 from .operations.reconcile import reconcile_stale_locks
 from .preview_runs import preview_run_execute
+from .services import instance_record_observation
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="instances.tasks.node_check_task")
@@ -31,8 +36,11 @@ def instance_check_health_task(instance_id: int) -> dict:
     instance = Instance.objects.select_related("node").get(pk=instance_id)
     try:
         return instance_check_health(instance=instance)
-    except CCPError as exc:
-        return {"instance": instance.slug, "healthy": False, "error": exc.message}
+    except Exception as exc:  # noqa: BLE001 - whatever stopped the check is said on the instance's page
+        message = exc.message if isinstance(exc, CCPError) else f"{type(exc).__name__}: {exc}"
+        log.exception("Health check of %s could not run", instance.slug)
+        instance_record_observation(instance=instance, healthy=None, error=f"The health check could not run: {message}")
+        return {"instance": instance.slug, "healthy": False, "error": message}
 
 
 @shared_task(name="instances.tasks.preview_run_task")

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 
 from ccp.admin_mixins import ReadOnlyAdmin
+from ccp.badges import badge, first_sentence
 from ccp.errors import CCPError
 from instances.admin_progress import ProgressAdminMixin
 from instances.operations.choices import OperationKind
@@ -15,10 +16,36 @@ from .models import Release, Upgrade
 
 @admin.register(Release)
 class ReleaseAdmin(admin.ModelAdmin):
-    list_display = ("version", "image_tag", "template_set", "is_default", "created_at")
+    list_display = ("version", "image_tag", "template_set", "default", "used", "created_at")
     list_filter = ("template_set", "is_default")
     search_fields = ("version", "image_tag", "notes")
     readonly_fields = ("created_at",)
+
+    @admin.display(description="Fleet default", ordering="is_default")
+    def default(self, release: Release) -> str:
+        # Not being the default is no error: words, not a red cross.
+        return "the fleet default" if release.is_default else ""
+
+    @admin.display(description="Used by upgrades")
+    def used(self, release: Release) -> str:
+        return "yes (locked)" if services.release_is_used(release) else "not yet"
+
+    def get_readonly_fields(self, request, obj=None):
+        # Upgrades record which release they ran: its content never changes afterwards (notes and the
+        # fleet-default flag may).
+        if obj is not None and services.release_is_used(obj):
+            return (*self.readonly_fields, *services.RELEASE_CONTENT_FIELDS)
+        return self.readonly_fields
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        release = self.get_object(request, object_id)
+        if release is not None and services.release_is_used(release) and request.method == "GET":
+            messages.info(
+                request,
+                f"Release {release.version} has been used by upgrades: its version, image tag, template set and "
+                "registry cannot be changed. To ship something else, add a new release.",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Upgrade)
@@ -30,7 +57,8 @@ class UpgradeAdmin(ProgressAdminMixin, ReadOnlyAdmin):
         "kind",
         "from_version",
         "to_version",
-        "status",
+        "status_badge",
+        "error_sentence",
         "requested_by",
         "created_at",
         "duration",
@@ -62,6 +90,14 @@ class UpgradeAdmin(ProgressAdminMixin, ReadOnlyAdmin):
     @admin.display(description="What", ordering="mode")
     def kind(self, upgrade: Upgrade) -> str:
         return upgrade.kind_display
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, upgrade: Upgrade):
+        return badge(upgrade.status, upgrade.get_status_display())
+
+    @admin.display(description="What failed")
+    def error_sentence(self, upgrade: Upgrade) -> str:
+        return first_sentence(upgrade.error)
 
     @admin.display(description="Duration")
     def duration(self, upgrade: Upgrade) -> str:

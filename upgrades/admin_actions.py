@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -18,17 +19,25 @@ from ccp.admin_mixins import page_context
 from ccp.errors import CCPError
 from instances.admin_preview import preview_progress_response, preview_run_for, preview_run_url_name
 from instances.choices import PreviewPurpose
+from instances.models import Instance
 from instances.preview import release_or_default
 from instances.preview_runs import preview_run_blocks, preview_run_request
 from instances.validators import validate_image_tag
 
 from .choices import UpgradeMode
 from .models import Release
+from .registry import is_downgrade, registry_tags
 from .services import upgrade_request
 
 
 class QuickUpgradeForm(forms.Form):
-    image_tag = forms.CharField(max_length=128, validators=[validate_image_tag], label="Target image tag")
+    image_tag = forms.CharField(
+        max_length=128,
+        validators=[validate_image_tag],
+        label="Target image tag",
+        widget=forms.TextInput(attrs={"list": "registry-tags", "autocomplete": "off"}),
+        help_text="Suggested: the tags the registry has for the first selected instance's images; type any tag.",
+    )
 
 
 class ReleaseChoiceForm(forms.Form):
@@ -60,10 +69,12 @@ def quick_upgrade(modeladmin, request, queryset):
         tag = form.cleaned_data["image_tag"]
         _start(modeladmin, request, [(i, {"mode": UpgradeMode.IMAGE_ONLY, "image_tag": tag}) for i in queryset])
         return None
+    first = queryset.first()
+    listing = registry_tags(first) if first is not None else None
     return TemplateResponse(
         request,
         "admin/upgrades/quick_upgrade.html",
-        page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade"),
+        page_context(modeladmin, request, queryset=queryset, form=form, title="Quick upgrade", listing=listing),
     )
 
 
@@ -135,8 +146,115 @@ def upgrade_confirm_view(modeladmin, request, run_id: int):
     )
 
 
+class InstanceQuickUpgradeForm(forms.Form):
+    registry_tag = forms.ChoiceField(required=False, label="Tag from the registry")
+    image_tag = forms.CharField(
+        required=False,
+        max_length=128,
+        validators=[validate_image_tag],
+        label="Or type a tag",
+        help_text="A tag the registry does not list (yet) is fine: the upgrade pulls it and says so if it is missing.",
+    )
+    confirm_downgrade = forms.BooleanField(required=False, label="Yes, go back to this older version")
+
+    def __init__(self, *args, tags: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["registry_tag"].choices = [("", "—")] + [(tag, tag) for tag in tags]
+
+    def target(self) -> str:
+        return self.cleaned_data["image_tag"].strip() or self.cleaned_data["registry_tag"]
+
+
+def instance_quick_upgrade_view(modeladmin, request, object_id: int):
+    """GET/POST <instance>/quick-upgrade/: one instance's Quick upgrade, its tag picked from the registry's
+    tags (or typed); going to an older version than what runs asks for a tick first."""
+    if not modeladmin.has_operate_permission(request):
+        raise PermissionDenied
+    instance = get_object_or_404(Instance.objects.select_related("node"), pk=object_id)
+    listing = registry_tags(instance)
+    current = instance.observed_version or instance.image_tag
+    asked = request.GET.get("tag", "")
+    form = InstanceQuickUpgradeForm(
+        request.POST if request.method == "POST" else None,
+        tags=listing.tags,
+        initial={
+            "registry_tag": asked if asked in listing.tags else "",
+            "image_tag": "" if asked in listing.tags else asked,
+        },
+    )
+    if form.is_bound and form.is_valid():
+        tag = form.target()
+        if not tag:
+            form.add_error(None, "Pick a tag from the registry's list or type one.")
+        elif is_downgrade(current, tag) and not form.cleaned_data["confirm_downgrade"]:
+            form.add_error(
+                "confirm_downgrade", f"{tag} is older than {current}, which runs now: tick the box to go back."
+            )
+        else:
+            try:
+                upgrade = upgrade_request(
+                    instance=instance, user=request.user, mode=UpgradeMode.IMAGE_ONLY, image_tag=tag
+                )
+            except CCPError as exc:
+                form.add_error(None, exc.message)
+            else:
+                modeladmin.message_user(request, f"Started: {upgrade}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:upgrades_upgrade_change", args=[upgrade.pk]))
+    return TemplateResponse(
+        request,
+        "admin/upgrades/instance_quick_upgrade.html",
+        page_context(
+            modeladmin,
+            request,
+            title=f"Quick upgrade of {instance.name}",
+            original=instance,
+            form=form,
+            listing=listing,
+            current=current,
+            downgrade_warning=bool(asked) and is_downgrade(current, asked),
+            asked=asked,
+        ),
+    )
+
+
+def instance_upgrade_to_release_view(modeladmin, request, object_id: int):
+    """POST <instance>/upgrade-to-release/: the single-instance preview page's "Upgrade to this release",
+    with the hash of the preview the operator saw (the upgrade refuses if the node or the render changed)."""
+    if not modeladmin.has_operate_permission(request):
+        raise PermissionDenied
+    instance = get_object_or_404(Instance, pk=object_id)
+    preview_url = reverse("admin:instances_instance_preview", args=[instance.pk])
+    if request.method != "POST":
+        return HttpResponseRedirect(preview_url)
+    try:
+        release = release_or_default(request.POST.get("release_version", ""))
+        upgrade = upgrade_request(
+            instance=instance,
+            user=request.user,
+            mode=UpgradeMode.RELEASE,
+            release=release,
+            preview_hash=request.POST.get("preview_hash", ""),
+        )
+    except CCPError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return HttpResponseRedirect(preview_url)
+    modeladmin.message_user(request, f"Started: {upgrade}.", messages.SUCCESS)
+    return HttpResponseRedirect(reverse("admin:upgrades_upgrade_change", args=[upgrade.pk]))
+
+
 def upgrade_urls(modeladmin) -> list:
-    """URL of the confirmation page, for `InstanceAdmin.get_urls`: admin:instances_instance_upgrade_confirm."""
+    """URLs of the confirmation page (admin:instances_instance_upgrade_confirm) and of one instance's Quick
+    upgrade and release upgrade (…_quick_upgrade, …_upgrade_release), for `InstanceAdmin.get_urls`."""
     opts = modeladmin.model._meta
-    view = modeladmin.admin_site.admin_view(lambda request, run_id: upgrade_confirm_view(modeladmin, request, run_id))
-    return [path("upgrade-to-release/<int:run_id>/", view, name=f"{opts.app_label}_{opts.model_name}_upgrade_confirm")]
+    prefix = f"{opts.app_label}_{opts.model_name}"
+    site = modeladmin.admin_site
+    view = site.admin_view(lambda request, run_id: upgrade_confirm_view(modeladmin, request, run_id))
+    quick = site.admin_view(lambda request, object_id: instance_quick_upgrade_view(modeladmin, request, object_id))
+    release = site.admin_view(
+        lambda request, object_id: instance_upgrade_to_release_view(modeladmin, request, object_id)
+    )
+    return [
+        path("upgrade-to-release/<int:run_id>/", view, name=f"{prefix}_upgrade_confirm"),
+        path("<int:object_id>/quick-upgrade/", quick, name=f"{prefix}_quick_upgrade"),
+        path("<int:object_id>/upgrade-to-release/", release, name=f"{prefix}_upgrade_release"),
+    ]

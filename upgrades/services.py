@@ -25,9 +25,31 @@ from .runner import StepContext, StepRunner, finished_step_keys
 log = logging.getLogger(__name__)
 
 
+# What a release is: an upgrade that used it recorded these, so they never change afterwards (make a new release).
+RELEASE_CONTENT_FIELDS = ("version", "image_tag", "template_set", "registry")
+
+
+def release_is_used(release: Release) -> bool:
+    return release.pk is not None and Upgrade.objects.filter(release_id=release.pk).exists()
+
+
+def release_check_unused_or_unchanged(*, release: Release) -> None:
+    """CCPError when `release` (unsaved changes) alters what upgrades have already used."""
+    if not release_is_used(release):
+        return
+    stored = Release.objects.get(pk=release.pk)
+    changed = [f for f in RELEASE_CONTENT_FIELDS if getattr(stored, f) != getattr(release, f)]
+    if changed:
+        raise CCPError(
+            f"Release {stored.version} has been used by upgrades, so its {', '.join(changed)} cannot change: "
+            "make a new release instead."
+        )
+
+
 @transaction.atomic
 def release_save(*, release: Release, user=None, changed_fields: list[str] | None = None) -> Release:
     created = release.pk is None
+    release_check_unused_or_unchanged(release=release)
     if release.is_default:
         # One default at a time: making this one the default retires the previous one.
         Release.objects.filter(is_default=True).exclude(pk=release.pk).update(is_default=False)

@@ -89,13 +89,15 @@ def test_make_run_serves_the_admin_and_stops_on_ctrl_c(tmp_path):
         for _ in range(60):  # the worker and beat announce themselves a moment after the web server
             log.seek(0)
             output = log.read()
-            if "ready." in output and "beat: Starting" in output:
+            if "ready." in output and "beat: Starting" in output and "sign in as admin" in output:
                 break
             time.sleep(0.5)
         assert "ready." in output, output[-3000:]
         # The default pool: threads, sized for tens of node operations at once (README "Celery and long operations").
         assert "concurrency: 20 (thread)" in output, output[-3000:]
         assert "beat: Starting" in output, output[-3000:]
+        # How to sign in comes last, after the servers' start-up logs (issue 13, item 8).
+        assert "sign in as admin" in output and "changepassword admin" in output, output[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -116,6 +116,13 @@ EXPECTED: dict[str, str] = {
     "admin:instances_instance_preview": "LDAAA",
     "admin:instances_instance_preview_run": "LDAAA",
     "admin:instances_instance_upgrade_confirm": "LDDAA",
+    # the instance's and the node's page buttons (POST; a GET goes back to the page) and the per-instance upgrades
+    "admin:instances_instance_check_health": "LDDAA",
+    "admin:instances_instance_back_up": "LDDAA",
+    "admin:instances_instance_acknowledge": "LDDAA",
+    "admin:instances_instance_quick_upgrade": "LDDAA",
+    "admin:instances_instance_upgrade_release": "LDDAA",
+    "admin:instances_node_check": "LDDAA",
     "admin:instances_attention_changelist": "LDAAA",
     "admin:instances_attention_add": "LDDDD",
     "admin:instances_attention_change": "LDAAA",
@@ -370,7 +377,7 @@ def _admin_url(name: str, world: dict) -> str:
     if name in runs:
         return reverse(name, args=[world[runs[name]].pk])
     model = name.split(":", 1)[1].rsplit("_", 1)[0]
-    obj = {
+    ours = {
         "instances_node": world["node"],
         "instances_instance": world["instance"],
         "instances_backup": world["backup"],
@@ -381,7 +388,10 @@ def _admin_url(name: str, world: dict) -> str:
         "instances_driftreport": world["drift_report"],
         "upgrades_release": world["release"],
         "upgrades_upgrade": world["upgrade"],
-    }.get(model)
+    }
+    # a view name of more than one word (instances_instance_check_health): the model is its known prefix
+    model = next((prefix for prefix in ours if name.split(":", 1)[1].startswith(prefix + "_")), model)
+    obj = ours.get(model)
     if name.endswith("_password_change"):
         model = "auth_user"
     object_id = obj.pk if obj is not None else _third_party_object(model)

@@ -21,7 +21,7 @@ from instances.notifications.models import NotificationDelivery, NotificationTar
 from instances.notifications.services import notification_target_save
 from tests.notifications.receivers import Webhook, free_port, wait_for
 
-from .conftest import install
+from .helpers import install
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 

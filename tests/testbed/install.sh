@@ -41,6 +41,9 @@ install_packages() {
     # nginx: tests/ccp/test_production.py runs deploy/nginx/ccp.conf in front of gunicorn, on loopback ports of
     # its own (the package's stock server on port 80 is never started: see policy-rc.d below).
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+    # chromium + chromium-driver: the browser tests (tests/browser/) drive Debian's headless Chromium with Selenium.
+    command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+    command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
     [ -z "$missing" ] && return 0
     log "installing:$missing"
     export DEBIAN_FRONTEND=noninteractive

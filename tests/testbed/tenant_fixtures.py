@@ -11,6 +11,7 @@ from celery.contrib.testing.worker import start_worker
 from ccp.celery import app
 from instances.drivers import close_all
 from instances.models import Instance, Node
+from upgrades import hooks
 from upgrades.models import Release
 
 from .tenant import Tenant, provision, tenant_create, testbed_ports
@@ -97,3 +98,10 @@ def worker_process_env(settings) -> dict:
         "CCP_LOCK_STALE_SECONDS": "30",
         "CCP_HEALTH_TIMEOUT": "20",
     }
+
+
+@pytest.fixture
+def after_up():
+    """after_up(fn): run fn(ctx) right after an upgrade's `up -d --wait` (upgrades.hooks); cleared afterwards."""
+    yield lambda fn: hooks.register("after_up", fn)
+    hooks.clear()

@@ -17,6 +17,7 @@ from instances.commands import docker
 from instances.drivers import LocalDriver, driver_for
 from instances.node_queries import compose_config, image_id, image_ids, project_containers
 
+from ..registry import missing_from_registry
 from ..runner import StepContext, StepError
 from .node_ops import compose, decoded
 
@@ -67,16 +68,28 @@ def pull_images(ctx: StepContext) -> str:
     fetched = sorted({s.image for s in images if not s.buildable})
     if fetched:
         if ctx.node.registry_access:
-            lines.append(
-                decoded(compose(ctx, "pull", "--quiet", "--ignore-buildable", timeout=ctx.timeout)).strip()
-                or "pulled " + ", ".join(fetched)
-            )
+            result = compose(ctx, "pull", "--quiet", "--ignore-buildable", timeout=ctx.timeout, check=False)
+            if result.exit_code != 0:
+                raise StepError(pull_failure(fetched, decoded(result)))
+            lines.append(decoded(result).strip() or "pulled " + ", ".join(fetched))
         else:
             lines.append(ship_images(ctx, fetched))
     built = [s for s in images if s.buildable]
     if built:
         lines.append(build_missing(ctx, built))
     return "\n".join(line for line in lines if line)
+
+
+def pull_failure(images: list[str], output: str) -> str:
+    """The sentence of a failed pull first ("the image … does not exist in the registry"), compose's words after."""
+    missing = missing_from_registry(images)
+    if missing:
+        image, tags = missing[0]
+        has = f" (it has {', '.join(tags[:10])})" if tags else " (it has no tag of that repository)"
+        first = f"The image {image} does not exist in the registry{has}: check the tag."
+    else:
+        first = f"docker compose pull failed for {', '.join(images)}."
+    return f"{first}\n{output.strip()[-600:]}"
 
 
 def build_missing(ctx: StepContext, services: list[ServiceImage]) -> str:
