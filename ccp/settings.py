@@ -168,6 +168,12 @@ CCP_MIN_FREE_DISK_MB = env.int("CCP_MIN_FREE_DISK_MB", default=1024)
 CCP_HEALTH_TIMEOUT = env.int("CCP_HEALTH_TIMEOUT", default=60)
 # A multi-instance preview runs on a worker, nodes in parallel, at most this many instances per node.
 CCP_PREVIEW_PER_NODE = env.int("CCP_PREVIEW_PER_NODE", default=4)
+# Rollouts: at most this many upgrades at a time on one node (a rollout may set its own); how often the
+# driver looks at a running rollout; how long an instance whose turn came may stay locked by another
+# operation before it counts as failed.
+CCP_ROLLOUT_PER_NODE_LIMIT = env.int("CCP_ROLLOUT_PER_NODE_LIMIT", default=1)
+CCP_ROLLOUT_TICK_SECONDS = env.float("CCP_ROLLOUT_TICK_SECONDS", default=2.0)
+CCP_ROLLOUT_LOCK_WAIT_SECONDS = env.int("CCP_ROLLOUT_LOCK_WAIT_SECONDS", default=600)
 # Protected paths are compared by a listing of stat data (cost independent of their size); on, their
 # content is also hashed in full before (overlapped with the pull) and after every upgrade.
 CCP_PROTECTED_FULL_HASH = env.bool("CCP_PROTECTED_FULL_HASH", default=False)

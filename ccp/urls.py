@@ -9,6 +9,7 @@ from ccp.metrics import metrics
 from instances.api.backup_views import BackupViewSet
 from instances.api.views import InstanceViewSet, NodeViewSet
 from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
+from upgrades.rollouts.api.views import RolloutViewSet
 
 admin.site.site_header = "CCP — fleet control panel"
 admin.site.site_title = "CCP"
@@ -20,6 +21,7 @@ router.register("instances", InstanceViewSet)
 router.register("releases", ReleaseViewSet)
 router.register("backups", BackupViewSet)
 router.register("upgrades", UpgradeViewSet)
+router.register("rollouts", RolloutViewSet)
 
 urlpatterns = [
     path("admin/fleet/", admin.site.admin_view(fleet_dashboard), name="fleet-dashboard"),

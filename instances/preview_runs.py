@@ -94,6 +94,19 @@ def preview_run_execute(*, run_id: int) -> str:
 
 
 def _preview_all(run: PreviewRun, instances: list, release) -> dict:
+    def done(block: PreviewBlock) -> None:
+        PreviewRun.objects.filter(pk=run.pk).update(done=F("done") + 1)
+
+    blocks = preview_blocks_parallel(instances=instances, release=release, on_done=done)
+    results = {str(instance_id): _result(block) for instance_id, block in blocks.items()}
+    for missing in set(map(str, run.instance_ids)) - results.keys():
+        results[missing] = {"error": "This instance no longer exists."}
+    return results
+
+
+def preview_blocks_parallel(*, instances: list, release, on_done=None) -> dict[int, PreviewBlock]:
+    """Preview every instance: nodes in parallel, at most CCP_PREVIEW_PER_NODE at a time on one node.
+    `on_done(block)` is called (in the calling thread) as each one finishes. Keyed by instance id."""
     per_node = max(1, settings.CCP_PREVIEW_PER_NODE)
     by_node = defaultdict(list)
     for instance in instances:
@@ -108,22 +121,21 @@ def _preview_all(run: PreviewRun, instances: list, release) -> dict:
         if i < len(group)
     ]
 
-    def one(instance) -> tuple[int, dict]:
+    def one(instance) -> PreviewBlock:
         try:
             with gates[instance.node_id]:
-                return instance.pk, _result(preview_block(instance=instance, release=release))
+                return preview_block(instance=instance, release=release)
         finally:
             connections.close_all()  # this thread's own database connection
 
-    results = {}
+    blocks = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccp-preview") as pool:
         for future in as_completed([pool.submit(one, instance) for instance in ordered]):
-            instance_id, result = future.result()
-            results[str(instance_id)] = result
-            PreviewRun.objects.filter(pk=run.pk).update(done=F("done") + 1)
-    for missing in set(map(str, run.instance_ids)) - results.keys():
-        results[missing] = {"error": "This instance no longer exists."}
-    return results
+            block = future.result()
+            blocks[block.instance.pk] = block
+            if on_done:
+                on_done(block)
+    return blocks
 
 
 # --- stored reports ------------------------------------------------------------------------------

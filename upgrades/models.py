@@ -135,3 +135,6 @@ class UpgradeStep(models.Model):
         if self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+from .rollouts.models import Rollout, RolloutItem  # noqa: E402,F401 - Django finds the app's models here
