@@ -39,7 +39,10 @@ def rollout_drive(*, rollout_id: int, token: str = "") -> float | None:
     reconciler started a new one) does nothing. Returns seconds until the next step, or None."""
     with transaction.atomic():
         rollout = (
-            Rollout.objects.select_for_update().select_related("release", "created_by").filter(pk=rollout_id).first()
+            Rollout.objects.select_for_update(of=("self",))
+            .select_related("release", "created_by")
+            .filter(pk=rollout_id)
+            .first()
         )
         if rollout is None:
             return None

@@ -185,7 +185,7 @@ def _against_approval(check: InstanceCheck, approved: dict[int, str] | None) -> 
 
 
 def _locked(rollout: Rollout) -> Rollout:
-    return Rollout.objects.select_for_update().select_related("release").get(pk=rollout.pk)
+    return Rollout.objects.select_for_update(of=("self",)).select_related("release").get(pk=rollout.pk)
 
 
 @transaction.atomic
