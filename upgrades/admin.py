@@ -10,6 +10,7 @@ from ccp.errors import CCPError
 
 from . import services
 from .models import Release, Upgrade, UpgradeStep
+from .rollouts import admin as rollouts_admin  # noqa: F401 - registers the Rollout admin
 
 
 @admin.register(Release)

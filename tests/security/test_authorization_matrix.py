@@ -40,6 +40,7 @@ from instances.choices import BackupStatus
 from instances.models import Attention, Backup, Instance, Node, PreviewRun, Restore
 from tests.conftest import _user, api_client_for
 from upgrades.models import Release, Upgrade, UpgradeStep
+from upgrades.rollouts.models import Rollout, RolloutItem
 
 ROLES = ("anonymous", "staff", "viewer", "operator", "superuser")
 
@@ -85,6 +86,13 @@ EXPECTED: dict[str, str] = {
     "GET api/v1/upgrades/": "LDAAA",
     "GET api/v1/upgrades/{pk}/": "LDAAA",
     "POST api/v1/upgrades/{pk}/cancel/": "LDDAA",
+    # API: rollouts (operators start, halt, resume and cancel them)
+    "GET api/v1/rollouts/": "LDAAA",
+    "POST api/v1/rollouts/": "LDDAA",
+    "GET api/v1/rollouts/{pk}/": "LDAAA",
+    "POST api/v1/rollouts/{pk}/halt/": "LDDAA",
+    "POST api/v1/rollouts/{pk}/resume/": "LDDAA",
+    "POST api/v1/rollouts/{pk}/cancel/": "LDDAA",
     # API root, schema, docs, health
     "GET api/v1/": "LAAAA",
     "GET api/schema/": "LAAAA",
@@ -135,6 +143,14 @@ EXPECTED: dict[str, str] = {
     "admin:upgrades_upgrade_delete": "LDDDD",
     "admin:upgrades_upgrade_history": "LDAAA",
     "admin:upgrades_upgrade_cancel": "LDDAA",  # POST; a refusal is a message on the upgrade's page
+    "admin:upgrades_rollout_changelist": "LDAAA",
+    "admin:upgrades_rollout_add": "LDDDD",
+    "admin:upgrades_rollout_change": "LDAAA",
+    "admin:upgrades_rollout_delete": "LDDDD",
+    "admin:upgrades_rollout_history": "LDAAA",
+    "admin:upgrades_rollout_halt": "LDDAA",  # POST views; a GET by whoever may operate goes to the page
+    "admin:upgrades_rollout_resume": "LDDAA",
+    "admin:upgrades_rollout_cancel": "LDDAA",
     "admin:admin_logentry_changelist": "LDAAA",
     "admin:admin_logentry_add": "LDDDD",
     "admin:admin_logentry_change": "LDAAA",
@@ -167,6 +183,7 @@ EXPECTED: dict[str, str] = {
     "action instances.Node.delete_selected": "LDDDA",
     "action instances.Instance.quick_upgrade": "LDDAA",
     "action instances.Instance.upgrade_to_release": "LDDAA",
+    "action instances.Instance.roll_out": "LDDAA",
     "action instances.Instance.preview_release": "LDAAA",
     "action instances.Instance.back_up_now": "LDDAA",
     "action instances.Instance.check_health": "LDDAA",
@@ -281,6 +298,8 @@ def world(db):
     )
     UpgradeStep.objects.create(upgrade=upgrade, position=1, name="precheck", started_at=timezone.now())
     attention = Attention.objects.create(instance=instance, reason="made by the test")
+    rollout = Rollout.objects.create(mode="image_only", image_tag="v2", status="succeeded")
+    RolloutItem.objects.create(rollout=rollout, instance=instance, wave=0, position=0, status="succeeded")
     runs = {
         purpose: PreviewRun.objects.create(
             purpose=purpose, release_version=release.version, instance_ids=[instance.pk], status="succeeded"
@@ -300,6 +319,7 @@ def world(db):
         "backup": backup,
         "restore": restore,
         "upgrade": upgrade,
+        "rollout": rollout,
     }
 
 
@@ -318,6 +338,8 @@ def _user_for(role: str) -> User | None:
 def _api_url(key: str, world: dict) -> tuple[str, str]:
     method, route = key.split(" ", 1)
     pk = world["upgrade"].pk if route.startswith("api/v1/upgrades/") else world["backup"].pk
+    if route.startswith("api/v1/rollouts/"):
+        pk = world["rollout"].pk
     return method, "/" + route.format(name=world["name"], slug=world["slug"], version=world["version"], pk=pk)
 
 
@@ -342,6 +364,7 @@ def _admin_url(name: str, world: dict) -> str:
         "instances_restore": world["restore"],
         "upgrades_release": world["release"],
         "upgrades_upgrade": world["upgrade"],
+        "upgrades_rollout": world["rollout"],
     }.get(model)
     if name.endswith("_password_change"):
         model = "auth_user"
