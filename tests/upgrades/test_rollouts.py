@@ -6,6 +6,7 @@ import urllib.request
 import uuid
 
 import pytest
+from django.core.management import call_command
 
 from instances.operations.reconcile import reconcile_stale_locks
 from upgrades.choices import UpgradeMode, UpgradeStatus
@@ -223,3 +224,14 @@ def test_a_killed_worker_s_rollout_goes_on_or_halts_visibly(six_tenants, workers
             assert tenant.images() == {"v1"}
         else:
             assert item.status == RolloutItemStatus.PENDING and not upgrades and tenant.images() == {"v1"}
+
+
+def test_the_rollout_command_prints_progress_and_exits_0_when_it_succeeded(
+    make_tenant, testbed_node, second_testbed_node, celery_worker_thread, capsys
+):
+    tenants = [make_tenant(node=testbed_node), make_tenant(node=second_testbed_node)]
+    call_command("rollout", *(t.instance.slug for t in tenants), "--to", "v2", "--canary", "1", "--timeout", "240")
+
+    out = capsys.readouterr().out
+    assert "to v2: 2 instance(s)" in out and "[running] wave 0" in out and "succeeded" in out.splitlines()[-1]
+    assert all(t.images() == {"v2"} for t in tenants)

@@ -85,21 +85,11 @@ def _record_ended_upgrades(items: list[RolloutItem], now: datetime) -> None:
 
 
 def _advance(rollout: Rollout, items: list[RolloutItem], now: datetime) -> None:
-    failed = [item for item in items if item.status == RolloutItemStatus.FAILED]
-    if len(failed) > rollout.failure_budget:
-        rollout.status = RolloutStatus.HALTED
-        last = max(failed, key=lambda item: item.finished_at or now)
-        rollout.reason = (
-            f"{len(failed)} instance(s) failed, more than the failure budget of {rollout.failure_budget}; "
-            f"no further instance is touched. Last: {last.instance}: {last.error}"
-        )
-        for item in items:
-            if item.status == RolloutItemStatus.WAITING:
-                item.status, item.waiting_since = RolloutItemStatus.PENDING, None
-                item.save(update_fields=["status", "waiting_since"])
+    if _halt_if_over_budget(rollout, items, now):
         return
     running = [item for item in items if item.status == RolloutItemStatus.RUNNING]
     open_items = [item for item in items if item.status in OPEN_ITEM_STATUSES]
+    failed = [item for item in items if item.status == RolloutItemStatus.FAILED]
     if not running and not open_items:
         rollout.status, rollout.finished_at = RolloutStatus.SUCCEEDED, now
         rollout.reason = f"{len(failed)} instance(s) failed, within the failure budget." if failed else ""
@@ -116,6 +106,24 @@ def _advance(rollout: Rollout, items: list[RolloutItem], now: datetime) -> None:
     )
     for item in chosen:
         _start(rollout, item, now)
+    _halt_if_over_budget(rollout, items, now)  # an instance that could not start counts at once
+
+
+def _halt_if_over_budget(rollout: Rollout, items: list[RolloutItem], now: datetime) -> bool:
+    failed = [item for item in items if item.status == RolloutItemStatus.FAILED]
+    if len(failed) <= rollout.failure_budget:
+        return False
+    rollout.status = RolloutStatus.HALTED
+    last = max(failed, key=lambda item: item.finished_at or now)
+    rollout.reason = (
+        f"{len(failed)} instance(s) failed, more than the failure budget of {rollout.failure_budget}; "
+        f"no further instance is touched. Last: {last.instance}: {last.error}"
+    )
+    for item in items:
+        if item.status == RolloutItemStatus.WAITING:
+            item.status, item.waiting_since = RolloutItemStatus.PENDING, None
+            item.save(update_fields=["status", "waiting_since"])
+    return True
 
 
 def _start(rollout: Rollout, item: RolloutItem, now: datetime) -> None:
