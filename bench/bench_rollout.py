@@ -10,6 +10,12 @@ file-system broker), on real sshd nodes and the docker engine.
    time (created → succeeded) vs the sum of the same 8 upgrades' times run one at a time. Target ≤ 0.35×
    (the floor is 0.25×: two upgrades per node, one at a time).
 
+The worker is the `Procfile`'s (threads pool of 20). With DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL
+(Redis) set, it runs against a throw-away database next to DATABASE_URL's and that broker, as in
+production; without them, on `make run`'s SQLite and file-system broker. (kombu's file-system transport can
+read a message file while it is still being written — a rollout's driver sends a message every tick — and
+its worker then stops consuming: use Redis for anything but trying CCP out.)
+
 Needs the testbed (`make testbed` as root). Run: `.venv/bin/python bench/bench_rollout.py [--nodes 4]`.
 """
 
@@ -22,6 +28,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -123,6 +132,22 @@ def rollout_benchmark(tenants, target: float) -> bool:
     return ok
 
 
+def throwaway_database(url: str) -> str:
+    """A fresh database next to `url`'s, on the same server; returns its URL."""
+    base, _, name = url.rpartition("/")
+    bench = f"{name.split('?')[0]}_bench_rollout"
+    drop_database(f"{base}/{bench}")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench)))
+    return f"{base}/{bench}"
+
+
+def drop_database(url: str) -> None:
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=4)
@@ -135,7 +160,12 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="ccp-bench-rollout-"))
+    database_url, broker_url = os.environ.get("DATABASE_URL", ""), os.environ.get("CELERY_BROKER_URL", "")
     env = make_run_env(scratch)
+    throwaway = None
+    if database_url.startswith("postgres") and broker_url.startswith("redis"):
+        throwaway = throwaway_database(database_url)
+        env.update({"DATABASE_URL": throwaway, "CELERY_BROKER_URL": broker_url})
     env["CCP_ROLLOUT_TICK_SECONDS"] = "0.5"
     env["CCP_SSH_KEY_DIR"] = os.environ.get("CCP_TESTBED_STATE", "/run/ccp-testbed")  # the testbed's key files
     os.environ.clear()
@@ -220,6 +250,11 @@ def main() -> None:
         for path in workdirs:
             sshd.remove_workdir(path)
         shutil.rmtree(scratch, ignore_errors=True)
+        if throwaway:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(throwaway)
     if not ok:
         raise SystemExit(1)
 

@@ -31,11 +31,15 @@ class RolloutForm(forms.Form):
     release = forms.ModelChoiceField(
         queryset=Release.objects.order_by("-created_at"), required=False, label="Release (upgrade to release)"
     )
-    canary_size = forms.IntegerField(min_value=0, initial=1, label="Canary size")
+    canary_size = forms.IntegerField(min_value=0, max_value=100_000, initial=1, label="Canary size")
     waves = forms.CharField(max_length=200, initial="rest", help_text='Sizes after the canary, e.g. "1,10%,50%,rest".')
-    parallelism = forms.IntegerField(min_value=0, initial=0, help_text="At most this many at a time; 0: no cap.")
-    per_node_limit = forms.IntegerField(min_value=1, required=False, help_text="Empty: the setting.")
-    failure_budget = forms.IntegerField(min_value=0, initial=0, help_text="0: the first failure halts.")
+    parallelism = forms.IntegerField(
+        min_value=0, max_value=100_000, initial=0, help_text="At most this many at a time; 0: no cap."
+    )
+    per_node_limit = forms.IntegerField(min_value=1, max_value=100_000, required=False, help_text="Empty: the setting.")
+    failure_budget = forms.IntegerField(
+        min_value=0, max_value=100_000, initial=0, help_text="0: the first failure halts."
+    )
     start_at = forms.DateTimeField(required=False, help_text="Optional: wait until then (YYYY-MM-DD HH:MM, UTC).")
 
     def clean_waves(self):

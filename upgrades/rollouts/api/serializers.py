@@ -8,6 +8,9 @@ from upgrades.models import Release
 from ..models import Rollout, RolloutItem
 from ..selectors import item_current_step
 
+# Counts beyond any fleet (and within the database's integer columns).
+MAX_COUNT = 100_000
+
 
 class RolloutItemSerializer(serializers.ModelSerializer):
     instance = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -99,11 +102,11 @@ class RolloutRequestSerializer(RolloutTargetSerializer):
     tag = serializers.RegexField(IMAGE_TAG_RE, required=False, allow_blank=True, help_text="Filter: image tag.")
     status = serializers.ChoiceField(choices=InstanceStatus.choices, required=False, help_text="Filter: status.")
     search = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Filter: search.")
-    canary_size = serializers.IntegerField(min_value=0, default=1)
+    canary_size = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, default=1)
     waves = serializers.CharField(default="rest", max_length=200, help_text='e.g. "1,10%,50%,rest".')
-    parallelism = serializers.IntegerField(min_value=0, default=0)
-    per_node_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    failure_budget = serializers.IntegerField(min_value=0, default=0)
+    parallelism = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, default=0)
+    per_node_limit = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, required=False, allow_null=True)
+    failure_budget = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, default=0)
     start_at = serializers.DateTimeField(required=False, allow_null=True)
     preview_hashes = serializers.DictField(
         child=serializers.CharField(max_length=64),
