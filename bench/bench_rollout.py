@@ -121,6 +121,17 @@ def rollout_benchmark(tenants, target: float) -> bool:
         raise SystemExit(f"rollout #{done.pk} {done.status}: {done.reason}")
     ratio = total / sum(singles)
     ok = ratio <= target
+    rows = list(Upgrade.objects.filter(rollout_items__rollout=done).select_related("instance").order_by("created_at"))
+    durations = [(row.finished_at - row.created_at).total_seconds() for row in rows]
+    gaps = []
+    for node_id in {row.instance.node_id for row in rows}:
+        on_node = [row for row in rows if row.instance.node_id == node_id]
+        gaps += [(b.created_at - a.finished_at).total_seconds() for a, b in zip(on_node, on_node[1:], strict=False)]
+    print(
+        f"  in the rollout an upgrade took {sum(durations) / len(durations):.1f} s on average (alone: "
+        f"{sum(singles) / len(singles):.1f} s: the machine's cores are shared by the parallel ones); the next "
+        f"upgrade on a node was requested {max(gaps, default=0) * 1000:.0f} ms at most after the one before ended"
+    )
     print(
         f"  8 single Quick upgrades one at a time: {sum(singles):.2f} s ({', '.join(f'{s:.1f}' for s in singles)}); "
         f"the rollout of the 8 over {len({t.instance.node_id for t in tenants})} nodes: {total:.2f} s"
