@@ -259,6 +259,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "UpgradeStatusEnum": "upgrades.choices.UpgradeStatus",
         "StepStatusEnum": "upgrades.choices.StepStatus",
+        "InstanceStatusEnum": "instances.choices.InstanceStatus",
+        "RolloutStatusEnum": "upgrades.rollouts.choices.RolloutStatus",
+        "RolloutItemStatusEnum": "upgrades.rollouts.choices.RolloutItemStatus",
     },
     "SERVE_PERMISSIONS": ["ccp.api.permissions.SchemaAccess"],
 }
