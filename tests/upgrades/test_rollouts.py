@@ -235,3 +235,38 @@ def test_the_rollout_command_prints_progress_and_exits_0_when_it_succeeded(
     out = capsys.readouterr().out
     assert "to v2: 2 instance(s)" in out and "[running] wave 0" in out and "succeeded" in out.splitlines()[-1]
     assert all(t.images() == {"v2"} for t in tenants)
+
+
+def test_a_release_rollout_excludes_blocked_previews_and_refuses_a_node_changed_after_approval(
+    make_tenant, testbed_release, after_up, celery_worker_thread
+):
+    canary, second = make_tenant(), make_tenant()
+    blocked = make_tenant(registered=True)
+    env = blocked.path / ".env"
+    env.write_bytes(b"\n".join(line for line in env.read_bytes().split(b"\n") if not line.startswith(b"API_PORT")))
+    v2 = testbed_release("v2.0.0", "v2")
+    config = second.path / "configs" / "app.conf"
+
+    def change_the_second_node_after_approval(ctx) -> None:
+        if ctx.upgrade.instance_id == canary.instance.pk:
+            config.write_bytes(config.read_bytes() + b"# changed on the node after the rollout was approved\n")
+
+    after_up(change_the_second_node_after_approval)
+    rollout = rollout_create(
+        instances=[canary.instance, second.instance, blocked.instance], mode=UpgradeMode.RELEASE, release=v2
+    )
+    items = {item.instance_id: item for item in rollout.items.all()}
+    assert items[blocked.instance.pk].status == RolloutItemStatus.EXCLUDED
+    assert "API_PORT" in items[blocked.instance.pk].error
+    assert all(len(items[t.instance.pk].approved_preview_hash) == 64 for t in (canary, second))
+    compose_before = (second.path / "docker-compose.yml").read_bytes()
+
+    rollout = wait_rollout_end(rollout)
+
+    assert rollout.status == RolloutStatus.HALTED
+    items = {item.instance_id: item for item in rollout.items.select_related("upgrade")}
+    assert items[canary.instance.pk].status == RolloutItemStatus.SUCCEEDED and canary.images() == {"v2"}
+    refused = items[second.instance.pk]
+    assert refused.status == RolloutItemStatus.FAILED and "changed since the preview was approved" in refused.error
+    assert (second.path / "docker-compose.yml").read_bytes() == compose_before and second.images() == {"v1"}
+    assert not Upgrade.objects.filter(instance=blocked.instance).exists() and blocked.images() == {"v1"}
