@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from instances.operations.choices import OperationKind
 from instances.operations.locks import lock_acquire, lock_release
+from instances.operations.reconcile import reconcile_stale_locks
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.rollouts.choices import RolloutItemStatus, RolloutStatus
 from upgrades.rollouts.driver import rollout_drive
@@ -137,3 +138,19 @@ def test_disabled_instances_are_excluded_and_named(fleet):
     rollout = rollout_create(instances=fleet, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2")
     (excluded,) = items(rollout, status=RolloutItemStatus.EXCLUDED)
     assert excluded.instance_id == fleet[0].pk and "Disabled" in excluded.error
+
+
+def test_the_reconciler_gives_a_rollout_whose_driver_stopped_a_new_driver(fleet, settings):
+    settings.CCP_LOCK_STALE_SECONDS = 5
+    rollout = drive(rollout_create(instances=fleet, mode=UpgradeMode.IMAGE_ONLY, image_tag="v2"))
+    old_token = rollout.tick_token
+    assert not any("Rollout" in line for line in reconcile_stale_locks())  # its driver steps: left alone
+
+    Rollout.objects.filter(pk=rollout.pk).update(driven_at=timezone.now() - timezone.timedelta(seconds=30))
+    report = reconcile_stale_locks()
+
+    assert f"Rollout #{rollout.pk}: its driver stopped taking steps; a new driver continues it." in report
+    rollout.refresh_from_db()
+    assert rollout.tick_token != old_token
+    assert rollout_drive(rollout_id=rollout.pk, token=old_token) is None  # the old chain's step stops there
+    assert rollout_drive(rollout_id=rollout.pk, token=rollout.tick_token) is not None
