@@ -172,7 +172,7 @@ CCP_PREVIEW_PER_NODE = env.int("CCP_PREVIEW_PER_NODE", default=4)
 # driver looks at a running rollout; how long an instance whose turn came may stay locked by another
 # operation before it counts as failed.
 CCP_ROLLOUT_PER_NODE_LIMIT = env.int("CCP_ROLLOUT_PER_NODE_LIMIT", default=1)
-CCP_ROLLOUT_TICK_SECONDS = env.float("CCP_ROLLOUT_TICK_SECONDS", default=2.0)
+CCP_ROLLOUT_TICK_SECONDS = env.float("CCP_ROLLOUT_TICK_SECONDS", default=5.0)
 CCP_ROLLOUT_LOCK_WAIT_SECONDS = env.int("CCP_ROLLOUT_LOCK_WAIT_SECONDS", default=600)
 # Protected paths are compared by a listing of stat data (cost independent of their size); on, their
 # content is also hashed in full before (overlapped with the pull) and after every upgrade.
