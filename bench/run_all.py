@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_ssh", "bench_render", "bench_upgrade", "bench_fleet_ops", "bench_fleet", "bench_backup"]
+BENCHES = [
+    "bench_ssh",
+    "bench_render",
+    "bench_upgrade",
+    "bench_fleet_ops",
+    "bench_rollout",
+    "bench_fleet",
+    "bench_backup",
+]
 
 
 def main() -> int:

@@ -175,6 +175,12 @@ CCP_REGISTRY_TAGS_TIMEOUT = env.float("CCP_REGISTRY_TAGS_TIMEOUT", default=5.0)
 CCP_REGISTRY_TAGS = env.str("CCP_REGISTRY_TAGS", default="on")  # on | loopback | off
 # A multi-instance preview runs on a worker, nodes in parallel, at most this many instances per node.
 CCP_PREVIEW_PER_NODE = env.int("CCP_PREVIEW_PER_NODE", default=4)
+# Rollouts: at most this many upgrades at a time on one node (a rollout may set its own); how often the
+# driver looks at a running rollout; how long an instance whose turn came may stay locked by another
+# operation before it counts as failed.
+CCP_ROLLOUT_PER_NODE_LIMIT = env.int("CCP_ROLLOUT_PER_NODE_LIMIT", default=1)
+CCP_ROLLOUT_TICK_SECONDS = env.float("CCP_ROLLOUT_TICK_SECONDS", default=5.0)
+CCP_ROLLOUT_LOCK_WAIT_SECONDS = env.int("CCP_ROLLOUT_LOCK_WAIT_SECONDS", default=600)
 # Protected paths are compared by a listing of stat data (cost independent of their size); on, their
 # content is also hashed in full before (overlapped with the pull) and after every upgrade.
 CCP_PROTECTED_FULL_HASH = env.bool("CCP_PROTECTED_FULL_HASH", default=False)
@@ -271,6 +277,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "UpgradeStatusEnum": "upgrades.choices.UpgradeStatus",
         "StepStatusEnum": "upgrades.choices.StepStatus",
+        "InstanceStatusEnum": "instances.choices.InstanceStatus",
+        "RolloutStatusEnum": "upgrades.rollouts.choices.RolloutStatus",
+        "RolloutItemStatusEnum": "upgrades.rollouts.choices.RolloutItemStatus",
     },
     "SERVE_PERMISSIONS": ["ccp.api.permissions.SchemaAccess"],
 }

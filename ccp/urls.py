@@ -11,6 +11,7 @@ from instances.api.progress_views import OperationProgressView
 from instances.api.views import InstanceViewSet, NodeViewSet
 from instances.operations.choices import OperationKind
 from upgrades.api.views import ReleaseViewSet, UpgradeViewSet
+from upgrades.rollouts.api.views import RolloutViewSet
 
 admin.site.site_header = "CCP — fleet control panel"
 admin.site.site_title = "CCP"
@@ -25,6 +26,7 @@ router.register("instances", InstanceViewSet)
 router.register("releases", ReleaseViewSet)
 router.register("backups", BackupViewSet)
 router.register("upgrades", UpgradeViewSet)
+router.register("rollouts", RolloutViewSet)
 
 urlpatterns = [
     path("admin/fleet/", admin.site.admin_view(fleet_dashboard), name="fleet-dashboard"),

@@ -9,7 +9,7 @@ from django.utils.html import format_html_join
 from ccp.admin_mixins import ReadOnlyAdmin, page_context
 from ccp.badges import badge
 from ccp.errors import CCPError
-from upgrades.admin_actions import quick_upgrade, upgrade_to_release, upgrade_urls
+from upgrades.admin_actions import quick_upgrade, roll_out, upgrade_to_release, upgrade_urls
 from upgrades.selectors import annotate_last_upgrade, last_upgrade_summary
 
 from . import services
@@ -195,6 +195,7 @@ class InstanceAdmin(admin.ModelAdmin):
     actions = [
         quick_upgrade,
         upgrade_to_release,
+        roll_out,
         preview_release,
         back_up_now,
         "check_health",
@@ -261,6 +262,9 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("instances.operate_instance")
+
+    def has_rollout_permission(self, request) -> bool:
+        return request.user.has_perm("upgrades.operate_rollout")
 
     @admin.display(description="Last upgrade", ordering="last_upgrade_at")
     def last_upgrade(self, obj: Instance) -> str:

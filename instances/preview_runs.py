@@ -92,17 +92,26 @@ def preview_run_execute(*, run_id: int) -> str:
 
 
 def _preview_all(run: PreviewRun, instances: list, release) -> dict:
-    found = map_per_node(
-        instances,
-        lambda instance: _result(preview_block(instance=instance, release=release)),
-        per_node=settings.CCP_PREVIEW_PER_NODE,
-        on_done=lambda instance, result: PreviewRun.objects.filter(pk=run.pk).update(done=F("done") + 1),
-        thread_name_prefix="ccp-preview",
-    )
-    results = {str(pk): result for pk, result in found.items()}
+    def done(block: PreviewBlock) -> None:
+        PreviewRun.objects.filter(pk=run.pk).update(done=F("done") + 1)
+
+    blocks = preview_blocks_parallel(instances=instances, release=release, on_done=done)
+    results = {str(instance_id): _result(block) for instance_id, block in blocks.items()}
     for missing in set(map(str, run.instance_ids)) - results.keys():
         results[missing] = {"error": "This instance no longer exists."}
     return results
+
+
+def preview_blocks_parallel(*, instances: list, release, on_done=None) -> dict[int, PreviewBlock]:
+    """Preview every instance: nodes in parallel, at most CCP_PREVIEW_PER_NODE at a time on one node.
+    `on_done(block)` is called (in the calling thread) as each one finishes. Keyed by instance id."""
+    return map_per_node(
+        instances,
+        lambda instance: preview_block(instance=instance, release=release),
+        per_node=max(1, settings.CCP_PREVIEW_PER_NODE),
+        on_done=(lambda instance, block: on_done(block)) if on_done else None,
+        thread_name_prefix="ccp-preview",
+    )
 
 
 # --- stored reports ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from instances.operations.choices import OperationKind
 
 from . import services
 from .models import Release, Upgrade
+from .rollouts import admin as rollouts_admin  # noqa: F401 - registers the Rollout admin
 
 
 @admin.register(Release)

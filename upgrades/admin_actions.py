@@ -27,6 +27,7 @@ from instances.validators import validate_image_tag
 from .choices import UpgradeMode
 from .models import Release
 from .registry import is_downgrade, registry_tags
+from .rollouts.admin_actions import roll_out  # noqa: F401 - the Instance admin finds it here with the others
 from .services import upgrade_request
 
 

@@ -131,3 +131,6 @@ class Upgrade(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+from .rollouts.models import Rollout, RolloutItem  # noqa: E402,F401 - Django finds the app's models here

@@ -8,6 +8,10 @@ interrupted: the lock is then released here) or hands it to a new task (resume, 
 then owns the lock: it says which by what it returns.
 
 Taking over a lock is a compare-and-set on (instance, owner), so two reconcilers never both win.
+
+Operations that hold no instance lock themselves (a rollout drives many upgrades, each holding its own)
+register a sweep (`register_sweep`): a function the reconciler calls on every run, which finds that kind's
+operations whose driver stopped and continues or closes them, returning one line per operation acted on.
 """
 
 import logging
@@ -33,6 +37,8 @@ class Handled:
 
 Handler = Callable[[InstanceLock], Handled | None]
 _HANDLERS: dict[str, Handler] = {}
+Sweep = Callable[[], list[str]]
+_SWEEPS: dict[str, Sweep] = {}
 
 
 def register_handler(kind: str) -> Callable[[Handler], Handler]:
@@ -45,8 +51,18 @@ def register_handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def register_sweep(kind: str) -> Callable[[Sweep], Sweep]:
+    """Decorator: `fn()` continues or closes the operations of `kind` whose driver stopped (see above)."""
+
+    def register(fn: Sweep) -> Sweep:
+        _SWEEPS[str(kind)] = fn
+        return fn
+
+    return register
+
+
 def reconcile_stale_locks() -> list[str]:
-    """Returns one line per lock acted on (for logs and the command)."""
+    """Returns one line per lock (or swept operation) acted on (for logs and the command)."""
     report = []
     for lock in InstanceLock.objects.select_related("instance"):
         if not owner_is_dead(lock):
@@ -58,6 +74,8 @@ def reconcile_stale_locks() -> list[str]:
             if not taken:
                 continue  # another reconciler got there first, or the owner came back
             report.append(_handle(lock))
+    for sweep in _SWEEPS.values():
+        report.extend(sweep())
     for line in report:
         log.warning(line)
     return report

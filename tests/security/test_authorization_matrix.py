@@ -44,6 +44,7 @@ from instances.notifications.models import NotificationDelivery, NotificationTar
 from instances.operations.models import OperationStep
 from tests.helpers import api_client_for, make_user
 from upgrades.models import Release, Upgrade
+from upgrades.rollouts.models import Rollout, RolloutItem
 
 ROLES = ("anonymous", "staff", "viewer", "operator", "superuser")
 
@@ -93,6 +94,13 @@ EXPECTED: dict[str, str] = {
     "GET api/v1/upgrades/{pk}/progress/": "LDAAA",
     "GET api/v1/backups/{pk}/progress/": "LDAAA",
     "GET api/v1/restores/{pk}/progress/": "LDAAA",
+    # API: rollouts (operators start, halt, resume and cancel them)
+    "GET api/v1/rollouts/": "LDAAA",
+    "POST api/v1/rollouts/": "LDDAA",
+    "GET api/v1/rollouts/{pk}/": "LDAAA",
+    "POST api/v1/rollouts/{pk}/halt/": "LDDAA",
+    "POST api/v1/rollouts/{pk}/resume/": "LDDAA",
+    "POST api/v1/rollouts/{pk}/cancel/": "LDDAA",
     # API root, schema, docs, health
     "GET api/v1/": "LAAAA",
     "GET api/schema/": "LAAAA",
@@ -167,6 +175,14 @@ EXPECTED: dict[str, str] = {
     "admin:instances_driftreport_change": "LDAAA",
     "admin:instances_driftreport_delete": "LDDDD",
     "admin:instances_driftreport_history": "LDAAA",
+    "admin:upgrades_rollout_changelist": "LDAAA",
+    "admin:upgrades_rollout_add": "LDDDD",
+    "admin:upgrades_rollout_change": "LDAAA",
+    "admin:upgrades_rollout_delete": "LDDDD",
+    "admin:upgrades_rollout_history": "LDAAA",
+    "admin:upgrades_rollout_halt": "LDDAA",  # POST views; a GET by whoever may operate goes to the page
+    "admin:upgrades_rollout_resume": "LDDAA",
+    "admin:upgrades_rollout_cancel": "LDDAA",
     "admin:admin_logentry_changelist": "LDAAA",
     "admin:admin_logentry_add": "LDDDD",
     "admin:admin_logentry_change": "LDAAA",
@@ -199,6 +215,7 @@ EXPECTED: dict[str, str] = {
     "action instances.Node.delete_selected": "LDDDA",
     "action instances.Instance.quick_upgrade": "LDDAA",
     "action instances.Instance.upgrade_to_release": "LDDAA",
+    "action instances.Instance.roll_out": "LDDAA",
     "action instances.Instance.preview_release": "LDAAA",
     "action instances.Instance.back_up_now": "LDDAA",
     "action instances.Instance.check_health": "LDDAA",
@@ -322,6 +339,8 @@ def world(db):
     target.save()
     delivery = NotificationDelivery.objects.create(target=target, event="test", title="made by the test")
     drift_report = DriftReport.objects.create()
+    rollout = Rollout.objects.create(mode="image_only", image_tag="v2", status="succeeded")
+    RolloutItem.objects.create(rollout=rollout, instance=instance, wave=0, position=0, status="succeeded")
     runs = {
         purpose: PreviewRun.objects.create(
             purpose=purpose, release_version=release.version, instance_ids=[instance.pk], status="succeeded"
@@ -344,6 +363,7 @@ def world(db):
         "backup": backup,
         "restore": restore,
         "upgrade": upgrade,
+        "rollout": rollout,
     }
 
 
@@ -360,7 +380,7 @@ def _user_for(role: str) -> User | None:
 def _api_url(key: str, world: dict) -> tuple[str, str]:
     method, route = key.split(" ", 1)
     collection = (route.split("/") + ["", "", ""])[2]
-    pk = world[{"upgrades": "upgrade", "restores": "restore"}.get(collection, "backup")].pk
+    pk = world[{"upgrades": "upgrade", "restores": "restore", "rollouts": "rollout"}.get(collection, "backup")].pk
     return method, "/" + route.format(name=world["name"], slug=world["slug"], version=world["version"], pk=pk)
 
 
@@ -388,6 +408,7 @@ def _admin_url(name: str, world: dict) -> str:
         "instances_driftreport": world["drift_report"],
         "upgrades_release": world["release"],
         "upgrades_upgrade": world["upgrade"],
+        "upgrades_rollout": world["rollout"],
     }
     # a view name of more than one word (instances_instance_check_health): the model is its known prefix
     model = next((prefix for prefix in ours if name.split(":", 1)[1].startswith(prefix + "_")), model)

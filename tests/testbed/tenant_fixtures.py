@@ -45,15 +45,26 @@ def testbed_node(db, ssh_node) -> Node:
 
 
 @pytest.fixture
+def second_testbed_node(db, second_ssh_node) -> Node:
+    """A second node (its own sshd on the next loopback address), for work spread over nodes."""
+    node = Node(name=f"tb2-{uuid.uuid4().hex[:6]}", instance_root="/srv/ccp-testbed", **second_ssh_node.node_fields())
+    node.full_clean()
+    node.save()
+    yield node
+    close_all()
+
+
+@pytest.fixture
 def make_tenant(testbed_node, testbed_release, node_workdir_factory, settings):
-    """make_tenant(registered=False, tag="v1") -> a running tenant at release v1 (or the given tag)."""
+    """make_tenant(registered=False, tag="v1", node=None) -> a running tenant at release v1 (or the given
+    tag), on the testbed node (or the given one)."""
     settings.CCP_HEALTH_TIMEOUT = 20
     made: list[Tenant] = []
 
-    def make(*, registered: bool = False, tag: str = "v1", profiles: str = "") -> Tenant:
+    def make(*, registered: bool = False, tag: str = "v1", profiles: str = "", node: Node | None = None) -> Tenant:
         slug = f"t{uuid.uuid4().hex[:8]}"
         tenant = tenant_create(
-            node=testbed_node,
+            node=node or testbed_node,
             path=node_workdir_factory(),
             slug=slug,
             compose_project=f"ccp-{slug}",

@@ -5,6 +5,7 @@ from tests.testbed.tenant_fixtures import (  # noqa: F401 - pytest fixtures
     after_up,
     celery_worker_thread,
     make_tenant,
+    second_testbed_node,
     testbed_node,
     testbed_release,
     worker_process_env,

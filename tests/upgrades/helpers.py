@@ -39,7 +39,7 @@ def install_script(tenant, text: str = SCRIPT) -> None:
     os.chown(scripts / "upgrade.sh", tenant.path.stat().st_uid, tenant.path.stat().st_gid)
 
 
-def start_worker_process(env: dict, log: Path) -> subprocess.Popen:
+def start_worker_process(env: dict, log: Path, *, pool: str = "prefork", concurrency: int = 1) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -48,8 +48,8 @@ def start_worker_process(env: dict, log: Path) -> subprocess.Popen:
             "-A",
             "ccp",
             "worker",
-            "--pool=prefork",
-            "--concurrency=1",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
             "--loglevel=INFO",
             "--without-mingle",
             "--without-gossip",
