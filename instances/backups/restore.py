@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import uuid
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
@@ -31,9 +32,10 @@ from instances.operations.enqueue import enqueue_on_commit
 from instances.operations.locks import lock_acquire
 from instances.operations.run import operation_claim, run_operation
 
-from . import layout, scripts
-from .archive import SYMLINK, Progress, member_hashes, stream_to_node
+from . import encryption, layout, scripts
+from .archive import SYMLINK, HashingReader, Progress, member_hashes, stream_to_node
 from .services import verify_problems
+from .storage import backup_storage
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +151,17 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     if problems:
         raise RestoreError(f"Backup #{backup.pk} failed verification, nothing was changed: {'; '.join(problems)}")
 
-    folder = layout.absolute(backup.location)
     archives = [name for name in layout.RESTORABLE if name in backup.manifest]
+    identities = encryption.identities() if any(backup.manifest[a].get("encrypted") for a in archives) else []
     names = [name for archive in archives for name in backup.manifest[archive].get("paths", [])]
     for name in names:
         if not name or "/" in name or name in (".", ".."):
             raise RestoreError(f"Backup #{backup.pk} names {name!r}, which is not a top-level entry.")
+    storage = backup_storage()
     expected: dict[str, str] = {}
     for archive in archives:
-        expected.update(member_hashes(folder / archive))
+        with _plaintext(storage, backup, archive, identities) as (source, _stored):
+            expected.update(member_hashes(source))
 
     staging = posixpath.join(instance.install_dir, f".ccp-restore-{restore.pk}")
     incoming = posixpath.join(staging, "new")
@@ -169,13 +173,16 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     try:
         for archive in archives:
             _step(restore, f"unpacking {archive} into {incoming}")
-            sent = stream_to_node(
-                driver,
-                source=folder / archive,
-                on_progress=on_progress,
-                argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"],
-            )
-            if sent != backup.manifest[archive]["sha256"]:
+            with _plaintext(storage, backup, archive, identities) as (source, stored):
+                stream_to_node(
+                    driver,
+                    source=source,
+                    name=archive,
+                    on_progress=on_progress,
+                    argv=["tar", "-C", incoming, "--numeric-owner", "-p", "-xzf", "-"],
+                )
+                stored.drain()  # age's last chunk, or gzip padding tar left unread
+            if stored.digest.hexdigest() != backup.manifest[archive]["sha256"]:
                 raise RestoreError(f"{archive} changed while it was being restored; nothing was changed.")
         _step(restore, "checking the unpacked files on the node")
         _check(
@@ -236,6 +243,18 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
     _step(restore, "done")
+
+
+@contextmanager
+def _plaintext(storage, backup: Backup, archive: str, identities: list):
+    """(a readable of the archive's plaintext, the HashingReader of its stored bytes)."""
+    with storage.open(backup.location, archive) as raw:
+        stored = HashingReader(raw)
+        if backup.manifest[archive].get("encrypted"):
+            with encryption.Decrypted(stored, archive, identities) as plain:
+                yield plain, stored
+        else:
+            yield stored, stored
 
 
 def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:

@@ -95,7 +95,8 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
 
     files = files or {"mkdocs.tar.gz": b"not really gzip", "host-state.txt": b"# host state\n"}
     backup = Backup.objects.create(instance=instance, label=label, status=BackupStatus.RUNNING)
-    folder = layout.instance_root(node_name=instance.node.name, slug=instance.slug) / f"{backup.pk:06d}-{label}"
+    location = f"{layout.instance_root(node_name=instance.node.name, slug=instance.slug)}/{backup.pk:06d}-{label}"
+    folder = backup_root / location
     folder.mkdir(parents=True)
     entries = []
     for name, data in files.items():
@@ -106,7 +107,7 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
     (folder / "MANIFEST.txt").write_text(format_manifest(manifest))
     Backup.objects.filter(pk=backup.pk).update(
         status=BackupStatus.SUCCEEDED,
-        location=layout.relative(folder),
+        location=location,
         manifest=manifest.as_json(),
         size_bytes=sum(len(d) for d in files.values()),
         started_at=timezone.now(),
