@@ -74,3 +74,42 @@ def celery_worker_thread(transactional_db):
     """A real Celery worker (a thread of this process) consuming from the configured broker."""
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=60) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One moto_server (a real S3 endpoint on 127.0.0.1) for the whole run."""
+    from tests.testbed.s3 import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_storage(settings, monkeypatch, s3_server):
+    """CCP_BACKUP_STORAGE pointing at a fresh bucket of the moto server; no local backup folder."""
+    from tests.testbed.s3 import CREDENTIALS
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    bucket = s3_server.new_bucket()
+    settings.CCP_BACKUP_STORAGE = f"s3://{bucket}/ccp-backups"
+    settings.CCP_S3_ENDPOINT_URL = s3_server.endpoint
+    settings.CCP_S3_REGION = CREDENTIALS["AWS_DEFAULT_REGION"]
+    settings.BACKUP_ROOT = Path("/nonexistent/ccp-backups-must-not-be-used")
+    s3_server.bucket = bucket
+    return s3_server
+
+
+@pytest.fixture
+def age_keys(settings, tmp_path):
+    """An age key pair: the public key as the recipient, the identity in a 0600 file the workers read."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    path = tmp_path / "backup-identity.txt"
+    path.write_text(f"# created: by the tests\n# public key: {identity.to_public()}\n{identity}\n")
+    path.chmod(0o600)
+    settings.CCP_BACKUP_AGE_RECIPIENTS = [str(identity.to_public())]
+    settings.CCP_BACKUP_AGE_IDENTITY_FILE = str(path)
+    return path
