@@ -16,7 +16,17 @@ from instances.drivers import close_all
 from instances.models import Instance, Node
 from instances.services import instance_save
 
-from .helpers import CONFIG_FILES, MKDOCS_FILES, NOT_BACKED_UP, Tenant, give_to_node_account, make_ssh_node, write_tree
+from .helpers import (
+    COMPOSE,
+    CONFIG_FILES,
+    MKDOCS_FILES,
+    NOT_BACKED_UP,
+    Tenant,
+    free_port,
+    give_to_node_account,
+    make_ssh_node,
+    write_tree,
+)
 
 
 @pytest.fixture
@@ -113,3 +123,18 @@ def age_keys(settings, tmp_path):
     settings.CCP_BACKUP_AGE_RECIPIENTS = [str(identity.to_public())]
     settings.CCP_BACKUP_AGE_IDENTITY_FILE = str(path)
     return path
+
+
+@pytest.fixture
+def s3_stack_tenant(make_tenant, docker_engine):
+    """A tenant whose compose file runs a container (a restore ends with `up --wait`)."""
+    port = free_port()
+    compose = COMPOSE.format(image=docker_engine.image("v1"), port=port).encode()
+    tenant = make_tenant(extra={"docker-compose.yml": compose}, compose_project=f"ccp-s3-{port}")
+    yield tenant
+    subprocess.run(
+        ["docker", "compose", "--project-name", tenant.instance.compose_project, "down", "--timeout", "1"],
+        cwd=tenant.path,
+        capture_output=True,
+        timeout=120,
+    )

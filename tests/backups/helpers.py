@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,25 @@ CONFIG_FILES = {
     "nginx/conf.d/default.conf": b"server {}\n",
 }
 NOT_BACKED_UP = {"notes.txt": b"not a config file\n", "data/db.sqlite": b"not in any archive\n"}
+
+
+# A one-service stack serving mkdocs/ (a restore ends with `up --wait`).
+COMPOSE = """services:
+  docs:
+    image: {image}
+    network_mode: host
+    init: true
+    environment:
+      PORT: "{port}"
+    volumes:
+      - ./mkdocs:/www/docs:ro
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def sha256(data: bytes) -> str:

@@ -5,7 +5,6 @@ never listed as complete and its parts are swept."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
@@ -19,26 +18,10 @@ from instances.choices import BackupLabel, BackupStatus, RestoreStatus
 from instances.models import Backup
 
 from .helpers import CONFIG_FILES, MKDOCS_FILES, local_sums
-from .test_restore import COMPOSE, free_port
 
 pytestmark = pytest.mark.testbed
 TOPS = ["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"]
 SECRET = b"APP_SECRET=s3cret"
-
-
-@pytest.fixture
-def stack_tenant(make_tenant, docker_engine):
-    """A tenant whose compose file runs a container (a restore ends with `up --wait`)."""
-    port = free_port()
-    compose = COMPOSE.format(image=docker_engine.image("v1"), port=port).encode()
-    tenant = make_tenant(extra={"docker-compose.yml": compose}, compose_project=f"ccp-s3-{port}")
-    yield tenant
-    subprocess.run(
-        ["docker", "compose", "--project-name", tenant.instance.compose_project, "down", "--timeout", "1"],
-        cwd=tenant.path,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def take(instance, label=BackupLabel.MANUAL) -> Backup:
@@ -66,9 +49,9 @@ def restore(backup: Backup):
     return request
 
 
-def test_backup_verify_restore_and_prune_in_a_bucket(stack_tenant, s3_storage, settings, superuser, client):
+def test_backup_verify_restore_and_prune_in_a_bucket(s3_stack_tenant, s3_storage, settings, superuser, client):
     s3 = s3_storage
-    tenant = stack_tenant
+    tenant = s3_stack_tenant
     before = local_sums(tenant.path, TOPS)
     backup = take(tenant.instance)
 
@@ -116,9 +99,9 @@ def test_backup_verify_restore_and_prune_in_a_bucket(stack_tenant, s3_storage, s
     assert len(s3.keys(s3.bucket, f"ccp-backups/{newer.location}/")) == 5
 
 
-def test_an_encrypted_backup_holds_no_plaintext_and_needs_the_identity(stack_tenant, s3_storage, age_keys, settings):
+def test_an_encrypted_backup_holds_no_plaintext_and_needs_the_identity(s3_stack_tenant, s3_storage, age_keys, settings):
     s3 = s3_storage
-    tenant = stack_tenant
+    tenant = s3_stack_tenant
     before = local_sums(tenant.path, TOPS)
     backup = take(tenant.instance)
 
@@ -164,8 +147,8 @@ def test_an_encrypted_backup_holds_no_plaintext_and_needs_the_identity(stack_ten
     assert (tenant.path / "mkdocs/docs/index.md").read_bytes() == MKDOCS_FILES["mkdocs/docs/index.md"]
 
 
-def test_a_local_backup_is_encrypted_the_same_way(stack_tenant, backup_root, age_keys):
-    tenant = stack_tenant
+def test_a_local_backup_is_encrypted_the_same_way(s3_stack_tenant, backup_root, age_keys):
+    tenant = s3_stack_tenant
     backup = take(tenant.instance)
     data = (backup_root / backup.location / "config-files.tar.gz").read_bytes()
     assert data.startswith(b"age-encryption.org/v1\n") and b"s3cret" not in data
