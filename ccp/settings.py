@@ -174,6 +174,8 @@ CCP_PROTECTED_FULL_HASH = env.bool("CCP_PROTECTED_FULL_HASH", default=False)
 # Backups (README "Backups"): keep the newest N per label, and the newest of each day for D days.
 CCP_BACKUP_KEEP_PER_LABEL = env.int("CCP_BACKUP_KEEP_PER_LABEL", default=7)
 CCP_BACKUP_KEEP_DAILY_DAYS = env.int("CCP_BACKUP_KEEP_DAILY_DAYS", default=14)
+# Two runs of the nightly backup within this many seconds (two beats firing the same tick) are one.
+CCP_BACKUP_SCHEDULE_DEDUP_SECONDS = env.int("CCP_BACKUP_SCHEDULE_DEDUP_SECONDS", default=300)
 CCP_BACKUP_COMMAND_TIMEOUT = env.int("CCP_BACKUP_COMMAND_TIMEOUT", default=120)
 CCP_RESTORE_UP_TIMEOUT = env.int("CCP_RESTORE_UP_TIMEOUT", default=600)
 # Where backups are kept (README "Backups"): empty = the local folder BACKUP_ROOT; a folder path; or

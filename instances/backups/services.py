@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -187,28 +188,40 @@ def _hash_and_open(source, name: str, identities: list) -> tuple[str, int, str]:
     return reader.digest.hexdigest(), reader.size, problem
 
 
-def backup_all_scheduled() -> list[str]:
+def backup_all_scheduled(*, now: datetime | None = None) -> list[str]:
     """The nightly run (beat): request a scheduled backup of every active instance that has not opted
-    out. A busy instance is skipped and the skip recorded as a failed backup, so the gap is visible."""
+    out. A busy instance is skipped and the skip recorded as a failed backup, so the gap is visible.
+
+    Safe when two beats fire the same tick: each instance is handled under a row lock on it, and an
+    instance whose scheduled backup was requested within CCP_BACKUP_SCHEDULE_DEDUP_SECONDS is left
+    alone, so the second run requests nothing and records no skip."""
     report = []
     for instance in Instance.objects.filter(status=InstanceStatus.ACTIVE, backup_enabled=True).select_related("node"):
-        try:
-            backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
-        except CCPError as error:
-            now = timezone.now()
-            Backup.objects.create(
-                instance=instance,
-                label=BackupLabel.SCHEDULED,
-                status=BackupStatus.FAILED,
-                error=f"Skipped: {error.message}",
-                started_at=now,
-                finished_at=now,
-            )
-            report.append(f"{instance}: skipped ({error.message})")
-            log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
-            continue
-        report.append(f"{instance}: queued backup #{backup.pk}")
+        report.append(_schedule_one(instance, now or timezone.now()))
     return report
+
+
+@transaction.atomic
+def _schedule_one(instance: Instance, now: datetime) -> str:
+    Instance.objects.select_for_update().filter(pk=instance.pk).first()  # one scheduler per instance at a time
+    since = now - timedelta(seconds=settings.CCP_BACKUP_SCHEDULE_DEDUP_SECONDS)
+    already = Backup.objects.filter(instance=instance, label=BackupLabel.SCHEDULED, created_at__gte=since).first()
+    if already is not None:
+        return f"{instance}: scheduled backup #{already.pk} already requested at {already.created_at:%H:%M:%S}"
+    try:
+        backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
+    except CCPError as error:
+        Backup.objects.create(
+            instance=instance,
+            label=BackupLabel.SCHEDULED,
+            status=BackupStatus.FAILED,
+            error=f"Skipped: {error.message}",
+            started_at=now,
+            finished_at=now,
+        )
+        log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
+        return f"{instance}: skipped ({error.message})"
+    return f"{instance}: queued backup #{backup.pk}"
 
 
 # --- taking a backup -----------------------------------------------------------------------------
