@@ -31,9 +31,10 @@ from . import layout
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
-# S3 multipart: every part but the last must be at least 5 MiB.
+# S3 multipart: every part but the last must be at least 5 MiB, and an upload has at most 10,000 parts,
+# so one archive can be up to 80 GB. Memory: the part being filled, one waiting, one being sent.
 PART_SIZE = 8 * 1024 * 1024
-UPLOAD_QUEUE = 2
+UPLOAD_QUEUE = 1
 READ_CHUNK = 1024 * 1024
 
 
@@ -210,10 +211,14 @@ class _S3Upload:
     def write(self, data: bytes | memoryview) -> int:
         if self.error is not None:
             raise _s3_error(self.error, f"uploading {self.key}")
-        self.buffer += data
-        while len(self.buffer) >= PART_SIZE:
-            self._send(bytes(self.buffer[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
+        view = memoryview(data).cast("B")
+        while view:
+            room = PART_SIZE - len(self.buffer)
+            self.buffer += view[:room]
+            view = view[room:]
+            if len(self.buffer) == PART_SIZE:
+                part, self.buffer = bytes(self.buffer), bytearray()
+                self._send(part)
         return len(data)
 
     def _send(self, part: bytes) -> None:
@@ -442,7 +447,14 @@ def _client(endpoint_url: str | None, region: str | None):
     with _clients_lock:
         found = _clients.get((endpoint_url, region))
         if found is None:
-            config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=120)
+            config = Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=120,
+                # MANIFEST.txt holds each file's sha256, checked by verify: no second checksum per request.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            )
             found = boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
             _clients[(endpoint_url, region)] = found
         return found
