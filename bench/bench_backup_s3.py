@@ -50,8 +50,14 @@ def child(backup_id: int) -> None:
     print(json.dumps({"status": status, "seconds": time.perf_counter() - started}))
 
 
-def run_worker(instance, storage: str) -> tuple[float, float, int]:
-    """(seconds of backup_run, peak RSS in MB of the worker process, stored bytes)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_worker(instance, storage: str) -> tuple[float, float, int, float]:
+    """(seconds of backup_run, peak RSS in MB of the worker process, stored bytes, its CPU seconds)."""
     from django.conf import settings
 
     from instances.backups.services import backup_request
@@ -76,7 +82,7 @@ def run_worker(instance, storage: str) -> tuple[float, float, int]:
     backup_storage().remove(backup.location)
     Backup.objects.filter(pk=backup.pk).delete()
     InstanceLock.objects.filter(instance=instance).delete()
-    return result["seconds"], usage.ru_maxrss / 1024, backup.size_bytes
+    return result["seconds"], usage.ru_maxrss / 1024, backup.size_bytes, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -112,13 +118,17 @@ def main() -> int:
             rss: dict[str, list[float]] = {"local": [], "s3": []}
             stored = 0
             for run in range(1, args.runs + 1):
+                cpu = {}
                 for name in ("local", "s3"):
-                    seconds, peak, stored = run_worker(instance, targets[name])
+                    moto_before = cpu_seconds(s3.process.pid)
+                    seconds, peak, stored, cpu[name] = run_worker(instance, targets[name])
+                    cpu[f"{name} moto"] = cpu_seconds(s3.process.pid) - moto_before
                     times[name].append(seconds)
                     rss[name].append(peak)
                 print(
-                    f"run {run}: local {times['local'][-1]:.2f} s ({rss['local'][-1]:.0f} MB peak), "
-                    f"s3 {times['s3'][-1]:.2f} s ({rss['s3'][-1]:.0f} MB peak)",
+                    f"run {run}: local {times['local'][-1]:.2f} s ({rss['local'][-1]:.0f} MB peak, worker CPU "
+                    f"{cpu['local']:.1f} s), s3 {times['s3'][-1]:.2f} s ({rss['s3'][-1]:.0f} MB peak, worker CPU "
+                    f"{cpu['s3']:.1f} s, moto_server CPU {cpu['s3 moto']:.1f} s); load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
             local, remote = min(times["local"]), min(times["s3"])

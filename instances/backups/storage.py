@@ -9,11 +9,12 @@ a backup is listed as complete only once every file is written.
   backup. Removing one deletes MANIFEST.txt first, so a half-deleted backup never looks complete.
 
 Nothing is staged: the local backend writes straight into the folder, the S3 backend holds at most
-UPLOAD_QUEUE + 1 parts of PART_SIZE in memory.
+PARTS_IN_MEMORY parts of PART_SIZE in memory per upload.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import shutil
@@ -32,9 +33,10 @@ from . import layout
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 # S3 multipart: every part but the last must be at least 5 MiB, and an upload has at most 10,000 parts,
-# so one archive can be up to 80 GB. Memory: the part being filled, one waiting, one being sent.
+# so one archive can be up to 80 GB. Memory: the part being filled and the one being sent (the node's
+# SSH channel buffers up to its 16 MiB window meanwhile, so a slow bucket slows the node, nothing more).
 PART_SIZE = 8 * 1024 * 1024
-UPLOAD_QUEUE = 1
+PARTS_IN_MEMORY = 2
 READ_CHUNK = 1024 * 1024
 
 
@@ -192,16 +194,77 @@ class LocalStorage:
 # --- S3-compatible bucket ------------------------------------------------------------------------
 
 
+class _Buffers:
+    """Part buffers reused across uploads: allocating and freeing an 8 MiB block per part lets glibc's
+    allocator raise its mmap threshold and keep freed blocks in the heap, and the worker's memory creeps
+    up with the archive size; reused buffers keep it flat."""
+
+    KEEP = 8
+
+    def __init__(self):
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            return self._free.pop() if self._free else bytearray(PART_SIZE)
+
+    def give(self, buffer: bytearray) -> None:
+        with self._lock:
+            if len(self._free) < self.KEEP:
+                self._free.append(buffer)
+
+
+_buffers = _Buffers()
+
+
+class _PartBody(io.RawIOBase):
+    """A part's bytes as the file object botocore reads (and rewinds on a retry), without a copy."""
+
+    def __init__(self, buffer: bytearray, length: int):
+        super().__init__()
+        self.view, self.position = memoryview(buffer)[:length], 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        n = min(len(target), len(self.view) - self.position)
+        target[:n] = self.view[self.position : self.position + n]
+        self.position += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: len(self.view)}[whence]
+        self.position = max(0, min(len(self.view), base + offset))
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def close(self) -> None:
+        # botocore closes a body once sent; it is read again on a retry, so closing must not end it.
+        pass
+
+
 class _S3Upload:
-    """One object uploaded as it is written: PART_SIZE parts go to S3 from a thread while the next one
-    fills, at most UPLOAD_QUEUE waiting. A file smaller than one part is a single PUT."""
+    """One object uploaded as it is written: full PART_SIZE parts go to S3 from a thread while the next
+    one fills (PARTS_IN_MEMORY buffers at most). A file smaller than one part is a single PUT."""
 
     def __init__(self, client, bucket: str, key: str):
         self.client, self.bucket, self.key = client, bucket, key
-        self.buffer = bytearray()
+        self.buffer: bytearray | None = None
+        self.filled = 0
         self.upload_id: str | None = None
         self.parts: list[dict] = []
-        self.queue: queue.Queue = queue.Queue(maxsize=UPLOAD_QUEUE)
+        self.queue: queue.Queue = queue.Queue()
+        self.slots = threading.BoundedSemaphore(PARTS_IN_MEMORY)
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
@@ -213,15 +276,19 @@ class _S3Upload:
             raise _s3_error(self.error, f"uploading {self.key}")
         view = memoryview(data).cast("B")
         while view:
-            room = PART_SIZE - len(self.buffer)
-            self.buffer += view[:room]
-            view = view[room:]
-            if len(self.buffer) == PART_SIZE:
-                part, self.buffer = bytes(self.buffer), bytearray()
+            if self.buffer is None:
+                self.slots.acquire()  # waits while the other buffer is still being sent
+                self.buffer, self.filled = _buffers.take(), 0
+            n = min(PART_SIZE - self.filled, len(view))
+            self.buffer[self.filled : self.filled + n] = view[:n]
+            self.filled += n
+            view = view[n:]
+            if self.filled == PART_SIZE:
+                part, self.buffer, self.filled = self.buffer, None, 0
                 self._send(part)
         return len(data)
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: bytearray) -> None:
         if self.upload_id is None:
             self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
             self.thread = threading.Thread(target=self._upload_parts, name=f"s3-upload {self.key}", daemon=True)
@@ -232,47 +299,57 @@ class _S3Upload:
         number = 0
         while (part := self.queue.get()) is not None:
             number += 1
-            if self.error is not None:
-                continue  # drain: the writer sees the error on its next write
             try:
-                done = self.client.upload_part(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=part
-                )
-                self.parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                if self.error is None:  # after an error: drain, the writer sees it on its next write
+                    self._upload_part(number, part, PART_SIZE)
             except BaseException as error:  # noqa: BLE001 - handed to the writing thread
                 self.error = error
+            finally:
+                _buffers.give(part)
+                self.slots.release()
+
+    def _upload_part(self, number: int, buffer: bytearray, length: int) -> None:
+        done = self.client.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=_PartBody(buffer, length),
+            ContentLength=length,
+        )
+        self.parts.append({"PartNumber": number, "ETag": done["ETag"]})
 
     def __exit__(self, kind, error, tb):
         if self.thread is not None:
             self.queue.put(None)
             self.thread.join()
-        if kind is not None:
-            self._abort()
-            return
+        try:
+            if kind is not None:
+                self._abort()
+                return
+            self._finish()
+        finally:
+            if self.buffer is not None:
+                _buffers.give(self.buffer)
+                self.buffer = None
+                self.slots.release()
+
+    def _finish(self) -> None:
         try:
             if self.error is not None:
                 raise self.error
             if self.upload_id is None:
-                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
+                body = bytes(memoryview(self.buffer)[: self.filled]) if self.buffer is not None else b""
+                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body)
                 return
-            if self.buffer or not self.parts:
-                number = len(self.parts) + 1
-                done = self.client.upload_part(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    UploadId=self.upload_id,
-                    PartNumber=number,
-                    Body=bytes(self.buffer),
-                )
-                self.parts.append({"PartNumber": number, "ETag": done["ETag"]})
+            if self.filled or not self.parts:
+                self._upload_part(len(self.parts) + 1, self.buffer or bytearray(), self.filled)
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
             )
         except Exception as failure:
             self._abort()
             raise _s3_error(failure, f"uploading {self.key}") from failure
-        finally:
-            self.buffer = bytearray()
 
     def _abort(self) -> None:
         if self.upload_id is not None:
