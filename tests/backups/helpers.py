@@ -51,6 +51,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The top-level entries a restore puts back, for comparing a tenant's files before and after.
+TOPS = ["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"]
+
+
+def vandalise_lightly(path: Path) -> None:
+    """Edit a page, add one, change .env: what a restore must undo."""
+    (path / "mkdocs/docs/index.md").write_bytes(b"# Overwritten by mistake\n")
+    (path / "mkdocs/docs/new-page.md").write_bytes(b"added after the backup\n")
+    (path / ".env").write_bytes(b"COMPOSE_PROJECT_NAME=tenant\nAPP_SECRET=changed\n")
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

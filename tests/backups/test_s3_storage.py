@@ -17,10 +17,10 @@ from instances.backups.services import backup_request, backup_run, backup_verify
 from instances.choices import BackupLabel, BackupStatus, RestoreStatus
 from instances.models import Backup
 
-from .helpers import CONFIG_FILES, MKDOCS_FILES, local_sums
+from .helpers import CONFIG_FILES, MKDOCS_FILES, TOPS, local_sums
+from .helpers import vandalise_lightly as vandalise
 
 pytestmark = pytest.mark.testbed
-TOPS = ["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"]
 SECRET = b"APP_SECRET=s3cret"
 
 
@@ -34,12 +34,6 @@ def take(instance, label=BackupLabel.MANUAL) -> Backup:
 
 def stored(s3, backup: Backup, name: str) -> bytes:
     return s3.client().get_object(Bucket=s3.bucket, Key=f"ccp-backups/{backup.location}/{name}")["Body"].read()
-
-
-def vandalise(path) -> None:
-    (path / "mkdocs/docs/index.md").write_bytes(b"# Overwritten by mistake\n")
-    (path / "mkdocs/docs/new-page.md").write_bytes(b"added after the backup\n")
-    (path / ".env").write_bytes(b"COMPOSE_PROJECT_NAME=tenant\nAPP_SECRET=changed\n")
 
 
 def restore(backup: Backup):

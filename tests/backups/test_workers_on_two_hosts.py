@@ -28,8 +28,8 @@ from instances.operations.models import InstanceLock
 from instances.operations.reconcile import reconcile_stale_locks
 from tests.testbed.s3 import CREDENTIALS
 
-from .helpers import CONFIG_FILES, give_to_node_account, local_sums
-from .test_s3_storage import TOPS, vandalise
+from .helpers import CONFIG_FILES, TOPS, give_to_node_account, local_sums
+from .helpers import vandalise_lightly as vandalise
 
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(300)]
 DONE_BACKUP = [BackupStatus.SUCCEEDED, BackupStatus.FAILED]
