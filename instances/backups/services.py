@@ -7,7 +7,9 @@ pruning in retention.py.
 from __future__ import annotations
 
 import logging
+import tarfile
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -182,7 +184,7 @@ def _hash_and_open(source, name: str, identities: list) -> tuple[str, int, str]:
             member_hashes(plain)
     except encryption.EncryptionError as error:
         problem = error.message
-    except (OSError, EOFError, ValueError) as error:  # tarfile/gzip: the plaintext is not a whole archive
+    except (OSError, EOFError, ValueError, tarfile.TarError, zlib.error) as error:  # not a whole .tar.gz
         problem = f"{name} decrypts, but not to a readable archive ({error})"
     reader.drain()
     return reader.digest.hexdigest(), reader.size, problem
