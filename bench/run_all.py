@@ -1,8 +1,8 @@
 """Run every benchmark of bench/ in one go and print their ratios together at the end.
 
 Sizes follow each benchmark's defaults (the issues' numbers) unless these variables say otherwise:
-BENCH_CONTENT_SIZES (bench_upgrade, MB:FILES,…), BENCH_BACKUP_MB, BENCH_FLEET_INSTANCES,
-BENCH_PREVIEW_INSTANCES. Needs the testbed (`make testbed`, root) and, for the fleet pages, the
+BENCH_CONTENT_SIZES (bench_upgrade, MB:FILES,…), BENCH_BACKUP_MB (bench_backup, bench_backup_s3),
+BENCH_FLEET_INSTANCES, BENCH_PREVIEW_INSTANCES. Needs the testbed (`make testbed`, root) and, for the fleet pages, the
 DATABASE_URL of a PostgreSQL server (a throw-away database is made next to it).
 
     .venv/bin/python bench/run_all.py [NAME …]      # e.g. bench_fleet bench_backup; default: all
@@ -22,6 +22,7 @@ BENCHES = [
     "bench_rollout",
     "bench_fleet",
     "bench_backup",
+    "bench_backup_s3",
 ]
 
 

@@ -187,6 +187,8 @@ CCP_PROTECTED_FULL_HASH = env.bool("CCP_PROTECTED_FULL_HASH", default=False)
 # Backups (README "Backups"): keep the newest N per label, and the newest of each day for D days.
 CCP_BACKUP_KEEP_PER_LABEL = env.int("CCP_BACKUP_KEEP_PER_LABEL", default=7)
 CCP_BACKUP_KEEP_DAILY_DAYS = env.int("CCP_BACKUP_KEEP_DAILY_DAYS", default=14)
+# Two runs of the nightly backup within this many seconds (two beats firing the same tick) are one.
+CCP_BACKUP_SCHEDULE_DEDUP_SECONDS = env.int("CCP_BACKUP_SCHEDULE_DEDUP_SECONDS", default=300)
 CCP_BACKUP_COMMAND_TIMEOUT = env.int("CCP_BACKUP_COMMAND_TIMEOUT", default=120)
 CCP_RESTORE_UP_TIMEOUT = env.int("CCP_RESTORE_UP_TIMEOUT", default=600)
 # Notifications (README "Notifications"): attempts per delivery, the first retry's delay (doubled after
@@ -200,6 +202,17 @@ CCP_BACKUP_MISSED_HOURS = env.float("CCP_BACKUP_MISSED_HOURS", default=26.0)
 vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ccp@localhost")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Where backups are kept (README "Backups"): empty = the local folder BACKUP_ROOT; a folder path; or
+# s3://bucket/prefix (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the host's role).
+CCP_BACKUP_STORAGE = env.str("CCP_BACKUP_STORAGE", default="")
+if CCP_BACKUP_STORAGE.startswith("s3://") and not CCP_BACKUP_STORAGE.removeprefix("s3://").partition("/")[0]:
+    raise ImproperlyConfigured("CCP_BACKUP_STORAGE names no bucket; write s3://bucket/prefix.")
+CCP_S3_ENDPOINT_URL = env.str("CCP_S3_ENDPOINT_URL", default="")  # empty: AWS itself
+CCP_S3_REGION = env.str("CCP_S3_REGION", default=env.str("AWS_DEFAULT_REGION", default=""))
+# Encryption at rest (age): archives are encrypted to these public keys (age1…, comma-separated); the
+# identity file (the private key) is needed by the workers to restore, and only there.
+CCP_BACKUP_AGE_RECIPIENTS = env.list("CCP_BACKUP_AGE_RECIPIENTS", default=[])
+CCP_BACKUP_AGE_IDENTITY_FILE = env.str("CCP_BACKUP_AGE_IDENTITY_FILE", default="")
 # Panel-host access (README "Security model"): the local driver runs tenant commands as the panel's own
 # user, so it is off unless the operator of the panel host turns it on; key files must live in one folder.
 CCP_ALLOW_LOCAL_DRIVER = env.bool("CCP_ALLOW_LOCAL_DRIVER", default=False)

@@ -20,6 +20,7 @@ from .backups import layout
 from .backups.restore import backup_restore_request, restore_targets
 from .backups.selectors import last_backup_summary
 from .backups.services import backup_request, backup_verify
+from .backups.storage import backup_storage
 from .choices import BackupLabel, BackupStatus
 from .models import Backup, Restore
 from .operations.choices import OperationKind
@@ -144,11 +145,10 @@ class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
         if not self.has_view_permission(request, backup):
             raise PermissionDenied
         try:
-            manifest = layout.absolute(backup.location) / layout.MANIFEST
-            handle = manifest.open("rb")
-        except (ValueError, OSError):
-            raise Http404(f"Backup #{backup.pk} has no MANIFEST.txt on disk.") from None
-        filename = f"{backup.instance.slug}-{manifest.parent.name}-MANIFEST.txt"
+            handle = backup_storage().open(backup.location, layout.MANIFEST)
+        except CCPError:
+            raise Http404(f"Backup #{backup.pk} has no MANIFEST.txt in the backup storage.") from None
+        filename = f"{backup.instance.slug}-{backup.location.rsplit('/', 1)[-1]}-MANIFEST.txt"
         return FileResponse(handle, as_attachment=True, filename=filename, content_type="text/plain")
 
     @admin.action(description="Verify selected backups (re-hash against MANIFEST.txt)", permissions=["operate"])

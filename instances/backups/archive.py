@@ -1,14 +1,14 @@
-"""Moving archives between a node and the backup folder, hashing in the same pass.
+"""Moving archives between a node and the backup storage, hashing in the same pass.
 
-Nothing is staged on the node: `tar czf -` (compressing with pigz where the node has it) writes to
-the SSH channel, and each chunk is written to the local file and fed to sha256 before the next one
-is read.
+Nothing is staged on the node nor on the worker: `tar czf -` (compressing with pigz where the node has
+it) writes to the SSH channel, and each chunk is encrypted (when recipients are set), fed to sha256 and
+handed to the storage (a local file, or the current part of an S3 multipart upload) before the next
+one is read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import tarfile
 from collections.abc import Callable
@@ -16,81 +16,90 @@ from pathlib import Path
 
 from ccp.errors import CCPError
 
+from .encryption import encrypt_stream
 from .manifest import FileEntry
+from .storage import BackupWriter
 
-# Local reads (verify, restore) go in chunks of this size.
+# Reads from the storage (verify, restore) go in chunks of this size.
 READ_CHUNK = 1024 * 1024
-# Backups hold tenants' .env files in the clear: only the panel's user may read them, whatever its umask.
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_DIR_MODE = 0o700
 
 Progress = Callable[[str, int], None]  # (file name, bytes so far)
 
 
-def make_private_dirs(path: Path, *, below: Path) -> None:
-    """Create `path` and any missing folder between `below` and it, each 0700 (`below` itself included).
-    Existing folders are tightened too: a BACKUP_ROOT made by an older version was 0755."""
-    below.mkdir(parents=True, exist_ok=True)
-    folders = [
-        below,
-        *[below / Path(*path.relative_to(below).parts[:n]) for n in range(1, len(path.relative_to(below).parts) + 1)],
-    ]
-    for folder in folders:
-        folder.mkdir(exist_ok=True)
-        os.chmod(folder, PRIVATE_DIR_MODE)
+class HashingReader:
+    """Reads from `source`, hashing what passes (the stored bytes, before any decryption)."""
+
+    def __init__(self, source, on_progress: Progress | None = None, name: str = ""):
+        self.source, self.on_progress, self.name = source, on_progress, name
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.digest.update(data)
+        self.size += len(data)
+        if self.on_progress is not None and data:
+            self.on_progress(self.name, self.size)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(READ_CHUNK):
+            pass
 
 
-def open_private(target: Path):
-    """A new file (never an existing one), 0600 whatever the umask."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    os.fchmod(fd, PRIVATE_FILE_MODE)
-    return os.fdopen(fd, "wb")
+class HashingSink:
+    """Writes to `sink`, hashing what is stored."""
+
+    def __init__(self, sink):
+        self.sink, self.digest, self.size = sink, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sink.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
 
 
 def stream_from_node(
-    driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (), on_progress: Progress | None = None
+    driver,
+    *,
+    argv: list[str],
+    writer: BackupWriter,
+    name: str,
+    paths: tuple[str, ...] = (),
+    encrypt_to: list | None = None,
+    on_progress: Progress | None = None,
 ) -> FileEntry:
-    """Run `argv` on the node and store its stdout as `target`, returning the file's sha256 and size."""
-    digest, size = hashlib.sha256(), 0
-    with open_private(target) as out:
-        try:
-            with driver.open_stream_out(argv) as stream:
-                for chunk in stream:
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if on_progress is not None:
-                        on_progress(target.name, size)
-        except CCPError as error:
-            raise CCPError(f"{target.name} failed after {size} bytes were streamed: {error.message}") from error
-        out.flush()
-        os.fsync(out.fileno())
-    return FileEntry(target.name, digest.hexdigest(), size, paths)
-
-
-def write_local(target: Path, data: bytes) -> FileEntry:
-    with open_private(target) as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    return FileEntry(target.name, hashlib.sha256(data).hexdigest(), len(data))
-
-
-def hash_local(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    """Run `argv` on the node and store its stdout as `name` of the backup (encrypted to `encrypt_to`
+    when given), returning the stored file's sha256 and size."""
+    read = 0
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with writer.file(name) as out, driver.open_stream_out(argv) as stream:
+            stored = HashingSink(out)
+            source = HashingReader(stream, on_progress, name)
+            if encrypt_to:
+                encrypt_stream(source, stored, encrypt_to)
+            else:
+                while chunk := source.read(READ_CHUNK):
+                    stored.write(chunk)
+            read = source.size
+    except CCPError as error:
+        raise CCPError(f"{name} failed after {read or 'some'} bytes were streamed: {error.message}") from error
+    return FileEntry(name, stored.digest.hexdigest(), stored.size, paths, encrypted=bool(encrypt_to))
+
+
+def write_small(writer: BackupWriter, name: str, data: bytes) -> FileEntry:
+    with writer.file(name) as out:
+        out.write(data)
+    return FileEntry(name, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def hash_stored(source) -> tuple[str, int]:
+    reader = HashingReader(source)
+    reader.drain()
+    return reader.digest.hexdigest(), reader.size
 
 
 # What member_hashes gives a symlink: not compared (Driver.checksums follows a top-level link given
@@ -98,11 +107,12 @@ def fsync_dir(path: Path) -> None:
 SYMLINK = "symlink"
 
 
-def member_hashes(archive: Path) -> dict[str, str]:
-    """sha256 of every regular file in a local .tar.gz, keyed by its normalised path (as
-    `Driver.checksums` keys them); SYMLINK for symlinks. Directories are left out."""
+def member_hashes(archive) -> dict[str, str]:
+    """sha256 of every regular file in a .tar.gz (a path, or a readable of its plaintext), keyed by its
+    normalised path (as `Driver.checksums` keys them); SYMLINK for symlinks. Directories are left out."""
     hashes: dict[str, str] = {}
-    with tarfile.open(archive, "r|gz") as tar:
+    opened = tarfile.open(archive, "r|gz") if isinstance(archive, Path) else tarfile.open(fileobj=archive, mode="r|gz")
+    with opened as tar:
         for member in tar:
             if member.issym():
                 hashes[posixpath.normpath(member.name)] = SYMLINK
@@ -122,14 +132,14 @@ def member_hashes(archive: Path) -> dict[str, str]:
     return hashes
 
 
-def stream_to_node(driver, *, source: Path, argv: list[str], on_progress: Progress | None = None) -> str:
-    """Feed a local file to `argv`'s stdin on the node; returns the sha256 of what was sent."""
-    digest, sent = hashlib.sha256(), 0
-    with open(source, "rb") as f, driver.open_stream_in(argv) as stdin:
-        while chunk := f.read(READ_CHUNK):
-            digest.update(chunk)
+def stream_to_node(driver, *, source, name: str, argv: list[str], on_progress: Progress | None = None) -> int:
+    """Feed a readable (a stored archive, decrypted if need be) to `argv`'s stdin on the node; returns
+    the bytes sent."""
+    sent = 0
+    with driver.open_stream_in(argv) as stdin:
+        while chunk := source.read(READ_CHUNK):
             stdin.write(chunk)
             sent += len(chunk)
             if on_progress is not None:
-                on_progress(source.name, sent)
-    return digest.hexdigest()
+                on_progress(name, sent)
+    return sent

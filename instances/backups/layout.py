@@ -1,6 +1,6 @@
 """Where backups live and what goes into them (README "Backups" documents the format).
 
-    BACKUP_ROOT/<node>/<instance>/<UTC timestamp>-<label>/
+    <storage>/<node>/<instance>/<UTC timestamp>-<label>/      (storage: BACKUP_ROOT, or s3://bucket/prefix)
         mkdocs.tar.gz             mkdocs/ of the install directory
         configs-and-nginx.tar.gz  configs/ and nginx/ (those that exist)
         config-files.tar.gz       .env, the compose file and the other top-level config files
@@ -8,8 +8,10 @@
         git-state.txt             HEAD, branch, status, stash list (git checkouts only)
         MANIFEST.txt              sha256 and size of each file above, and what the backup is
 
-A backup is written as `<folder>.partial` and renamed to `<folder>` once every file is written and
-hashed, so a folder without the suffix is always complete.
+A backup's `location` is `<node>/<instance>/<folder>`, the same in every storage. In a local folder it
+is written as `<folder>.partial` and renamed to `<folder>` once every file is written and hashed; in a
+bucket MANIFEST.txt is uploaded last (storage.py). Either way a backup is complete only once its
+MANIFEST.txt is there.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-from django.conf import settings
 
 MKDOCS = "mkdocs.tar.gz"
 CONFIGS_AND_NGINX = "configs-and-nginx.tar.gz"
@@ -100,21 +100,9 @@ def folder_name(started: datetime, label: str) -> str:
     return f"{started.strftime(TIMESTAMP_FORMAT)}-{label}"
 
 
-def instance_root(*, node_name: str, slug: str) -> Path:
-    return Path(settings.BACKUP_ROOT) / node_name / slug
-
-
-def absolute(location: str) -> Path:
-    """The folder of a backup from its `location` (relative to BACKUP_ROOT)."""
-    path = (Path(settings.BACKUP_ROOT) / location).resolve()
-    root = Path(settings.BACKUP_ROOT).resolve()
-    if not location or root not in path.parents:
-        raise ValueError(f"{location!r} is not a backup folder under BACKUP_ROOT")
-    return path
-
-
-def relative(path: Path) -> str:
-    return path.relative_to(Path(settings.BACKUP_ROOT)).as_posix()
+def instance_root(*, node_name: str, slug: str) -> str:
+    """The location prefix of an instance's backups."""
+    return f"{node_name}/{slug}"
 
 
 def partial_of(path: Path) -> Path:

@@ -4,7 +4,6 @@ the backup is marked failed (its .partial folder removed), the restore interrupt
 from __future__ import annotations
 
 import logging
-import shutil
 
 from django.utils import timezone
 
@@ -15,7 +14,7 @@ from instances.operations.choices import OperationKind
 from instances.operations.progress import steps_interrupted
 from instances.operations.reconcile import register_handler
 
-from . import layout
+from .storage import backup_storage
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,9 @@ def _backup_interrupted(backup_id: int) -> None:
         return
     if backup.location:
         try:
-            shutil.rmtree(layout.partial_of(layout.absolute(backup.location)), ignore_errors=True)
-        except ValueError:
-            pass
+            backup_storage().discard(backup.location)
+        except Exception:  # noqa: BLE001 - unreachable storage: the next prune sweeps what is left
+            log.warning("Could not remove the partial files of backup #%s", backup.pk, exc_info=True)
     Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
         status=BackupStatus.FAILED,
         location="",

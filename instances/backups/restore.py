@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import uuid
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
@@ -36,9 +37,10 @@ from instances.operations.progress import StepSequence, step_record
 from instances.operations.run import operation_claim, run_operation
 from instances.redaction import secret_values
 
-from . import layout
-from .archive import SYMLINK, Progress, member_hashes, stream_to_node
+from . import encryption, layout
+from .archive import SYMLINK, HashingReader, Progress, member_hashes, stream_to_node
 from .services import verify_problems
+from .storage import backup_storage
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +181,17 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
     if problems:
         raise RestoreError(f"Backup #{backup.pk} failed verification, nothing was changed: {'; '.join(problems)}")
 
-    folder = layout.absolute(backup.location)
     archives = [name for name in layout.RESTORABLE if name in backup.manifest]
+    identities = encryption.identities() if any(backup.manifest[a].get("encrypted") for a in archives) else []
     names = [name for archive in archives for name in backup.manifest[archive].get("paths", [])]
     for name in names:
         if not name or "/" in name or name in (".", ".."):
             raise RestoreError(f"Backup #{backup.pk} names {name!r}, which is not a top-level entry.")
+    storage = backup_storage()
     expected: dict[str, str] = {}
     for archive in archives:
-        expected.update(member_hashes(folder / archive))
+        with _plaintext(storage, backup, archive, identities) as (source, _stored):
+            expected.update(member_hashes(source))
 
     staging = posixpath.join(instance.install_dir, f".ccp-restore-{restore.pk}")
     incoming = posixpath.join(staging, "new")
@@ -198,16 +202,13 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
     driver.run(mkdir_argv(incoming, parents=False, mode="0700"), timeout=timeout, check=True)
     try:
         for archive in archives:
-            size = (folder / archive).stat().st_size
+            size = backup.manifest[archive]["size"]
             _step(restore, f"unpacking {archive} into {incoming}", key=f"unpack:{archive}", bytes_total=size)
-            digest = stream_to_node(
-                driver,
-                source=folder / archive,
-                on_progress=sent,
-                argv=extract_gz_argv(incoming),
-            )
+            with _plaintext(storage, backup, archive, identities) as (source, stored):
+                stream_to_node(driver, source=source, name=archive, on_progress=sent, argv=extract_gz_argv(incoming))
+                stored.drain()  # age's last chunk, or gzip padding tar left unread
             steps.current.progress(size)
-            if digest != backup.manifest[archive]["sha256"]:
+            if stored.digest.hexdigest() != backup.manifest[archive]["sha256"]:
                 raise RestoreError(f"{archive} changed while it was being restored; nothing was changed.")
         _step(restore, "checking the unpacked files on the node", key="check-unpacked")
         _check(
@@ -266,6 +267,18 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
     _log(restore, "done")
+
+
+@contextmanager
+def _plaintext(storage, backup: Backup, archive: str, identities: list):
+    """(a readable of the archive's plaintext, the HashingReader of its stored bytes)."""
+    with storage.open(backup.location, archive) as raw:
+        stored = HashingReader(raw)
+        if backup.manifest[archive].get("encrypted"):
+            with encryption.Decrypted(stored, archive, identities) as plain:
+                yield plain, stored
+        else:
+            yield stored, stored
 
 
 def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:

@@ -10,7 +10,6 @@ Failed backups hold no files and are kept as history; pending and running ones a
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Instance, Restore
 
 from . import layout
+from .storage import backup_storage
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ def expired(
 
 
 def backups_prune(*, instance: Instance, now: datetime | None = None) -> list[str]:
-    """Remove the backups of `instance` that retention does not keep (folder first, then row), and any
-    leftover .partial/.pruning folder no running backup owns. Returns (and logs) one line per removal."""
+    """Remove the backups of `instance` that retention does not keep (files first, then row), and what
+    incomplete backups left in the storage (.partial folders, prefixes without MANIFEST.txt, unfinished
+    multipart uploads) unless a running backup owns it. Returns (and logs) one line per removal."""
     complete = Backup.objects.filter(instance=instance, status=BackupStatus.SUCCEEDED)
     in_use = Restore.objects.filter(
         instance=instance, status__in=[RestoreStatus.PENDING, RestoreStatus.RUNNING], backup__isnull=False
@@ -70,44 +71,22 @@ def backups_prune(*, instance: Instance, now: datetime | None = None) -> list[st
         in_use=list(in_use),
     )
     report = []
+    storage = backup_storage()
     for backup in complete.filter(pk__in=doomed).order_by("created_at"):
-        _remove_folder(backup.location)
+        if backup.location:
+            storage.remove(backup.location)
         report.append(f"pruned backup #{backup.pk} of {instance} ({backup.label}, {backup.location})")
         backup.delete()
-    report += _sweep_leftovers(instance)
+    report += _sweep_leftovers(instance, storage)
     for line in report:
         log.info("Retention: %s", line)
     return report
 
 
-def _remove_folder(location: str) -> None:
-    try:
-        folder = layout.absolute(location)
-    except ValueError:
-        return
-    if not folder.exists():
-        return
-    # Renamed first: a half-deleted folder must never look like a complete backup.
-    doomed = folder.with_name(folder.name + layout.PRUNING_SUFFIX)
-    folder.rename(doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
-
-
-def _sweep_leftovers(instance: Instance) -> list[str]:
-    root = layout.instance_root(node_name=instance.node.name, slug=instance.slug)
-    if not root.is_dir():
-        return []
-    running = {
-        layout.partial_of(layout.absolute(location)).name
-        for location in Backup.objects.filter(
-            instance=instance, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]
-        )
+def _sweep_leftovers(instance: Instance, storage) -> list[str]:
+    running = (
+        Backup.objects.filter(instance=instance, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING])
         .exclude(location="")
         .values_list("location", flat=True)
-    }
-    removed = []
-    for entry in root.iterdir():
-        if entry.name.endswith((layout.PARTIAL_SUFFIX, layout.PRUNING_SUFFIX)) and entry.name not in running:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(f"removed leftover folder {layout.relative(entry)}")
-    return removed
+    )
+    return storage.sweep(layout.instance_root(node_name=instance.node.name, slug=instance.slug), running=running)

@@ -7,10 +7,10 @@ pruning in retention.py.
 from __future__ import annotations
 
 import logging
-import shutil
+import tarfile
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
+import zlib
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -33,17 +33,11 @@ from instances.operations.locks import lock_acquire
 from instances.operations.run import operation_claim, run_operation
 from instances.redaction import secret_values
 
-from . import layout, node_state
-from .archive import (
-    Progress,
-    fsync_dir,
-    hash_local,
-    make_private_dirs,
-    stream_from_node,
-    write_local,
-)
+from . import encryption, layout, node_state
+from .archive import HashingReader, Progress, hash_stored, member_hashes, stream_from_node, write_small
 from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
 from .retention import backups_prune
+from .storage import BackupWriter, MissingFile, StorageError, backup_storage
 
 log = logging.getLogger(__name__)
 
@@ -143,87 +137,146 @@ def backup_verify(*, backup: Backup, user=None) -> Backup:
 
 
 def verify_problems(backup: Backup) -> list[str]:
-    try:
-        folder = layout.absolute(backup.location)
-    except ValueError:
+    """Stream every file back from the storage and check it against MANIFEST.txt. An encrypted archive
+    is also decrypted and read to its end when this process has the identity (workers do; the web
+    process need not): that proves the archive opens, not only that its bytes are intact."""
+    if not backup.location:
         return ["the backup has no folder"]
-    if not folder.is_dir():
-        return [f"the backup folder {backup.location} is missing"]
     try:
-        manifest = parse_manifest((folder / layout.MANIFEST).read_text())
-    except FileNotFoundError:
-        return [f"{layout.MANIFEST} is missing"]
+        storage = backup_storage()
+        with storage.open(backup.location, layout.MANIFEST) as source:
+            manifest = parse_manifest(source.read().decode())
+    except MissingFile:
+        return [f"{layout.MANIFEST} is missing (the backup {backup.location} is not in {storage})"]
     except (ManifestError, UnicodeDecodeError) as error:
         return [f"{layout.MANIFEST} is unreadable: {error}"]
+    except StorageError as error:
+        return [error.message]
     problems = differences(manifest, backup.manifest or {})
+    identities = _identities_if_any() if manifest.encrypted else None
     for entry in manifest.files:
-        path = folder / entry.name
-        if not path.is_file():
+        try:
+            with storage.open(backup.location, entry.name) as source:
+                if entry.encrypted and identities:
+                    sha256, size, opened = _hash_and_open(source, entry.name, identities)
+                else:
+                    (sha256, size), opened = hash_stored(source), ""
+        except MissingFile:
             problems.append(f"{entry.name} is missing")
             continue
-        sha256, size = hash_local(path)
+        except CCPError as error:
+            problems.append(f"{entry.name} could not be read: {error.message}")
+            continue
         if sha256 != entry.sha256 or size != entry.size:
             problems.append(f"{entry.name} is corrupted (sha256 or size differs from {layout.MANIFEST})")
+        elif opened:
+            problems.append(opened)
     return problems
 
 
-def backup_all_scheduled() -> list[str]:
+def _identities_if_any() -> list | None:
+    try:
+        return encryption.identities()
+    except encryption.EncryptionError:
+        return None
+
+
+def _hash_and_open(source, name: str, identities: list) -> tuple[str, int, str]:
+    """(sha256, size) of the stored ciphertext, and a problem if it does not decrypt to a readable archive."""
+    reader = HashingReader(source)
+    problem = ""
+    try:
+        with encryption.Decrypted(reader, name, identities) as plain:
+            member_hashes(plain)
+    except encryption.EncryptionError as error:
+        problem = error.message
+    except (OSError, EOFError, ValueError, tarfile.TarError, zlib.error) as error:  # not a whole .tar.gz
+        problem = f"{name} decrypts, but not to a readable archive ({error})"
+    reader.drain()
+    return reader.digest.hexdigest(), reader.size, problem
+
+
+def backup_all_scheduled(*, now: datetime | None = None) -> list[str]:
     """The nightly run (beat): request a scheduled backup of every active instance that has not opted
-    out. A busy instance is skipped and the skip recorded as a failed backup, so the gap is visible."""
+    out. A busy instance is skipped and the skip recorded as a failed backup, so the gap is visible.
+
+    Safe when two beats fire the same tick: each instance is handled under a row lock on it, and an
+    instance whose scheduled backup was requested within CCP_BACKUP_SCHEDULE_DEDUP_SECONDS is left
+    alone, so the second run requests nothing and records no skip."""
     report = []
     for instance in Instance.objects.filter(status=InstanceStatus.ACTIVE, backup_enabled=True).select_related("node"):
-        try:
-            backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
-        except CCPError as error:
-            now = timezone.now()
-            skipped = Backup.objects.create(
-                instance=instance,
-                label=BackupLabel.SCHEDULED,
-                status=BackupStatus.FAILED,
-                error=f"Skipped: {error.message}",
-                started_at=now,
-                finished_at=now,
-            )
-            notify_backup_failed(skipped)
-            report.append(f"{instance}: skipped ({error.message})")
-            log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
-            continue
-        report.append(f"{instance}: queued backup #{backup.pk}")
+        report.append(_schedule_one(instance, now or timezone.now()))
     return report
+
+
+@transaction.atomic
+def _schedule_one(instance: Instance, now: datetime) -> str:
+    Instance.objects.select_for_update().filter(pk=instance.pk).first()  # one scheduler per instance at a time
+    since = now - timedelta(seconds=settings.CCP_BACKUP_SCHEDULE_DEDUP_SECONDS)
+    already = Backup.objects.filter(instance=instance, label=BackupLabel.SCHEDULED, created_at__gte=since).first()
+    if already is not None:
+        return f"{instance}: scheduled backup #{already.pk} already requested at {already.created_at:%H:%M:%S}"
+    try:
+        backup = backup_request(instance=instance, label=BackupLabel.SCHEDULED)
+    except CCPError as error:
+        skipped = Backup.objects.create(
+            instance=instance,
+            label=BackupLabel.SCHEDULED,
+            status=BackupStatus.FAILED,
+            error=f"Skipped: {error.message}",
+            started_at=now,
+            finished_at=now,
+        )
+        notify_backup_failed(skipped)
+        log.warning("Scheduled backup of %s skipped: %s", instance, error.message)
+        return f"{instance}: skipped ({error.message})"
+    return f"{instance}: queued backup #{backup.pk}"
 
 
 # --- taking a backup -----------------------------------------------------------------------------
 
 
 def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_lost=lambda: False) -> None:
-    """Write the backup into `<folder>.partial`, then rename it into place and mark the row succeeded.
-    On any error the partial folder is removed and the row marked failed with the reason."""
+    """Write the backup's files into the storage, MANIFEST.txt last (which makes it complete), then mark
+    the row succeeded. On any error what was written is removed and the row marked failed with the reason."""
     instance = backup.instance
     started = timezone.now()
-    final = _reserve_folder(instance, started, backup.label)
-    partial = layout.partial_of(final)
-    backup.location, backup.started_at = layout.relative(final), backup.started_at or started
-    backup.save(update_fields=["location", "started_at"])
     try:
-        files = _write_files(backup, driver, partial, started, on_progress)
-        with _step(backup, "write MANIFEST.txt and put the backup in place", key="manifest") as out:
-            manifest = Manifest(meta=_manifest_meta(backup, started), files=files)
-            write_local(partial / layout.MANIFEST, format_manifest(manifest).encode())
-            fsync_dir(partial)
+        storage = backup_storage()
+        recipients = encryption.recipients()
+        location = storage.reserve(
+            f"{layout.instance_root(node_name=instance.node.name, slug=instance.slug)}/"
+            f"{layout.folder_name(started.astimezone(UTC), backup.label)}"
+        )
+    except CCPError as error:
+        _fail(backup, error.message, clear_location=True)
+        return
+    backup.location, backup.started_at = location, backup.started_at or started
+    backup.save(update_fields=["location", "started_at"])
+    writer = None
+    try:
+        writer = storage.writer(location)
+        files = _write_files(backup, driver, writer, started, recipients, on_progress)
+        with _step(backup, "write MANIFEST.txt, which completes the backup", key="manifest") as out:
+            meta = _manifest_meta(backup, started)
+            if recipients:
+                meta["age_recipients"] = encryption.recipients_text()
+            manifest = Manifest(meta=meta, files=files)
+            text = format_manifest(manifest).encode()
             if lock_lost():
                 raise LockLost(
                     "The instance lock was taken away while the backup ran (declared stale); this backup was discarded."
                 )
-            partial.rename(final)
-            fsync_dir(final.parent)
+            writer.commit(text)
             out.write(f"{len(files) + 1} files in {backup.location}")
     except BaseException as error:
-        shutil.rmtree(partial, ignore_errors=True)
+        if writer is not None:
+            _discard_quietly(writer)
         _fail(backup, _describe(error), clear_location=True)
         if not isinstance(error, Exception):
             raise  # KeyboardInterrupt, SystemExit: recorded and cleaned up, then on their way
         return
-    size = sum(f.size for f in files) + (final / layout.MANIFEST).stat().st_size
+    size = sum(f.size for f in files) + len(text)
     # Conditional: if the reconciler declared this backup interrupted meanwhile, its verdict stands.
     updated = Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
         status=BackupStatus.SUCCEEDED,
@@ -233,15 +286,21 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
         error="",
     )
     if not updated:
-        shutil.rmtree(final, ignore_errors=True)
+        storage.remove(location)
     backup.refresh_from_db()
     log.info("Backup #%s of %s: %s (%s bytes) in %s", backup.pk, instance, backup.status, size, backup.location)
 
 
-def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_progress) -> list:
-    """Each archive is a step of the backup's progress, with the bytes written so far."""
+def _discard_quietly(writer: BackupWriter) -> None:
+    try:
+        writer.discard()
+    except Exception:  # noqa: BLE001 - the sweep of the next prune removes what is left
+        log.exception("Removing the files of a failed backup failed")
+
+
+def _write_files(backup: Backup, driver, writer: BackupWriter, started: datetime, recipients, on_progress) -> list:
+    """Each archive is a step of the backup's progress, with the bytes read from the node so far."""
     instance = backup.instance
-    make_private_dirs(partial, below=Path(settings.BACKUP_ROOT))
     with _step(backup, f"list what to back up in {instance.install_dir}", key="inventory") as out:
         found = node_state.inventory(driver, instance.install_dir)
         plans = layout.archive_plan(found)
@@ -258,18 +317,20 @@ def _write_files(backup: Backup, driver, partial: Path, started: datetime, on_pr
             entry = stream_from_node(
                 driver,
                 argv=create_gz_argv(instance.install_dir, plan.paths),
-                target=partial / plan.name,
+                writer=writer,
+                name=plan.name,
                 paths=plan.paths,
+                encrypt_to=recipients,
                 on_progress=progress,
             )
             out.progress(entry.size, entry.size)
             files.append(entry)
     with _step(backup, "record the node's state", key="host-state"):
         text = node_state.host_state(driver, instance, started)
-        files.append(write_local(partial / layout.HOST_STATE, text.encode()))
+        files.append(write_small(writer, layout.HOST_STATE, text.encode()))
         if found.is_git_checkout:
             text = node_state.git_state(driver, instance.install_dir)
-            files.append(write_local(partial / layout.GIT_STATE, text.encode()))
+            files.append(write_small(writer, layout.GIT_STATE, text.encode()))
     return files
 
 
@@ -301,17 +362,6 @@ def _manifest_meta(backup: Backup, started: datetime) -> dict[str, str]:
         "finished": _iso(timezone.now()),
         "ccp_version": ccp.__version__,
     }
-
-
-def _reserve_folder(instance: Instance, started: datetime, label: str) -> Path:
-    """The final folder path: unique even if two backups start within the same second."""
-    root = layout.instance_root(node_name=instance.node.name, slug=instance.slug)
-    base = layout.folder_name(started.astimezone(UTC), label)
-    candidate, n = root / base, 1
-    while candidate.exists() or layout.partial_of(candidate).exists():
-        n += 1
-        candidate = root / f"{base}-{n}"
-    return candidate
 
 
 def _fail(backup: Backup, message: str, *, clear_location: bool = False) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +33,36 @@ CONFIG_FILES = {
     "nginx/conf.d/default.conf": b"server {}\n",
 }
 NOT_BACKED_UP = {"notes.txt": b"not a config file\n", "data/db.sqlite": b"not in any archive\n"}
+
+
+# A one-service stack serving mkdocs/ (a restore ends with `up --wait`).
+COMPOSE = """services:
+  docs:
+    image: {image}
+    network_mode: host
+    init: true
+    environment:
+      PORT: "{port}"
+    volumes:
+      - ./mkdocs:/www/docs:ro
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The top-level entries a restore puts back, for comparing a tenant's files before and after.
+TOPS = ["mkdocs", "configs", "nginx", ".env", "docker-compose.yml"]
+
+
+def vandalise_lightly(path: Path) -> None:
+    """Edit a page, add one, change .env: what a restore must undo."""
+    (path / "mkdocs/docs/index.md").write_bytes(b"# Overwritten by mistake\n")
+    (path / "mkdocs/docs/new-page.md").write_bytes(b"added after the backup\n")
+    (path / ".env").write_bytes(b"COMPOSE_PROJECT_NAME=tenant\nAPP_SECRET=changed\n")
 
 
 def sha256(data: bytes) -> str:
@@ -86,7 +117,8 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
 
     files = files or {"mkdocs.tar.gz": b"not really gzip", "host-state.txt": b"# host state\n"}
     backup = Backup.objects.create(instance=instance, label=label, status=BackupStatus.RUNNING)
-    folder = layout.instance_root(node_name=instance.node.name, slug=instance.slug) / f"{backup.pk:06d}-{label}"
+    location = f"{layout.instance_root(node_name=instance.node.name, slug=instance.slug)}/{backup.pk:06d}-{label}"
+    folder = backup_root / location
     folder.mkdir(parents=True)
     entries = []
     for name, data in files.items():
@@ -97,7 +129,7 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
     (folder / "MANIFEST.txt").write_text(format_manifest(manifest))
     Backup.objects.filter(pk=backup.pk).update(
         status=BackupStatus.SUCCEEDED,
-        location=layout.relative(folder),
+        location=location,
         manifest=manifest.as_json(),
         size_bytes=sum(len(d) for d in files.values()),
         started_at=timezone.now(),

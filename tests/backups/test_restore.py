@@ -4,7 +4,6 @@ node (and what its containers serve) equals the backup again."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,26 +17,9 @@ from instances.choices import BackupStatus, RestoreStatus
 from instances.models import Backup, Instance, Restore
 from instances.operations.models import InstanceLock
 
-from .helpers import CONFIG_FILES, MKDOCS_FILES, local_sums, wait_for
+from .helpers import COMPOSE, CONFIG_FILES, MKDOCS_FILES, free_port, local_sums, wait_for
 
 pytestmark = pytest.mark.testbed
-
-COMPOSE = """services:
-  docs:
-    image: {image}
-    network_mode: host
-    init: true
-    environment:
-      PORT: "{port}"
-    volumes:
-      - ./mkdocs:/www/docs:ro
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def served(port: int, path: str) -> bytes | None:

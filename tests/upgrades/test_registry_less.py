@@ -2,7 +2,9 @@
 from where they are (the panel host's engine, or a node named as the image source), an image the node
 already has by ID is not sent again, progress is counted in bytes, and no registry is asked."""
 
+import os
 import re
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -19,6 +21,8 @@ from .handmade import public_registry_mentions
 from .helpers import quick, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
+DOCKER = shutil.which("docker") or "/usr/bin/docker"
+PATH = os.environ["PATH"]
 
 
 def panel_id(image: str) -> str | None:
@@ -214,3 +218,75 @@ def test_5_a_service_pinned_by_digest_is_refused_with_a_sentence(engine_tenant, 
     assert "docker image tag" not in upgrade.error
     assert tenant.env() == env_before
     assert "shipped" not in upgrade.steps.get(name="pull images").output
+
+
+@pytest.fixture
+def worker_without_docker(monkeypatch, tmp_path):
+    """Call it once the test's set-up is done: from then on the worker's PATH holds every command it
+    had but docker, as on a worker host with no engine."""
+    bin_dir = tmp_path / "bin-without-docker"
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            target = bin_dir / name
+            if name.startswith("docker") or target.exists() or target.is_symlink():
+                continue
+            target.symlink_to(os.path.join(folder, name))
+
+    def take_docker_away() -> None:
+        monkeypatch.setenv("PATH", str(bin_dir))
+        assert shutil.which("docker") is None and shutil.which("sh") is not None
+
+    yield take_docker_away
+    monkeypatch.undo()  # before the other fixtures clean up with docker
+
+
+def docker_at(host: str | None, *args: str) -> str:
+    """The test's own docker (by absolute path: the worker's PATH has none)."""
+    argv = [DOCKER, *(["--host", host] if host else []), *args]
+    return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+
+
+def test_14_a_worker_without_docker_ships_from_the_source_node_over_ssh(
+    make_tenant, engine_node, celery_worker_thread, docker_engine, node_engine, worker_without_docker
+):
+    tag = f"nodock-{uuid.uuid4().hex[:6]}"
+    image = docker_engine.image(tag)
+    copy_image(docker_engine.image("v1"), to_host=node_engine)
+    build_on(node_engine, image, docker_engine.image("v1"))
+    tenant = make_tenant()  # on a node that shares the panel host's engine, reached over SSH
+    Node.objects.filter(pk=tenant.node.pk).update(registry_access=False, image_source=engine_node)
+    tenant.node.refresh_from_db()
+    assert docker_at(None, "image", "inspect", "--format", "{{.Id}}", image) == ""
+    worker_without_docker()
+    try:
+        upgrade = wait_final(quick(tenant, tag))
+
+        assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
+        wanted = docker_at(node_engine, "image", "inspect", "--format", "{{.Id}}", image)
+        assert wanted and docker_at(None, "image", "inspect", "--format", "{{.Id}}", image) == wanted
+        pull = upgrade.steps.get(name="pull images").output
+        assert re.search(rf"{re.escape(image)}: shipped \d+ bytes from node {engine_node.name}", pull), pull
+        assert "panel host" not in pull and public_registry_mentions(upgrade) == []
+    finally:
+        os.environ["PATH"] = PATH
+        tenant.remove_containers()
+        docker_at(None, "image", "rm", "--force", image)
+        docker_at(node_engine, "image", "rm", "--force", image)
+
+
+def test_14_a_worker_without_docker_says_where_to_put_an_image_no_node_has(
+    make_tenant, engine_node, celery_worker_thread, docker_engine, worker_without_docker
+):
+    tag = f"nowhere-{uuid.uuid4().hex[:6]}"
+    tenant = make_tenant()
+    Node.objects.filter(pk=tenant.node.pk).update(registry_access=False, image_source=engine_node)
+    tenant.node.refresh_from_db()
+    worker_without_docker()
+    upgrade = wait_final(quick(tenant, tag))
+    os.environ["PATH"] = PATH
+    assert upgrade.status != UpgradeStatus.SUCCEEDED
+    assert "this worker has no docker to pull it with" in upgrade.error, upgrade.error
+    assert f"Load it on {engine_node.name}" in upgrade.error

@@ -5,11 +5,15 @@
 - Build: services with `build:` whose target image is not on the node are built there.
 - Ship: a node without registry access gets each image from where it is (the panel host's engine, or
   the node named as the image source), pulled on the panel host only when neither has it, and not at
-  all when the node already has that image ID.
+  all when the node already has that image ID. A worker without docker (on another host than the
+  engines) never runs it: `docker save` on the source node streams through the worker's two SSH
+  connections into `docker load` on the target node, and an image neither has is pulled on the
+  source node when that node has registry access.
 - Verify: after `up`, the image ID every container runs must be the ID its service's image resolves to.
 """
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -161,11 +165,16 @@ def _ship_one(ctx: StepContext, image: str) -> str:
     return f"{image}: shipped {sent} bytes from {where} ({short(wanted)})"
 
 
+def panel_engine() -> LocalDriver | None:
+    """The docker engine of the host this worker runs on, or None when the worker has no docker."""
+    return LocalDriver() if shutil.which("docker") else None
+
+
 def _image_source(ctx: StepContext, image: str):
-    """(driver, description, image ID) of where the image is: the panel host, else the node named as
-    image source; None when neither has it."""
-    panel = LocalDriver()
-    found = image_id(panel, image)
+    """(driver, description, image ID) of where the image is: the panel host (when the worker has
+    docker), else the node named as image source; None when neither has it."""
+    panel = panel_engine()
+    found = image_id(panel, image) if panel is not None else None
     if found:
         return panel, "the panel host", found
     source_node = ctx.node.image_source
@@ -178,8 +187,11 @@ def _image_source(ctx: StepContext, image: str):
 
 
 def _pull_on_panel(ctx: StepContext, image: str):
-    """Neither the panel host nor the image source node has the image: pull it on the panel host."""
-    panel, source_node = LocalDriver(), ctx.node.image_source
+    """Neither the panel host nor the image source node has the image: pull it on the panel host, or
+    on the image source node when this worker has no docker and that node has registry access."""
+    panel, source_node = panel_engine(), ctx.node.image_source
+    if panel is None:
+        return _pull_on_source_node(ctx, image, source_node)
     ctx.output(f"{image}: neither the panel host nor an image source node has it; pulling it on the panel host\n")
     pulled = panel.run(docker.pull_argv(image), timeout=ctx.timeout)
     found = image_id(panel, image) if pulled.exit_code == 0 else None
@@ -190,6 +202,23 @@ def _pull_on_panel(ctx: StepContext, image: str):
             f"{decoded(pulled).strip()[-300:]}"
         )
     return panel, "the panel host (pulled)", found
+
+
+def _pull_on_source_node(ctx: StepContext, image: str, source_node):
+    if source_node is None or not source_node.registry_access:
+        where = f"node {source_node} (which has no registry access)" if source_node else "an image source node"
+        raise StepError(
+            f"{image} is neither on {ctx.node} nor on {where}, and this worker has no docker to pull it "
+            f"with. Load it on {source_node or 'a node named as this node’s image source'}, or give that "
+            f"node registry access."
+        )
+    ctx.output(f"{image}: neither node has it; pulling it on node {source_node}\n")
+    other = driver_for(source_node)
+    pulled = other.run(["docker", "pull", "--quiet", image], timeout=ctx.timeout)
+    found = image_id(other, image) if pulled.exit_code == 0 else None
+    if not found:
+        raise StepError(f"{image} could not be pulled on node {source_node}: {decoded(pulled).strip()[-300:]}")
+    return other, f"node {source_node} (pulled)", found
 
 
 def _stream(ctx: StepContext, source, image: str) -> int:
