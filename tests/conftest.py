@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 
 from instances.groups import OPERATORS, VIEWERS
 from instances.models import Instance, Node
@@ -13,6 +14,15 @@ from tests.helpers import api_client_for, make_user
 pytest_plugins = ["tests.testbed.fixtures"]
 
 _counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_content_types():
+    """A transactional test's flush recreates the content types under new ids: the audit log (and anything
+    else that asks for a model's content type) must not use the ids Django cached before it."""
+    ContentType.objects.clear_cache()
+    yield
+    ContentType.objects.clear_cache()
 
 
 @pytest.fixture

@@ -1,12 +1,10 @@
 """Fixtures of the notification tests: real receivers, targets, and a real Celery worker."""
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.contrib.contenttypes.models import ContentType
 
-from ccp.celery import app
 from instances.notifications.models import NotificationTarget
 from instances.notifications.services import notification_target_save
+from tests.testbed.tenant_fixtures import celery_worker_thread  # noqa: F401 - a pytest fixture
 
 from .receivers import SMTPServer, Webhook, free_port
 
@@ -40,19 +38,3 @@ def make_target(db):
 def quick_retries(settings):
     settings.CCP_NOTIFY_MAX_ATTEMPTS = 2
     settings.CCP_NOTIFY_RETRY_SECONDS = 0.2
-
-
-@pytest.fixture
-def celery_worker_thread(transactional_db):
-    """A real Celery worker (a thread of this process) consuming from the configured broker."""
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=60) as worker:
-        yield worker
-
-
-@pytest.fixture(autouse=True)
-def fresh_content_types():
-    """A transactional test's flush recreates the content types under new ids; the audit log must not
-    use the ids Django cached before it."""
-    ContentType.objects.clear_cache()
-    yield
-    ContentType.objects.clear_cache()

@@ -26,6 +26,7 @@ from ccp.errors import CCPError, Conflict
 from ..services import upgrade_request
 from .choices import OPEN_ITEM_STATUSES, RolloutItemStatus, RolloutStatus
 from .models import Rollout, RolloutItem
+from .notify import rollout_notify_if_ended
 from .waves import startable
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def rollout_drive(*, rollout_id: int, token: str = "") -> float | None:
         if token and token != rollout.tick_token:
             return None
         now = timezone.now()
+        status_before = rollout.status
         items = list(rollout.items.select_related("instance__node", "upgrade"))
         _record_ended_upgrades(items, now)
         delay = settings.CCP_ROLLOUT_TICK_SECONDS
@@ -64,6 +66,7 @@ def rollout_drive(*, rollout_id: int, token: str = "") -> float | None:
             rollout.finished_at = now
         rollout.driven_at = now
         rollout.save()
+        rollout_notify_if_ended(rollout, status_before=status_before)
     return delay if rollout.is_active or running else None
 
 

@@ -18,6 +18,7 @@ from ..choices import UpgradeMode
 from ..models import Release
 from .choices import OPEN_ITEM_STATUSES, RolloutItemStatus, RolloutStatus
 from .models import Rollout, RolloutItem
+from .notify import rollout_notify_if_ended
 from .waves import assign_waves, parse_wave_spec
 
 DRIVE_TASK = "upgrades.rollouts.tasks.rollout_drive_task"
@@ -197,9 +198,10 @@ def rollout_halt(*, rollout: Rollout, user=None, reason: str = "") -> Rollout:
             f"Rollout #{rollout.pk} is {rollout.get_status_display().lower()}; only a running or "
             "scheduled rollout can be halted."
         )
-    rollout.status = RolloutStatus.HALTED
+    status_before, rollout.status = rollout.status, RolloutStatus.HALTED
     rollout.reason = reason or f"Halted by {user or 'an operator'}."
     rollout.save(update_fields=["status", "reason"])
+    rollout_notify_if_ended(rollout, status_before=status_before)
     rollout.items.filter(status=RolloutItemStatus.WAITING).update(status=RolloutItemStatus.PENDING, waiting_since=None)
     audit_log(user=user, obj=rollout, action="changed", message=f"Halted rollout #{rollout.pk}.")
     return rollout
@@ -265,7 +267,7 @@ def rollout_cancel(*, rollout: Rollout, user=None) -> Rollout:
     rollout = _locked(rollout)
     if rollout.status in (RolloutStatus.SUCCEEDED, RolloutStatus.CANCELLED):
         raise CCPError(f"Rollout #{rollout.pk} has already ended ({rollout.get_status_display().lower()}).")
-    rollout.status = RolloutStatus.CANCELLED
+    status_before, rollout.status = rollout.status, RolloutStatus.CANCELLED
     rollout.reason = f"Cancelled by {user or 'an operator'}."
     skipped = rollout.items.filter(status__in=OPEN_ITEM_STATUSES).update(
         status=RolloutItemStatus.SKIPPED, waiting_since=None
@@ -273,6 +275,7 @@ def rollout_cancel(*, rollout: Rollout, user=None) -> Rollout:
     if not rollout.items.filter(status=RolloutItemStatus.RUNNING).exists():
         rollout.finished_at = timezone.now()
     rollout.save(update_fields=["status", "reason", "finished_at"])
+    rollout_notify_if_ended(rollout, status_before=status_before)
     audit_log(
         user=user, obj=rollout, action="changed", message=f"Cancelled rollout #{rollout.pk} ({skipped} not started)."
     )
