@@ -26,6 +26,8 @@ from django.utils import timezone
 from ccp.errors import CCPError
 from instances.attention import attention_raise, attention_resolve_by
 from instances.models import Backup
+from instances.operations.db import DatabaseUnavailable, db_retry
+from instances.operations.locks import Fence, LockLost
 from instances.redaction import redact as _redact
 
 from .choices import StepStatus, UpgradeStatus
@@ -70,6 +72,7 @@ class StepContext:
     state: dict = field(default_factory=dict)
     step: UpgradeStep | None = None
     timeout: float = 300.0
+    fence: Fence | None = None  # the claimed lock (None only when a test drives the runner by hand)
     _last_flush: float = 0.0
 
     @property
@@ -91,10 +94,29 @@ class StepContext:
         now = time.monotonic()
         if now - self._last_flush >= flush_every:
             self._last_flush = now
-            self.step.save(update_fields=["output"])
+            step = self.step
+            try:  # live output only: the step's end saves it all, so a database outage need not hold the step up
+                self.write(lambda: step.save(update_fields=["output"]), what="step output", seconds=0)
+            except DatabaseUnavailable:
+                pass
+
+    def write(self, fn: Callable[[], object], *, what: str, seconds: float | None = None):
+        """Write this upgrade's own records: only while it holds its lock (the fence), retried across a
+        short database outage (`seconds`, default CCP_DB_RETRY_SECONDS). Raises LockLost once the lock
+        was taken over."""
+        if self.fence is not None:
+            return self.fence.write(fn, what=what, seconds=seconds)
+        return db_retry(fn, what=what, seconds=seconds)
 
     def check_cancel(self) -> None:
-        if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():
+        """A safe point: stop if the lock was lost (LockLost) or an operator asked to cancel."""
+        if self.fence is not None:
+            self.fence.check()
+        cancel = db_retry(
+            lambda: Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists(),
+            what="whether a cancel was asked for",
+        )
+        if cancel:
             raise UpgradeCancelled("Cancelled by an operator.")
 
 
@@ -125,13 +147,15 @@ class StepRunner:
                 if changed and not upgrade.state.get("changed"):
                     # Stored, so the reconciler knows a killed worker left the node to roll back.
                     upgrade.state["changed"] = True
-                    upgrade.save(update_fields=["state"])
+                    self.ctx.write(lambda: upgrade.save(update_fields=["state"]), what="the upgrade's state")
                 self._run_step(step, is_rollback=False)
                 # A step may find out that it changed the node (a first deploy creating its directory).
                 changed = bool(self.ctx.state.get("changed"))
         except AlreadyDone as done:
             self._skip_rest(steps, done.reason)
             return self._finish(UpgradeStatus.SUCCEEDED, "")
+        except LockLost:
+            raise  # the lock is someone else's now: no rollback, no record of ours
         except Exception as exc:  # any failure: record it, then restore the tenant
             reason = _reason(exc, self.ctx)
             cancelled = isinstance(exc, UpgradeCancelled)
@@ -159,7 +183,11 @@ class StepRunner:
         died): `status` when it restores a healthy tenant, failed (and attention) when it does not."""
         try:
             for step in rollback:
+                if self.ctx.fence is not None:
+                    self.ctx.fence.check()
                 self._run_step(step, is_rollback=True)
+        except LockLost:
+            raise
         except Exception as rollback_exc:
             rollback_reason = _reason(rollback_exc, self.ctx)
             return self._finish(
@@ -171,17 +199,22 @@ class StepRunner:
 
     def _run_step(self, step: Step, *, is_rollback: bool) -> None:
         self.position += 1
-        record = UpgradeStep.objects.create(
-            upgrade=self.ctx.upgrade,
-            position=self.position,
-            name=step.name,
-            is_rollback=is_rollback,
-            started_at=timezone.now(),
+        record = self.ctx.write(
+            lambda: UpgradeStep.objects.create(
+                upgrade=self.ctx.upgrade,
+                position=self.position,
+                name=step.name,
+                is_rollback=is_rollback,
+                started_at=timezone.now(),
+            ),
+            what=f"the start of step {step.name!r}",
         )
         self.ctx.step, self.ctx.timeout = record, step.timeout
         self._notify(record)
         try:
             result = step.run(self.ctx)
+        except LockLost:
+            raise
         except AlreadyDone as done:
             self._close(record, StepStatus.SUCCEEDED, done.reason)
             raise
@@ -195,10 +228,22 @@ class StepRunner:
         if text:
             record.output = (record.output + ("\n" if record.output else "") + self.ctx.redact(text))[-OUTPUT_TAIL:]
         record.status, record.finished_at = status, timezone.now()
-        record.save(update_fields=["output", "status", "finished_at"])
+        self.ctx.write(
+            lambda: record.save(update_fields=["output", "status", "finished_at"]),
+            what=f"the end of step {record.name!r}",
+        )
         self._notify(record)
 
     def _skip_rest(self, steps: list[Step], reason: str) -> None:
+        position = self.position
+
+        def record() -> None:
+            self.position = position  # a retried attempt numbers its rows again
+            self._record_skipped(steps, reason)
+
+        self.ctx.write(record, what="the skipped steps")
+
+    def _record_skipped(self, steps: list[Step], reason: str) -> None:
         done = {s.name for s in self.ctx.upgrade.steps.all()}
         now = timezone.now()
         for step in steps:
@@ -216,6 +261,15 @@ class StepRunner:
                 self._notify(record)
 
     def _finish(self, status: str, error: str, attention: str = "") -> str:
+        position = self.position
+
+        def record() -> str:
+            self.position = position  # a retried attempt numbers its rows again
+            return self._record_finish(status, error, attention)
+
+        return self.ctx.write(record, what="the final status")
+
+    def _record_finish(self, status: str, error: str, attention: str) -> str:
         upgrade = self.ctx.upgrade
         # One transaction: whoever sees the final status also sees the attention it raised or resolved.
         with transaction.atomic():

@@ -12,7 +12,7 @@ from instances.choices import InstanceStatus
 from instances.drivers import driver_for
 from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import lock_acquire, lock_release, owner_id
+from instances.operations.locks import Fence, lock_acquire, lock_claim, lock_release
 from instances.operations.models import InstanceLock
 from instances.operations.run import operation_claim, run_operation
 
@@ -131,26 +131,26 @@ def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
         kind=OperationKind.UPGRADE,
         row=upgrade,
         refused=lambda: _finish_without_lock(upgrade),
-        work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume),
+        work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume, fence=heartbeat.fence),
     )
 
 
-def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
+def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool, fence: Fence) -> str:
     module = _mode_module(upgrade.mode)
     secrets = list(upgrade.instance.get_secrets().values())
     try:
         driver = driver_for(upgrade.instance.node)
     except CCPError as exc:
         upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
-        upgrade.save(update_fields=["status", "error", "finished_at"])
+        fence.write(lambda: upgrade.save(update_fields=["status", "error", "finished_at"]), what="the final status")
         return upgrade.status
-    ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
+    ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets, fence=fence)
     if resume:
         ctx.state["done_steps"] = list(
             upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False).values_list("name", flat=True)
         )
         ctx.state["changed"] = True
-        steps_interrupted(upgrade)
+        fence.write(lambda: steps_interrupted(upgrade), what="the steps the stopped worker left")
     runner = StepRunner(ctx, on_step=on_step)
     return runner.run(module.steps(ctx), module.rollback)
 
@@ -188,7 +188,7 @@ def upgrade_recover(*, upgrade_id: int) -> str:
         return upgrade.status
 
     def work(heartbeat) -> str:
-        steps_interrupted(upgrade)
+        heartbeat.fence.write(lambda: steps_interrupted(upgrade), what="the steps the stopped worker left")
         reason = (
             f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
             f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/."
@@ -197,7 +197,12 @@ def upgrade_recover(*, upgrade_id: int) -> str:
             driver = driver_for(upgrade.instance.node)
         except CCPError as exc:
             driver, reason = None, f"{reason} The node could not be reached: {exc.message}"
-        ctx = StepContext(upgrade=upgrade, driver=driver, secrets=list(upgrade.instance.get_secrets().values()))
+        ctx = StepContext(
+            upgrade=upgrade,
+            driver=driver,
+            secrets=list(upgrade.instance.get_secrets().values()),
+            fence=heartbeat.fence,
+        )
         runner = StepRunner(ctx)
         rollback = _mode_module(upgrade.mode).rollback(ctx) if driver else []
         if not rollback:
@@ -209,13 +214,9 @@ def upgrade_recover(*, upgrade_id: int) -> str:
     )
 
 
-def _claim_from_reconciler(key: dict) -> bool:
+def _claim_from_reconciler(key: dict) -> Fence | None:
     """The reconciler holds the lock of the operation it handed over; only its task may take it."""
-    return bool(
-        InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
-            owner=owner_id(), heartbeat_at=timezone.now()
-        )
-    )
+    return lock_claim(**key, from_reconciler=True)
 
 
 def upgrade_resume(*, upgrade_id: int) -> str:

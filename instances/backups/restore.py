@@ -27,8 +27,9 @@ from instances.drivers import driver_for
 from instances.models import Backup, Restore
 from instances.node_commands import compose_argv
 from instances.operations.choices import OperationKind
+from instances.operations.db import db_retry
 from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import lock_acquire
+from instances.operations.locks import Fence, LockLost, lock_acquire
 from instances.operations.run import operation_claim, run_operation
 
 from . import layout, scripts
@@ -112,10 +113,13 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
         return restore.status
 
     def work(heartbeat) -> str:
+        fence = heartbeat.fence
         try:
-            _restore(restore, driver_for(restore.instance.node), on_progress)
+            _restore(restore, driver_for(restore.instance.node), on_progress, fence)
+        except LockLost:
+            raise
         except HalfRestored as error:
-            _finish(restore, RestoreStatus.FAILED, error.message)
+            _finish(restore, RestoreStatus.FAILED, error.message, fence)
             attention_raise(
                 instance=restore.instance,
                 reason=f"Restore #{restore.pk} failed half-way: {error.message}",
@@ -123,25 +127,25 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
                 operation_id=restore.pk,
             )
         except CCPError as error:
-            _finish(restore, RestoreStatus.FAILED, error.message)
+            _finish(restore, RestoreStatus.FAILED, error.message, fence)
         except Exception as error:
             log.exception("Restore #%s failed unexpectedly", restore.pk)
-            _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
+            _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}", fence)
         else:
-            _finish(restore, RestoreStatus.SUCCEEDED, "")
+            _finish(restore, RestoreStatus.SUCCEEDED, "", fence)
             resolved = attention_resolve_by(instance=restore.instance, operation=f"restore #{restore.pk} succeeded")
             if resolved:
-                _step(restore, f"resolved {resolved} attention record(s) of {restore.instance}")
+                _step(restore, fence, fence, f"resolved {resolved} attention record(s) of {restore.instance}")
         return restore.status
 
     return run_operation(kind=OperationKind.RESTORE, row=restore, work=work, refused=refused)
 
 
-def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
+def _restore(restore: Restore, driver, on_progress: Progress | None, fence: Fence | None = None) -> None:
     backup, instance = restore.backup, restore.instance
     if backup is None:
         raise RestoreError("The backup was removed before the restore started.")
-    _step(restore, f"verifying backup #{backup.pk} ({backup.location})")
+    _step(restore, fence, f"verifying backup #{backup.pk} ({backup.location})")
     problems = verify_problems(backup)
     Backup.objects.filter(pk=backup.pk).update(
         verified_at=timezone.now(), verify_ok=not problems, verify_error="; ".join(problems)
@@ -168,7 +172,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
     driver.run(["mkdir", "-m", "0700", "--", incoming], timeout=timeout, check=True)
     try:
         for archive in archives:
-            _step(restore, f"unpacking {archive} into {incoming}")
+            _step(restore, fence, f"unpacking {archive} into {incoming}")
             sent = stream_to_node(
                 driver,
                 source=folder / archive,
@@ -177,13 +181,13 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
             )
             if sent != backup.manifest[archive]["sha256"]:
                 raise RestoreError(f"{archive} changed while it was being restored; nothing was changed.")
-        _step(restore, "checking the unpacked files on the node")
+        _step(restore, fence, "checking the unpacked files on the node")
         _check(
             driver.checksums(names, base=incoming),
             expected,
             "The unpacked files differ from the backup on the node, nothing was changed",
         )
-        _step(restore, "swapping in: " + ", ".join(restore_targets(backup)))
+        _step(restore, fence, "swapping in: " + ", ".join(restore_targets(backup)))
         swapped = True  # from here on, until the script says otherwise, the node may be half-way
         result = driver.run(
             ["sh", "-c", scripts.SWAP, "ccp-restore-swap", instance.install_dir, staging, *names], timeout=timeout
@@ -199,7 +203,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
                 f"Swapping the restored files in failed (exit code {result.exit_code}): "
                 + result.stderr.decode(errors="replace").strip()[-300:]
             )
-        _step(restore, "checking the restored files in place on the node")
+        _step(restore, fence, "checking the restored files in place on the node")
         try:
             _check(
                 driver.checksums(names, base=instance.install_dir),
@@ -225,7 +229,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
         ) from error
     driver.run(["rm", "-rf", "--", staging], timeout=timeout, check=True)
 
-    _step(restore, "starting the stack: docker compose up -d --wait --force-recreate")
+    _step(restore, fence, "starting the stack: docker compose up -d --wait --force-recreate")
     try:
         driver.run(
             compose_argv(instance, "up", "-d", "--wait", "--force-recreate"),
@@ -235,7 +239,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None) -> None:
         )
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
-    _step(restore, "done")
+    _step(restore, fence, "done")
 
 
 def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
@@ -254,16 +258,28 @@ def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
         raise RestoreError(f"{what} ({'; '.join(parts)}).")
 
 
-def _step(restore: Restore, text: str) -> None:
+def _step(restore: Restore, fence: Fence | None, text: str) -> None:
+    """Log a step; also a safe point: a restore whose lock was taken over stops here (LockLost)."""
     restore.log += f"{timezone.now():%H:%M:%S} {text}\n"
-    Restore.objects.filter(pk=restore.pk).update(log=restore.log)
+    _write(fence, lambda: Restore.objects.filter(pk=restore.pk).update(log=restore.log), what="the restore's log")
 
 
-def _finish(restore: Restore, status: str, error: str) -> None:
+def _finish(restore: Restore, status: str, error: str, fence: Fence | None = None) -> None:
     restore.status, restore.error, restore.finished_at = status, error, timezone.now()
-    Restore.objects.filter(pk=restore.pk, status=RestoreStatus.RUNNING).update(
-        status=status, error=error, finished_at=restore.finished_at
+    _write(
+        fence,
+        lambda: Restore.objects.filter(pk=restore.pk, status=RestoreStatus.RUNNING).update(
+            status=status, error=error, finished_at=restore.finished_at
+        ),
+        what="the restore's result",
     )
+
+
+def _write(fence: Fence | None, fn, *, what: str):
+    if fence is not None:
+        fence.check()
+        return fence.write(fn, what=what)
+    return db_retry(fn, what=what)
 
 
 def _remove_quietly(driver, path: str) -> None:

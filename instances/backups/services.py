@@ -23,8 +23,9 @@ from instances.choices import BackupLabel, BackupStatus, InstanceStatus
 from instances.drivers import driver_for
 from instances.models import Backup, Instance
 from instances.operations.choices import OperationKind
+from instances.operations.db import db_retry
 from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import lock_acquire
+from instances.operations.locks import Fence, LockLost, lock_acquire
 from instances.operations.run import operation_claim, run_operation
 
 from . import layout, node_state
@@ -41,10 +42,6 @@ from .manifest import Manifest, ManifestError, differences, format_manifest, par
 from .retention import backups_prune
 
 log = logging.getLogger(__name__)
-
-
-class LockLost(CCPError):
-    pass
 
 
 @transaction.atomic
@@ -84,9 +81,9 @@ def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
         try:
             driver = driver_for(backup.instance.node)
         except CCPError as error:
-            _fail(backup, error.message)
+            _fail(backup, error.message, fence=heartbeat.fence)
             return backup.status
-        _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
+        _take(backup, driver, on_progress=on_progress, fence=heartbeat.fence)
         if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
             _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
         return backup.status
@@ -189,44 +186,54 @@ def backup_all_scheduled() -> list[str]:
 # --- taking a backup -----------------------------------------------------------------------------
 
 
-def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_lost=lambda: False) -> None:
+def _take(backup: Backup, driver, *, on_progress: Progress | None = None, fence: Fence | None = None) -> None:
     """Write the backup into `<folder>.partial`, then rename it into place and mark the row succeeded.
-    On any error the partial folder is removed and the row marked failed with the reason."""
+    On any error the partial folder is removed and the row marked failed with the reason. With a
+    `fence` (the backup's own claim), every write needs the lock still held; a lost lock discards the
+    files and leaves the row to the reconciler (LockLost)."""
     instance = backup.instance
     started = timezone.now()
     final = _reserve_folder(instance, started, backup.label)
     partial = layout.partial_of(final)
     backup.location, backup.started_at = layout.relative(final), backup.started_at or started
-    backup.save(update_fields=["location", "started_at"])
+    _write(fence, lambda: backup.save(update_fields=["location", "started_at"]), what="the backup's folder")
     try:
         files = _write_files(backup, driver, partial, started, on_progress)
         manifest = Manifest(meta=_manifest_meta(backup, started), files=files)
         write_local(partial / layout.MANIFEST, format_manifest(manifest).encode())
         fsync_dir(partial)
-        if lock_lost():
-            raise LockLost(
-                "The instance lock was taken away while the backup ran (declared stale); this backup was discarded."
-            )
+        if fence is not None:
+            fence.check()
         partial.rename(final)
         fsync_dir(final.parent)
     except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
-        _fail(backup, _describe(error), clear_location=True)
+        if isinstance(error, LockLost):
+            raise
+        _fail(backup, _describe(error), clear_location=True, fence=fence)
         if not isinstance(error, Exception):
             raise  # KeyboardInterrupt, SystemExit: recorded and cleaned up, then on their way
         return
     size = sum(f.size for f in files) + (final / layout.MANIFEST).stat().st_size
     # Conditional: if the reconciler declared this backup interrupted meanwhile, its verdict stands.
-    updated = Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
-        status=BackupStatus.SUCCEEDED,
-        finished_at=timezone.now(),
-        size_bytes=size,
-        manifest=manifest.as_json(),
-        error="",
-    )
+    try:
+        updated = _write(
+            fence,
+            lambda: Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
+                status=BackupStatus.SUCCEEDED,
+                finished_at=timezone.now(),
+                size_bytes=size,
+                manifest=manifest.as_json(),
+                error="",
+            ),
+            what="the backup's result",
+        )
+    except LockLost:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     if not updated:
         shutil.rmtree(final, ignore_errors=True)
-    backup.refresh_from_db()
+    db_retry(backup.refresh_from_db, what="the backup's result")
     log.info("Backup #%s of %s: %s (%s bytes) in %s", backup.pk, instance, backup.status, size, backup.location)
 
 
@@ -278,14 +285,24 @@ def _reserve_folder(instance: Instance, started: datetime, label: str) -> Path:
     return candidate
 
 
-def _fail(backup: Backup, message: str, *, clear_location: bool = False) -> None:
+def _write(fence: Fence | None, fn, *, what: str):
+    """A write of the backup's own record: conditional on its lock when it runs under one, and retried
+    across a short database outage either way."""
+    return fence.write(fn, what=what) if fence is not None else db_retry(fn, what=what)
+
+
+def _fail(backup: Backup, message: str, *, clear_location: bool = False, fence: Fence | None = None) -> None:
     backup.status, backup.error, backup.finished_at = BackupStatus.FAILED, message, timezone.now()
     fields = ["status", "error", "finished_at"]
     if clear_location:
         backup.location = ""
         fields.append("location")
-    Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
-        **{name: getattr(backup, name) for name in fields}
+    _write(
+        fence,
+        lambda: Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
+            **{name: getattr(backup, name) for name in fields}
+        ),
+        what="the backup's failure",
     )
     log.warning("Backup #%s of %s failed: %s", backup.pk, backup.instance_id, message)
 

@@ -7,7 +7,9 @@ registered for the lock's kind (`register_handler`). A handler either closes the
 interrupted: the lock is then released here) or hands it to a new task (resume, roll back), which
 then owns the lock: it says which by what it returns.
 
-Taking over a lock is a compare-and-set on (instance, owner), so two reconcilers never both win.
+Taking over a lock is a compare-and-set on (instance, owner, generation), so two reconcilers never both
+win, and it raises the lock's generation: every later write of the worker it was taken from is refused
+(locks.Fence), so what the handler records stands.
 """
 
 import logging
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .locks import owner_id, owner_is_dead
@@ -53,8 +56,11 @@ def reconcile_stale_locks() -> list[str]:
             continue
         with transaction.atomic():
             taken = InstanceLock.objects.filter(
-                instance_id=lock.instance_id, owner=lock.owner, operation_id=lock.operation_id
-            ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now())
+                instance_id=lock.instance_id,
+                owner=lock.owner,
+                operation_id=lock.operation_id,
+                generation=lock.generation,
+            ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now(), generation=F("generation") + 1)
             if not taken:
                 continue  # another reconciler got there first, or the owner came back
             report.append(_handle(lock))
