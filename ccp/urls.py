@@ -14,6 +14,8 @@ admin.site.site_header = "CCP — fleet control panel"
 admin.site.site_title = "CCP"
 admin.site.index_title = "Fleet administration"
 
+handler500 = "ccp.api.exceptions.server_error"
+
 router = DefaultRouter()
 router.register("nodes", NodeViewSet)
 router.register("instances", InstanceViewSet)

@@ -15,9 +15,9 @@ from ccp.admin_mixins import ReadOnlyAdmin, ReadOnlyInline, page_context
 from ccp.errors import CCPError
 
 from .backups import layout
-from .backups.restore import backup_restore_request, restore_targets
+from .backups.restore import backup_restore_request, restore_cancel, restore_targets
 from .backups.selectors import last_backup_summary
-from .backups.services import backup_request, backup_verify
+from .backups.services import backup_cancel, backup_request, backup_verify
 from .choices import BackupLabel, BackupStatus
 from .models import Backup, Restore
 
@@ -69,7 +69,7 @@ class BackupAdmin(ReadOnlyAdmin):
     search_fields = ("instance__slug", "location")
     list_select_related = ("instance",)
     date_hierarchy = "created_at"
-    actions = ["verify_selected", "restore_selected"]
+    actions = ["verify_selected", "restore_selected", "cancel_selected"]
     inlines = [RestoreInline]
     fields = (
         "instance",
@@ -156,6 +156,16 @@ class BackupAdmin(ReadOnlyAdmin):
                     messages.ERROR,
                 )
 
+    @admin.action(description="Cancel selected pending backups", permissions=["operate"])
+    def cancel_selected(self, request, queryset):
+        for backup in queryset.select_related("instance"):
+            try:
+                backup_cancel(backup=backup, user=request.user)
+            except CCPError as error:
+                self.message_user(request, error.message, messages.WARNING)
+                continue
+            self.message_user(request, f"Backup #{backup.pk} of {backup.instance} cancelled.", messages.SUCCESS)
+
     @admin.action(description="Restore selected backup…", permissions=["restore"])
     def restore_selected(self, request, queryset):
         if queryset.count() != 1:
@@ -198,6 +208,21 @@ class RestoreAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("instance__slug", "source")
     list_select_related = ("instance", "backup", "requested_by")
+    actions = ["cancel_selected"]
+
+    def has_restore_permission(self, request) -> bool:
+        return request.user.has_perm("instances.restore_backup")
+
+    @admin.action(description="Cancel selected pending restores", permissions=["restore"])
+    def cancel_selected(self, request, queryset):
+        for restore in queryset.select_related("instance"):
+            try:
+                restore_cancel(restore=restore, user=request.user)
+            except CCPError as error:
+                self.message_user(request, error.message, messages.WARNING)
+                continue
+            self.message_user(request, f"Restore #{restore.pk} of {restore.instance} cancelled.", messages.SUCCESS)
+
     fields = (
         "instance",
         "backup",

@@ -11,7 +11,7 @@ from ccp.errors import CCPError
 from instances.choices import InstanceStatus
 from instances.drivers import driver_for
 from instances.operations.choices import OperationKind
-from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
 from instances.operations.locks import Fence, lock_acquire, lock_claim, lock_release
 from instances.operations.models import InstanceLock
 from instances.operations.run import operation_claim, run_operation
@@ -99,7 +99,18 @@ def upgrade_request(
         message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.",
     )
     if enqueue:
-        enqueue_on_commit("upgrades.tasks.upgrade_run_task", upgrade.pk, task_id=upgrade.task_id)
+        enqueue_on_commit(
+            "upgrades.tasks.upgrade_run_task",
+            upgrade.pk,
+            task_id=upgrade.task_id,
+            withdraw=lambda: operation_withdraw(
+                model=Upgrade,
+                operation_id=upgrade.pk,
+                pending=UpgradeStatus.PENDING,
+                instance_id=instance.pk,
+                kind=OperationKind.UPGRADE,
+            ),
+        )
     return upgrade
 
 

@@ -11,7 +11,8 @@ import hashlib
 import os
 import posixpath
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ccp.errors import CCPError
@@ -63,12 +64,23 @@ def open_private(target: Path):
     return os.fdopen(fd, "wb")
 
 
+@contextmanager
+def naming(target: Path) -> Iterator[None]:
+    """A write error (a full disk) names the file it was writing: a plain file write does not."""
+    try:
+        yield
+    except OSError as error:
+        if not error.filename:
+            error.filename = str(target)
+        raise
+
+
 def stream_from_node(
     driver, *, argv: list[str], target: Path, paths: tuple[str, ...] = (), on_progress: Progress | None = None
 ) -> FileEntry:
     """Run `argv` on the node and store its stdout as `target`, returning the file's sha256 and size."""
     digest, size = hashlib.sha256(), 0
-    with open_private(target) as out:
+    with naming(target), open_private(target) as out:
         try:
             with driver.open_stream_out(argv) as stream:
                 for chunk in stream:
@@ -85,7 +97,7 @@ def stream_from_node(
 
 
 def write_local(target: Path, data: bytes) -> FileEntry:
-    with open_private(target) as out:
+    with naming(target), open_private(target) as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

@@ -28,8 +28,8 @@ from instances.models import Backup, Restore
 from instances.node_commands import compose_argv
 from instances.operations.choices import OperationKind
 from instances.operations.db import db_retry
-from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import Fence, LockLost, lock_acquire
+from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
+from instances.operations.locks import Fence, LockLost, lock_acquire, lock_release
 from instances.operations.run import operation_claim, run_operation
 
 from . import layout, scripts
@@ -89,7 +89,38 @@ def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -
     if enqueue:
         restore.task_id = str(uuid.uuid4())
         restore.save(update_fields=["task_id"])
-        enqueue_on_commit("instances.backups.tasks.backup_restore_task", restore.pk, task_id=restore.task_id)
+        enqueue_on_commit(
+            "instances.backups.tasks.backup_restore_task",
+            restore.pk,
+            task_id=restore.task_id,
+            withdraw=lambda: operation_withdraw(
+                model=Restore,
+                operation_id=restore.pk,
+                pending=RestoreStatus.PENDING,
+                instance_id=backup.instance_id,
+                kind=OperationKind.RESTORE,
+            ),
+        )
+    return restore
+
+
+@transaction.atomic
+def restore_cancel(*, restore: Restore, user=None) -> Restore:
+    """Cancel a restore that has not started: the row ends cancelled, the instance's lock is released.
+    A running restore cannot be stopped part-way (it may be swapping files)."""
+    restore = Restore.objects.select_for_update().select_related("instance").get(pk=restore.pk)
+    if restore.status != RestoreStatus.PENDING:
+        raise CCPError(
+            f"Restore #{restore.pk} is {restore.get_status_display().lower()}; only a pending restore can be cancelled."
+        )
+    restore.status, restore.finished_at, restore.error = (
+        RestoreStatus.CANCELLED,
+        timezone.now(),
+        "Cancelled before it started.",
+    )
+    restore.save(update_fields=["status", "finished_at", "error"])
+    lock_release(instance_id=restore.instance_id, kind=OperationKind.RESTORE, operation_id=restore.pk)
+    audit_log(user=user, obj=restore.instance, action="changed", message=f"Cancelled pending restore #{restore.pk}.")
     return restore
 
 

@@ -6,6 +6,7 @@ pruning in retention.py.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 import ccp
@@ -24,8 +26,8 @@ from instances.drivers import driver_for
 from instances.models import Backup, Instance
 from instances.operations.choices import OperationKind
 from instances.operations.db import db_retry
-from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import Fence, LockLost, lock_acquire
+from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
+from instances.operations.locks import Fence, LockLost, lock_acquire, lock_release
 from instances.operations.run import operation_claim, run_operation
 
 from . import layout, node_state
@@ -60,7 +62,38 @@ def backup_request(*, instance: Instance, label: str = BackupLabel.MANUAL, user=
     if enqueue:
         backup.task_id = str(uuid.uuid4())
         backup.save(update_fields=["task_id"])
-        enqueue_on_commit("instances.backups.tasks.backup_run_task", backup.pk, task_id=backup.task_id)
+        enqueue_on_commit(
+            "instances.backups.tasks.backup_run_task",
+            backup.pk,
+            task_id=backup.task_id,
+            withdraw=lambda: operation_withdraw(
+                model=Backup,
+                operation_id=backup.pk,
+                pending=BackupStatus.PENDING,
+                instance_id=instance.pk,
+                kind=OperationKind.BACKUP,
+            ),
+        )
+    return backup
+
+
+@transaction.atomic
+def backup_cancel(*, backup: Backup, user=None) -> Backup:
+    """Cancel a backup that has not started (e.g. queued while the worker or the broker was away): the
+    row ends cancelled and the instance's lock is released. A running backup cannot be stopped part-way."""
+    backup = Backup.objects.select_for_update().get(pk=backup.pk)
+    if backup.status != BackupStatus.PENDING:
+        raise CCPError(
+            f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a pending backup can be cancelled."
+        )
+    backup.status, backup.finished_at, backup.error = (
+        BackupStatus.CANCELLED,
+        timezone.now(),
+        "Cancelled before it started.",
+    )
+    backup.save(update_fields=["status", "finished_at", "error"])
+    lock_release(instance_id=backup.instance_id, kind=OperationKind.BACKUP, operation_id=backup.pk)
+    audit_log(user=user, obj=backup.instance, action="changed", message=f"Cancelled pending backup #{backup.pk}.")
     return backup
 
 
@@ -312,10 +345,29 @@ def _describe(error: BaseException) -> str:
         return error.message
     if isinstance(error, KeyboardInterrupt):
         return "Interrupted (the command was stopped)."
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _disk_full(error)
     if isinstance(error, OSError) and error.filename:
         return f"Cannot write the backup: {error.strerror} ({error.filename})."
     log.exception("Backup failed unexpectedly")
     return f"{type(error).__name__}: {error}"
+
+
+def _disk_full(error: OSError) -> str:
+    """The panel's backup disk is full: say where, and how much is free (after the partial files went)."""
+    root = Path(settings.BACKUP_ROOT)
+    try:
+        usage = shutil.disk_usage(root)
+        free = f"{filesizeformat(usage.free)} free of {filesizeformat(usage.total)}"
+    except OSError:
+        free = "free space unknown"
+    where = f" while writing {error.filename}" if error.filename else ""
+    log.warning("Backup disk full under %s%s (%s)", root, where, free)
+    return (
+        f"The panel's backup disk is full: no space left under BACKUP_ROOT {root}{where} ({free} now that "
+        "the partial backup was removed). Free space there, or move BACKUP_ROOT to a larger disk, then back "
+        "up again."
+    )
 
 
 def _iso(moment: datetime) -> str:

@@ -27,7 +27,9 @@ from .models import InstanceLock
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-HEARTBEAT_SECONDS = 10
+
+def heartbeat_seconds() -> float:
+    return getattr(settings, "CCP_LOCK_HEARTBEAT_SECONDS", 10)
 
 
 def stale_after() -> timedelta:
@@ -198,9 +200,9 @@ class Heartbeat:
     or two until it succeeds). When the lock is gone (or has another generation) it sets `fence.lost`,
     which the runner checks at its next safe point."""
 
-    def __init__(self, fence: Fence, *, interval: float = HEARTBEAT_SECONDS):
+    def __init__(self, fence: Fence, *, interval: float | None = None):
         self.fence = fence
-        self.interval = interval
+        self.interval = interval or heartbeat_seconds()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ccp-lock-heartbeat", daemon=True)
 

@@ -54,19 +54,29 @@ def reconcile_stale_locks() -> list[str]:
     for lock in InstanceLock.objects.select_related("instance"):
         if not owner_is_dead(lock):
             continue
-        with transaction.atomic():
-            taken = InstanceLock.objects.filter(
-                instance_id=lock.instance_id,
-                owner=lock.owner,
-                operation_id=lock.operation_id,
-                generation=lock.generation,
-            ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now(), generation=F("generation") + 1)
-            if not taken:
-                continue  # another reconciler got there first, or the owner came back
-            report.append(_handle(lock))
+        try:
+            line = _take_over(lock)
+        except Exception:  # noqa: BLE001 - one lock's trouble (broker down: rolled back, next run retries) must not stop the rest
+            log.exception("Reconciling %s failed; it is retried on the next run", lock)
+            continue
+        if line:
+            report.append(line)
     for line in report:
         log.warning(line)
     return report
+
+
+def _take_over(lock: InstanceLock) -> str | None:
+    with transaction.atomic():
+        taken = InstanceLock.objects.filter(
+            instance_id=lock.instance_id,
+            owner=lock.owner,
+            operation_id=lock.operation_id,
+            generation=lock.generation,
+        ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now(), generation=F("generation") + 1)
+        if not taken:
+            return None  # another reconciler got there first, or the owner came back
+        return _handle(lock)
 
 
 def _handle(lock: InstanceLock) -> str:
