@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
 def heartbeat_seconds() -> float:
     return getattr(settings, "CCP_LOCK_HEARTBEAT_SECONDS", 10)
 

@@ -279,15 +279,20 @@ def private_broker(private_redis: services.PrivateRedis, settings) -> Iterator[s
     from ccp.celery import app
 
     def point_at(url: str) -> None:
-        app.conf.broker_url = url
+        # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+        os.environ["CELERY_BROKER_URL"] = app.conf["broker_url"] = url
         app._pool = None
         app.amqp._producer_pool = None
 
-    before = app.conf.broker_url
+    before_env, before_conf = os.environ.get("CELERY_BROKER_URL"), app.conf["broker_url"]
     settings.CELERY_BROKER_URL = private_redis.url
     point_at(private_redis.url)
     yield private_redis
-    point_at(before)
+    point_at(before_conf)
+    if before_env is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = before_env
 
 
 @dataclass(frozen=True)
