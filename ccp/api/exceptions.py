@@ -18,6 +18,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ccp.db import connection_reset
 from ccp.errors import CCPError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def _unexpected(exc: BaseException) -> tuple[dict, int]:
     """The answer to an exception nothing else handled: 503 for an infrastructure outage, else 500."""
     if isinstance(exc, OperationalError | InterfaceError):
         log.warning("API request failed, the database does not answer: %s", exc)
+        connection_reset()  # the next request on this thread opens a fresh connection
         return {"detail": DATABASE_DOWN}, status.HTTP_503_SERVICE_UNAVAILABLE
     if isinstance(exc, BrokerError | ConnectionError):
         log.warning("API request failed, the broker does not answer: %s", exc)

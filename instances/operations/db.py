@@ -14,7 +14,10 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
+from ccp.db import connection_reset
 from ccp.errors import CCPError
+
+__all__ = ["OUTAGE", "DatabaseUnavailable", "connection_reset", "db_retry"]
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +31,6 @@ class DatabaseUnavailable(CCPError):
     """The database did not answer within the retry window."""
 
     http_status = 503
-
-
-def connection_reset() -> None:
-    """Drop this thread's connection (it may be broken): the next query opens a new one."""
-    try:
-        connection.close()
-    except Exception:  # noqa: BLE001 - closing a dead socket may fail; the connection is dropped either way
-        connection.connection = None
 
 
 def db_retry(fn: Callable[[], T], *, what: str, seconds: float | None = None) -> T:
