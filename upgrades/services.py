@@ -14,6 +14,7 @@ from instances.operations.choices import OperationKind
 from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
 from instances.operations.locks import Fence, lock_acquire, lock_claim, lock_release
 from instances.operations.models import InstanceLock
+from instances.operations.node_lock import NodeBusy, NodeLock
 from instances.operations.run import operation_claim, run_operation
 
 from .choices import StepStatus, UpgradeMode, UpgradeStatus
@@ -156,6 +157,23 @@ def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool, fence: Fence) -> 
         fence.write(lambda: upgrade.save(update_fields=["status", "error", "finished_at"]), what="the final status")
         return upgrade.status
     ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets, fence=fence)
+    node_lock = NodeLock(
+        driver=driver, install_dir=upgrade.instance.install_dir, kind=OperationKind.UPGRADE, operation_id=upgrade.pk
+    )
+    try:
+        node_lock.acquire()
+    except NodeBusy as exc:  # another operation holds the tenant on the node: nothing was changed
+        upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
+        fence.write(lambda: upgrade.save(update_fields=["status", "error", "finished_at"]), what="the final status")
+        return upgrade.status
+    except CCPError:
+        pass  # the node does not answer: the precheck says so, in its step
+    with node_lock:
+        return _run_steps(ctx, module, on_step=on_step, resume=resume)
+
+
+def _run_steps(ctx: StepContext, module, *, on_step, resume: bool) -> str:
+    upgrade, fence = ctx.upgrade, ctx.fence
     if resume:
         ctx.state["done_steps"] = list(
             upgrade.steps.filter(status=StepStatus.SUCCEEDED, is_rollback=False).values_list("name", flat=True)
@@ -218,7 +236,17 @@ def upgrade_recover(*, upgrade_id: int) -> str:
         rollback = _mode_module(upgrade.mode).rollback(ctx) if driver else []
         if not rollback:
             return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
-        return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
+        node_lock = NodeLock(
+            driver=driver, install_dir=upgrade.instance.install_dir, kind=OperationKind.UPGRADE, operation_id=upgrade.pk
+        )
+        try:
+            node_lock.acquire()  # the dead worker's own lock: taken over, and said so
+        except CCPError as exc:
+            return runner.run_rollback([], reason=f"{reason} {exc.message}", status=UpgradeStatus.INTERRUPTED)
+        if node_lock.note:
+            reason = f"{reason} It {node_lock.note}."
+        with node_lock:
+            return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
 
     return run_operation(
         kind=OperationKind.UPGRADE, row=upgrade, work=work, refused=lambda: upgrade.status, claim=_claim_from_reconciler

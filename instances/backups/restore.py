@@ -30,6 +30,7 @@ from instances.operations.choices import OperationKind
 from instances.operations.db import db_retry
 from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
 from instances.operations.locks import Fence, LockLost, lock_acquire, lock_release
+from instances.operations.node_lock import NodeLock
 from instances.operations.run import operation_claim, run_operation
 
 from . import layout, scripts
@@ -146,7 +147,14 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
     def work(heartbeat) -> str:
         fence = heartbeat.fence
         try:
-            _restore(restore, driver_for(restore.instance.node), on_progress, fence)
+            driver = driver_for(restore.instance.node)
+            with NodeLock(
+                driver=driver,
+                install_dir=restore.instance.install_dir,
+                kind=OperationKind.RESTORE,
+                operation_id=restore.pk,
+            ):
+                _restore(restore, driver, on_progress, fence)
         except LockLost:
             raise
         except HalfRestored as error:

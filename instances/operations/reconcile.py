@@ -20,8 +20,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .enqueue import enqueue_on_commit
 from .locks import owner_id, owner_is_dead
 from .models import InstanceLock
+from .node_lock import NODE_LOCKED_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,9 @@ def _handle(lock: InstanceLock) -> str:
     if handled is not None and handled.keep_lock:
         return handled.line
     InstanceLock.objects.filter(instance_id=lock.instance_id).delete()
+    if lock.kind in NODE_LOCKED_KINDS:
+        # The operation is closed: the lock its dead worker may have left on the node goes too.
+        enqueue_on_commit("instances.tasks.node_lock_break_task", lock.instance_id, lock.kind, lock.operation_id)
     if handled is not None:
         return handled.line
     if handler is None:
