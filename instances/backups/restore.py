@@ -174,7 +174,7 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
             _finish(restore, RestoreStatus.SUCCEEDED, "", fence)
             resolved = attention_resolve_by(instance=restore.instance, operation=f"restore #{restore.pk} succeeded")
             if resolved:
-                _step(restore, fence, fence, f"resolved {resolved} attention record(s) of {restore.instance}")
+                _step(restore, fence, f"resolved {resolved} attention record(s) of {restore.instance}")
         return restore.status
 
     return run_operation(kind=OperationKind.RESTORE, row=restore, work=work, refused=refused)

@@ -4,6 +4,11 @@ The lock is taken when an operation is *requested*, in the same transaction that
 a second request is refused at once (409) instead of queueing silently behind the first. The worker
 that runs the operation records itself as owner and refreshes a heartbeat; the reconciler (reconcile.py)
 takes over locks whose owner died and hands each to the handler of its operation kind.
+
+Every claim (and every takeover by the reconciler) raises the lock's `generation`: the claim is a Fence,
+and the running operation's writes to its own records go through `Fence.write`, which refuses them once
+the generation moved on. So a worker whose lock was taken (its heartbeat was declared stale) can never
+overwrite what the reconciler recorded.
 """
 
 import logging
