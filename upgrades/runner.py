@@ -28,6 +28,7 @@ from instances.attention import attention_raise, attention_resolve_by
 from instances.models import Backup
 from instances.operations.db import DatabaseUnavailable, db_retry
 from instances.operations.locks import Fence, LockLost
+from instances.operations.node_lock import NodeLock
 from instances.redaction import redact as _redact
 
 from .choices import StepStatus, UpgradeStatus
@@ -73,6 +74,7 @@ class StepContext:
     step: UpgradeStep | None = None
     timeout: float = 300.0
     fence: Fence | None = None  # the claimed lock (None only when a test drives the runner by hand)
+    node_lock: NodeLock | None = None  # the lock on the node, released before the outcome is recorded
     _last_flush: float = 0.0
 
     @property
@@ -100,12 +102,12 @@ class StepContext:
             except DatabaseUnavailable:
                 pass
 
-    def write(self, fn: Callable[[], object], *, what: str, seconds: float | None = None):
+    def write(self, fn: Callable[[], object], *, what: str, seconds: float | None = None, release: bool = False):
         """Write this upgrade's own records: only while it holds its lock (the fence), retried across a
         short database outage (`seconds`, default CCP_DB_RETRY_SECONDS). Raises LockLost once the lock
-        was taken over."""
+        was taken over. `release`: the lock goes with this write (the final status)."""
         if self.fence is not None:
-            return self.fence.write(fn, what=what, seconds=seconds)
+            return self.fence.write(fn, what=what, seconds=seconds, release=release)
         return db_retry(fn, what=what, seconds=seconds)
 
     def check_cancel(self) -> None:
@@ -267,7 +269,9 @@ class StepRunner:
             self.position = position  # a retried attempt numbers its rows again
             return self._record_finish(status, error, attention)
 
-        return self.ctx.write(record, what="the final status")
+        if self.ctx.node_lock is not None:
+            self.ctx.node_lock.release()  # the node is free before the instance is (the next one finds it so)
+        return self.ctx.write(record, what="the final status", release=True)
 
     def _record_finish(self, status: str, error: str, attention: str) -> str:
         upgrade = self.ctx.upgrade

@@ -168,6 +168,7 @@ def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool, fence: Fence) -> 
         return upgrade.status
     except CCPError:
         pass  # the node does not answer: the precheck says so, in its step
+    ctx.node_lock = node_lock
     with node_lock:
         return _run_steps(ctx, module, on_step=on_step, resume=resume)
 
@@ -245,6 +246,7 @@ def upgrade_recover(*, upgrade_id: int) -> str:
             return runner.run_rollback([], reason=f"{reason} {exc.message}", status=UpgradeStatus.INTERRUPTED)
         if node_lock.note:
             reason = f"{reason} It {node_lock.note}."
+        ctx.node_lock = node_lock
         with node_lock:
             return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
 

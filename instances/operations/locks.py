@@ -111,6 +111,7 @@ class Fence:
         self.key = {"instance_id": instance_id, "kind": kind, "operation_id": operation_id}
         self.generation = generation
         self.lost = threading.Event()
+        self.released = False
         self._confirmed_at = time.monotonic()
         self._confirmed = threading.Condition()
 
@@ -120,13 +121,29 @@ class Fence:
     def holds(self) -> bool:
         return InstanceLock.objects.filter(**self.key, generation=self.generation).exists()
 
-    def write(self, fn: Callable[[], T], *, what: str = "the operation's progress", seconds: float | None = None) -> T:
+    def write(
+        self,
+        fn: Callable[[], T],
+        *,
+        what: str = "the operation's progress",
+        seconds: float | None = None,
+        release: bool = False,
+    ) -> T:
+        """`fn()` while the lock is this claim's; with `release`, the lock goes in the same transaction
+        (the final status): whoever sees the outcome finds the instance free."""
+
         def guarded() -> T:
             with transaction.atomic():
-                if not InstanceLock.objects.select_for_update().filter(**self.key, generation=self.generation).exists():
+                held = InstanceLock.objects.select_for_update().filter(**self.key, generation=self.generation)
+                if not held.exists():
                     self.lost.set()
                     raise self._lost_error()
-                return fn()
+                result = fn()
+                if release:
+                    held.delete()
+            if release:
+                self.released = True
+            return result
 
         if self.lost.is_set():
             raise self._lost_error()
@@ -237,6 +254,8 @@ class Heartbeat:
                     connection_reset()
                     wait = min(2.0, self.interval)
                     continue
+                if not updated and self.fence.released:
+                    return
                 if not updated:
                     log.warning("%r: the lock was taken away; the runner stops at its next safe point.", self.fence)
                     self.fence.lost.set()
