@@ -14,7 +14,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PG_BIN = Path("/usr/local/bin")
+
+def _pg_bin() -> Path:
+    """Where initdb and pg_ctl are: on PATH (e.g. /usr/local/bin), or Debian's versioned folder."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else Path("/usr/local/bin")
+
+
+PG_BIN = _pg_bin()
 PG_USER = "postgres"  # initdb refuses root: the cluster belongs to this account
 
 
@@ -123,8 +133,9 @@ class PrivatePostgres:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement with psql as the superuser; returns its unaligned output."""
+        psql = shutil.which("psql") or str(PG_BIN / "psql")
         done = self._as_owner(
-            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-d", database, "-AtX", "-v", "ON_ERROR_STOP=1",
+            psql, "-h", "127.0.0.1", "-p", str(self.port), "-d", database, "-AtX", "-v", "ON_ERROR_STOP=1",
             "-c", statement,
         )  # fmt: skip
         return done.stdout.strip()
