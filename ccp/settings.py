@@ -164,6 +164,9 @@ CCP_TEMPLATE_ROOT = Path(env.str("CCP_TEMPLATE_ROOT", default=str(BASE_DIR / "de
 CCP_DEFAULT_TEMPLATE_SET = env.str("CCP_DEFAULT_TEMPLATE_SET", default="campaign")
 CCP_IMAGE_REGISTRY = env.str("CCP_IMAGE_REGISTRY", default="registry.example.com/campaign")
 CCP_LOCK_STALE_SECONDS = env.int("CCP_LOCK_STALE_SECONDS", default=120)
+CCP_LOCK_HEARTBEAT_SECONDS = env.float("CCP_LOCK_HEARTBEAT_SECONDS", default=10.0)
+# A running operation's own database writes (steps, final status, lock) ride out an outage this long.
+CCP_DB_RETRY_SECONDS = env.int("CCP_DB_RETRY_SECONDS", default=60)
 CCP_MIN_FREE_DISK_MB = env.int("CCP_MIN_FREE_DISK_MB", default=1024)
 CCP_HEALTH_TIMEOUT = env.int("CCP_HEALTH_TIMEOUT", default=60)
 # Upgrade steps: another timeout than the one the mode declares, per step key (README "Architecture"),

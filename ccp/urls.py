@@ -20,6 +20,8 @@ admin.site.index_title = "Fleet administration"
 admin.site.enable_nav_sidebar = False
 admin.site.site_url = "/admin/fleet/"  # "View site": the fleet dashboard (the panel has no other site)
 
+handler500 = "ccp.api.exceptions.server_error"
+
 router = DefaultRouter()
 router.register("nodes", NodeViewSet)
 router.register("instances", InstanceViewSet)

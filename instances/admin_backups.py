@@ -17,9 +17,9 @@ from ccp.errors import CCPError
 
 from .admin_progress import ProgressAdminMixin
 from .backups import layout
-from .backups.restore import backup_restore_request, restore_targets
+from .backups.restore import backup_restore_request, restore_cancel, restore_targets
 from .backups.selectors import last_backup_summary
-from .backups.services import backup_request, backup_verify
+from .backups.services import backup_cancel, backup_request, backup_verify
 from .backups.storage import backup_storage
 from .choices import BackupLabel, BackupStatus
 from .models import Backup, Restore
@@ -76,7 +76,7 @@ class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
     search_fields = ("instance__slug", "location")
     list_select_related = ("instance__node",)
     date_hierarchy = "created_at"
-    actions = ["verify_selected", "restore_selected"]
+    actions = ["verify_selected", "restore_selected", "cancel_selected"]
     inlines = [RestoreInline]
     fields = (
         "instance",
@@ -170,6 +170,16 @@ class BackupAdmin(ProgressAdminMixin, ReadOnlyAdmin):
                     messages.ERROR,
                 )
 
+    @admin.action(description="Cancel selected pending backups", permissions=["operate"])
+    def cancel_selected(self, request, queryset):
+        for backup in queryset.select_related("instance"):
+            try:
+                backup_cancel(backup=backup, user=request.user)
+            except CCPError as error:
+                self.message_user(request, error.message, messages.WARNING)
+                continue
+            self.message_user(request, f"Backup #{backup.pk} of {backup.instance} cancelled.", messages.SUCCESS)
+
     @admin.action(description="Restore selected backup…", permissions=["restore"])
     def restore_selected(self, request, queryset):
         if queryset.count() != 1:
@@ -219,6 +229,21 @@ class RestoreAdmin(ProgressAdminMixin, ReadOnlyAdmin):
 
     list_filter = ("status",)
     search_fields = ("instance__slug", "source")
+    actions = ["cancel_selected"]
+
+    def has_restore_permission(self, request) -> bool:
+        return request.user.has_perm("instances.restore_backup")
+
+    @admin.action(description="Cancel selected pending restores", permissions=["restore"])
+    def cancel_selected(self, request, queryset):
+        for restore in queryset.select_related("instance"):
+            try:
+                restore_cancel(restore=restore, user=request.user)
+            except CCPError as error:
+                self.message_user(request, error.message, messages.WARNING)
+                continue
+            self.message_user(request, f"Restore #{restore.pk} of {restore.instance} cancelled.", messages.SUCCESS)
+
     fields = (
         "instance",
         "backup",

@@ -10,9 +10,11 @@ from instances.backups.tasks import *  # noqa: F401,F403 - registers the backup 
 from instances.drift.tasks import *  # noqa: F401,F403 - the drift report's task
 from instances.notifications.tasks import *  # noqa: F401,F403 - the notification delivery task
 
+from .drivers import driver_for
 from .health import instance_check_health
 from .models import Instance, Node
 from .node_checks import node_check
+from .operations.node_lock import node_lock_break
 from .operations.reconcile import reconcile_stale_locks
 from .preview_runs import preview_run_execute
 from .services import instance_record_observation
@@ -51,6 +53,23 @@ def preview_run_task(run_id: int) -> str:
 @shared_task(name="instances.tasks.reconcile_task")
 def reconcile_task() -> list[str]:
     return reconcile_stale_locks()
+
+
+@shared_task(name="instances.tasks.node_lock_break_task")
+def node_lock_break_task(instance_id: int, kind: str, operation_id: int) -> str:
+    """Queued by the reconciler when it closed an operation whose worker died: the evidence is the result."""
+    instance = Instance.objects.select_related("node").get(pk=instance_id)
+    try:
+        driver = driver_for(instance.node)
+    except CCPError as exc:
+        return f"{instance}: could not reach the node to check its lock: {exc.message}"
+    return node_lock_break(
+        driver=driver,
+        install_dir=instance.install_dir,
+        kind=kind,
+        operation_id=operation_id,
+        reason="its worker stopped and the reconciler closed the operation",
+    )
 
 
 @worker_ready.connect

@@ -32,7 +32,10 @@ from instances.models import Backup
 from instances.notifications.choices import NotificationEvent
 from instances.notifications.services import notify
 from instances.operations.choices import OperationKind
+from instances.operations.db import DatabaseUnavailable, db_retry
+from instances.operations.locks import Fence, LockLost
 from instances.operations.models import OperationStep
+from instances.operations.node_lock import NodeLock
 from instances.operations.progress import StepOutput, step_open, step_record
 from instances.redaction import redact
 
@@ -85,6 +88,8 @@ class StepContext:
     state: dict = field(default_factory=dict)
     writer: StepOutput | None = None  # the running step's live output
     timeout: float = 300.0
+    fence: Fence | None = None  # the claimed lock (None only when a test drives the runner by hand)
+    node_lock: NodeLock | None = None  # the lock on the node, released before the outcome is recorded
 
     @property
     def step(self) -> OperationStep | None:
@@ -111,15 +116,37 @@ class StepContext:
         """Append to the running step's output while it runs (redacted, tail kept; stored at most every
         second or 64 KiB: instances.operations.progress)."""
         if self.writer is not None:
-            self.writer.write(text)
+            self._live(lambda: self.writer.write(text))
 
     def output_bytes(self, data: bytes) -> None:
         """`output` for a command's raw output as it arrives (Driver.run's on_output)."""
         if self.writer is not None:
-            self.writer.write_bytes(data)
+            self._live(lambda: self.writer.write_bytes(data))
+
+    def _live(self, fn: Callable[[], None]) -> None:
+        # Live output only: the step's end stores it all, so a database outage need not hold the step up.
+        try:
+            self.write(fn, what="step output", seconds=0)
+        except DatabaseUnavailable:
+            pass
+
+    def write(self, fn: Callable[[], object], *, what: str, seconds: float | None = None, release: bool = False):
+        """Write this upgrade's own records: only while it holds its lock (the fence), retried across a
+        short database outage (`seconds`, default CCP_DB_RETRY_SECONDS). Raises LockLost once the lock
+        was taken over. `release`: the lock goes with this write (the final status)."""
+        if self.fence is not None:
+            return self.fence.write(fn, what=what, seconds=seconds, release=release)
+        return db_retry(fn, what=what, seconds=seconds)
 
     def check_cancel(self) -> None:
-        if Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists():
+        """A safe point: stop if the lock was lost (LockLost) or an operator asked to cancel."""
+        if self.fence is not None:
+            self.fence.check()
+        cancel = db_retry(
+            lambda: Upgrade.objects.filter(pk=self.upgrade.pk, cancel_requested=True).exists(),
+            what="whether a cancel was asked for",
+        )
+        if cancel:
             raise UpgradeCancelled("Cancelled by an operator.")
 
 
@@ -142,7 +169,7 @@ class StepRunner:
         changed = bool(self.ctx.state.get("changed"))
         if upgrade.state.get("step_total") != len(steps):  # "step N of M" on the progress endpoint
             upgrade.state["step_total"] = len(steps)
-            upgrade.save(update_fields=["state"])
+            self.ctx.write(lambda: upgrade.save(update_fields=["state"]), what="the upgrade's state")
         try:
             for step in steps:
                 if step.key in self.ctx.state.get("done_steps", ()):
@@ -153,13 +180,15 @@ class StepRunner:
                 if changed and not upgrade.state.get("changed"):
                     # Stored, so the reconciler knows a killed worker left the node to roll back.
                     upgrade.state["changed"] = True
-                    upgrade.save(update_fields=["state"])
+                    self.ctx.write(lambda: upgrade.save(update_fields=["state"]), what="the upgrade's state")
                 self._run_step(step, is_rollback=False)
                 # A step may find out that it changed the node (a first deploy creating its directory).
                 changed = bool(self.ctx.state.get("changed"))
         except AlreadyDone as done:
             self._skip_rest(steps, done.reason)
             return self._finish(UpgradeStatus.SUCCEEDED, "")
+        except LockLost:
+            raise  # the lock is someone else's now: no rollback, no record of ours
         except Exception as exc:  # any failure: record it, then restore the tenant
             reason = _reason(exc, self.ctx)
             cancelled = isinstance(exc, UpgradeCancelled)
@@ -187,7 +216,11 @@ class StepRunner:
         died): `status` when it restores a healthy tenant, failed (and attention) when it does not."""
         try:
             for step in rollback:
+                if self.ctx.fence is not None:
+                    self.ctx.fence.check()
                 self._run_step(step, is_rollback=True)
+        except LockLost:
+            raise
         except Exception as rollback_exc:
             rollback_reason = _reason(rollback_exc, self.ctx)
             return self._finish(
@@ -198,19 +231,24 @@ class StepRunner:
         return self._finish(status, reason)
 
     def _run_step(self, step: Step, *, is_rollback: bool) -> None:
-        writer = step_open(
-            kind=OperationKind.UPGRADE,
-            operation_id=self.ctx.upgrade.pk,
-            key=step.key,
-            name=step.label,
-            is_rollback=is_rollback,
-            secrets=self.ctx.secrets,
+        writer = self.ctx.write(
+            lambda: step_open(
+                kind=OperationKind.UPGRADE,
+                operation_id=self.ctx.upgrade.pk,
+                key=step.key,
+                name=step.label,
+                is_rollback=is_rollback,
+                secrets=self.ctx.secrets,
+            ),
+            what=f"the start of step {step.label!r}",
         )
         timeout = step.effective_timeout
         self.ctx.writer, self.ctx.timeout = writer, timeout
         self._notify(writer.record)
         try:
             result = self._bounded(step, timeout)
+        except LockLost:
+            raise
         except AlreadyDone as done:
             self._close(writer, StepStatus.SUCCEEDED, done.reason)
             raise
@@ -235,9 +273,22 @@ class StepRunner:
             driver.unbind()
 
     def _close(self, writer: StepOutput, status: str, text: str) -> None:
-        self._notify(writer.close(status, text))
+        closed = False
+
+        def close() -> OperationStep:
+            nonlocal closed
+            if closed:  # a retry after an outage: only what is not stored yet
+                writer.flush(final=True)
+                return writer.record
+            closed = True
+            return writer.close(status, text)
+
+        self._notify(self.ctx.write(close, what=f"the end of step {writer.record.name!r}"))
 
     def _skip_rest(self, steps: list[Step], reason: str) -> None:
+        self.ctx.write(lambda: self._record_skipped(steps, reason), what="the skipped steps")
+
+    def _record_skipped(self, steps: list[Step], reason: str) -> None:
         done = {s.key for s in self.ctx.upgrade.steps.all()}
         for step in steps:
             if step.key not in done:
@@ -254,6 +305,13 @@ class StepRunner:
         )
 
     def _finish(self, status: str, error: str, attention: str = "") -> str:
+        if self.ctx.node_lock is not None:
+            self.ctx.node_lock.release()  # the node is free before the instance is (the next one finds it so)
+        return self.ctx.write(
+            lambda: self._record_finish(status, error, attention), what="the final status", release=True
+        )
+
+    def _record_finish(self, status: str, error: str, attention: str) -> str:
         upgrade = self.ctx.upgrade
         # One transaction: whoever sees the final status also sees the attention it raised or resolved.
         with transaction.atomic():

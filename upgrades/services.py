@@ -11,9 +11,10 @@ from ccp.errors import CCPError
 from instances.choices import InstanceStatus
 from instances.drivers import driver_for
 from instances.operations.choices import OperationKind
-from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import lock_acquire, lock_release, owner_id
+from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
+from instances.operations.locks import Fence, lock_acquire, lock_claim, lock_release
 from instances.operations.models import InstanceLock
+from instances.operations.node_lock import NodeBusy, NodeLock
 from instances.operations.run import operation_claim, run_operation
 
 from .choices import UpgradeStatus
@@ -104,7 +105,18 @@ def upgrade_request(
         message=f"Requested {upgrade.get_mode_display()} #{upgrade.pk} to {upgrade.to_version}.",
     )
     if enqueue:
-        enqueue_on_commit("upgrades.tasks.upgrade_run_task", upgrade.pk, task_id=upgrade.task_id)
+        enqueue_on_commit(
+            "upgrades.tasks.upgrade_run_task",
+            upgrade.pk,
+            task_id=upgrade.task_id,
+            withdraw=lambda: operation_withdraw(
+                model=Upgrade,
+                operation_id=upgrade.pk,
+                pending=UpgradeStatus.PENDING,
+                instance_id=instance.pk,
+                kind=OperationKind.UPGRADE,
+            ),
+        )
     return upgrade
 
 
@@ -131,24 +143,42 @@ def upgrade_run(*, upgrade_id: int, on_step=None, resume: bool = False) -> str:
         kind=OperationKind.UPGRADE,
         row=upgrade,
         refused=lambda: _finish_without_lock(upgrade),
-        work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume),
+        work=lambda heartbeat: _run_with_lock(upgrade, on_step=on_step, resume=resume, fence=heartbeat.fence),
     )
 
 
-def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool) -> str:
+def _run_with_lock(upgrade: Upgrade, *, on_step, resume: bool, fence: Fence) -> str:
     mode = mode_for(upgrade.mode)
     secrets = list(upgrade.instance.get_secrets().values())
     try:
         driver = driver_for(upgrade.instance.node)
     except CCPError as exc:
         upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
-        upgrade.save(update_fields=["status", "error", "finished_at"])
+        fence.write(lambda: upgrade.save(update_fields=["status", "error", "finished_at"]), what="the final status")
         return upgrade.status
-    ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets)
+    ctx = StepContext(upgrade=upgrade, driver=driver, secrets=secrets, fence=fence)
+    node_lock = NodeLock(
+        driver=driver, install_dir=upgrade.instance.install_dir, kind=OperationKind.UPGRADE, operation_id=upgrade.pk
+    )
+    try:
+        node_lock.acquire()
+    except NodeBusy as exc:  # another operation holds the tenant on the node: nothing was changed
+        upgrade.status, upgrade.error, upgrade.finished_at = UpgradeStatus.FAILED, exc.message, timezone.now()
+        fence.write(lambda: upgrade.save(update_fields=["status", "error", "finished_at"]), what="the final status")
+        return upgrade.status
+    except CCPError:
+        pass  # the node does not answer: the precheck says so, in its step
+    ctx.node_lock = node_lock
+    with node_lock:
+        return _run_steps(ctx, mode, on_step=on_step, resume=resume)
+
+
+def _run_steps(ctx: StepContext, mode, *, on_step, resume: bool) -> str:
+    upgrade, fence = ctx.upgrade, ctx.fence
     if resume:
         ctx.state["done_steps"] = finished_step_keys(upgrade)
         ctx.state["changed"] = True
-        steps_interrupted(upgrade)
+        fence.write(lambda: steps_interrupted(upgrade), what="the steps the stopped worker left")
     runner = StepRunner(ctx, on_step=on_step)
     return runner.run(mode.steps(ctx), mode.rollback)
 
@@ -186,7 +216,7 @@ def upgrade_recover(*, upgrade_id: int) -> str:
         return upgrade.status
 
     def work(heartbeat) -> str:
-        steps_interrupted(upgrade)
+        heartbeat.fence.write(lambda: steps_interrupted(upgrade), what="the steps the stopped worker left")
         reason = (
             f"The worker running this upgrade stopped mid-way; CCP rolled the node back from the copies "
             f"kept in {upgrade.instance.install_dir}/.ccp/upgrades/{upgrade.pk}/."
@@ -195,25 +225,37 @@ def upgrade_recover(*, upgrade_id: int) -> str:
             driver = driver_for(upgrade.instance.node)
         except CCPError as exc:
             driver, reason = None, f"{reason} The node could not be reached: {exc.message}"
-        ctx = StepContext(upgrade=upgrade, driver=driver, secrets=list(upgrade.instance.get_secrets().values()))
+        ctx = StepContext(
+            upgrade=upgrade,
+            driver=driver,
+            secrets=list(upgrade.instance.get_secrets().values()),
+            fence=heartbeat.fence,
+        )
         runner = StepRunner(ctx)
         rollback = mode_for(upgrade.mode).rollback(ctx) if driver else []
         if not rollback:
             return runner.run_rollback([], reason=reason, status=UpgradeStatus.INTERRUPTED)
-        return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
+        node_lock = NodeLock(
+            driver=driver, install_dir=upgrade.instance.install_dir, kind=OperationKind.UPGRADE, operation_id=upgrade.pk
+        )
+        try:
+            node_lock.acquire()  # the dead worker's own lock: taken over, and said so
+        except CCPError as exc:
+            return runner.run_rollback([], reason=f"{reason} {exc.message}", status=UpgradeStatus.INTERRUPTED)
+        if node_lock.note:
+            reason = f"{reason} It {node_lock.note}."
+        ctx.node_lock = node_lock
+        with node_lock:
+            return runner.run_rollback(rollback, reason=reason, status=UpgradeStatus.ROLLED_BACK_INTERRUPTED)
 
     return run_operation(
         kind=OperationKind.UPGRADE, row=upgrade, work=work, refused=lambda: upgrade.status, claim=_claim_from_reconciler
     )
 
 
-def _claim_from_reconciler(key: dict) -> bool:
+def _claim_from_reconciler(key: dict) -> Fence | None:
     """The reconciler holds the lock of the operation it handed over; only its task may take it."""
-    return bool(
-        InstanceLock.objects.filter(**key, owner__startswith="reconciler@").update(
-            owner=owner_id(), heartbeat_at=timezone.now()
-        )
-    )
+    return lock_claim(**key, from_reconciler=True)
 
 
 def upgrade_resume(*, upgrade_id: int) -> str:

@@ -9,8 +9,10 @@ from rest_framework.response import Response
 
 from ccp.api.permissions import operation_permission
 from ccp.api.responses import accepted
-from instances.backups.restore import backup_restore_request, restore_targets
-from instances.backups.services import backup_request, backup_verify
+from ccp.errors import CCPError
+from instances.backups.restore import backup_restore_request, restore_cancel, restore_targets
+from instances.backups.services import backup_cancel, backup_request, backup_verify
+from instances.choices import RestoreStatus
 from instances.models import Backup, Restore
 
 from .backup_filtersets import BackupFilterSet
@@ -32,6 +34,29 @@ class BackupViewSet(viewsets.ReadOnlyModelViewSet):
         """Re-hash every file against MANIFEST.txt now; verify_ok / verify_error name any bad file."""
         backup = backup_verify(backup=self.get_object(), user=request.user)
         return Response(self.get_serializer(backup).data)
+
+    @extend_schema(request=None, responses={200: BackupSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[operation_permission("instances.operate_instance")])
+    def cancel(self, request, pk=None):
+        """Cancel this backup if it has not started yet (400 otherwise); its instance is free again."""
+        backup = backup_cancel(backup=self.get_object(), user=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=backup.pk)).data)
+
+    @extend_schema(request=None, responses={200: BackupSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="cancel-restore",
+        permission_classes=[operation_permission("instances.restore_backup")],
+    )
+    def cancel_restore(self, request, pk=None):
+        """Cancel the restore of this backup that has not started yet (400 when there is none)."""
+        backup = self.get_object()
+        pending = backup.restores.filter(status=RestoreStatus.PENDING).order_by("-created_at").first()
+        if pending is None:
+            raise CCPError(f"Backup #{backup.pk} has no pending restore to cancel.")
+        restore_cancel(restore=pending, user=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=backup.pk)).data)
 
     @extend_schema(request=RestoreRequestSerializer, responses={202: BackupSerializer})
     @action(detail=True, methods=["post"], permission_classes=[operation_permission("instances.restore_backup")])

@@ -31,8 +31,10 @@ from instances.commands.tar import extract_gz_argv
 from instances.drivers import driver_for
 from instances.models import Backup, Restore
 from instances.operations.choices import OperationKind, StepStatus
-from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import lock_acquire
+from instances.operations.db import db_retry
+from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
+from instances.operations.locks import Fence, LockLost, lock_acquire, lock_release
+from instances.operations.node_lock import NodeLock
 from instances.operations.progress import StepSequence, step_record
 from instances.operations.run import operation_claim, run_operation
 from instances.redaction import secret_values
@@ -95,7 +97,38 @@ def backup_restore_request(*, backup: Backup, user=None, enqueue: bool = True) -
     if enqueue:
         restore.task_id = str(uuid.uuid4())
         restore.save(update_fields=["task_id"])
-        enqueue_on_commit("instances.backups.tasks.backup_restore_task", restore.pk, task_id=restore.task_id)
+        enqueue_on_commit(
+            "instances.backups.tasks.backup_restore_task",
+            restore.pk,
+            task_id=restore.task_id,
+            withdraw=lambda: operation_withdraw(
+                model=Restore,
+                operation_id=restore.pk,
+                pending=RestoreStatus.PENDING,
+                instance_id=backup.instance_id,
+                kind=OperationKind.RESTORE,
+            ),
+        )
+    return restore
+
+
+@transaction.atomic
+def restore_cancel(*, restore: Restore, user=None) -> Restore:
+    """Cancel a restore that has not started: the row ends cancelled, the instance's lock is released.
+    A running restore cannot be stopped part-way (it may be swapping files)."""
+    restore = Restore.objects.select_for_update().select_related("instance").get(pk=restore.pk)
+    if restore.status != RestoreStatus.PENDING:
+        raise CCPError(
+            f"Restore #{restore.pk} is {restore.get_status_display().lower()}; only a pending restore can be cancelled."
+        )
+    restore.status, restore.finished_at, restore.error = (
+        RestoreStatus.CANCELLED,
+        timezone.now(),
+        "Cancelled before it started.",
+    )
+    restore.save(update_fields=["status", "finished_at", "error"])
+    lock_release(instance_id=restore.instance_id, kind=OperationKind.RESTORE, operation_id=restore.pk)
+    audit_log(user=user, obj=restore.instance, action="changed", message=f"Cancelled pending restore #{restore.pk}.")
     return restore
 
 
@@ -121,11 +154,21 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
     steps = StepSequence(kind=OperationKind.RESTORE, operation_id=restore.pk, secrets=secret_values(restore.instance))
 
     def work(heartbeat) -> str:
+        fence = heartbeat.fence
         try:
-            _restore(restore, driver_for(restore.instance.node), on_progress, steps)
+            driver = driver_for(restore.instance.node)
+            with NodeLock(
+                driver=driver,
+                install_dir=restore.instance.install_dir,
+                kind=OperationKind.RESTORE,
+                operation_id=restore.pk,
+            ):
+                _restore(restore, driver, on_progress, steps, fence)
+        except LockLost:
+            raise
         except HalfRestored as error:
             steps.end(StepStatus.FAILED, error.message)
-            _finish(restore, RestoreStatus.FAILED, error.message)
+            _finish(restore, RestoreStatus.FAILED, error.message, fence)
             attention_raise(
                 instance=restore.instance,
                 reason=f"Restore #{restore.pk} failed half-way: {error.message}",
@@ -134,22 +177,23 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
             )
         except CCPError as error:
             steps.end(StepStatus.FAILED, error.message)
-            _finish(restore, RestoreStatus.FAILED, error.message)
+            _finish(restore, RestoreStatus.FAILED, error.message, fence)
         except Exception as error:
             log.exception("Restore #%s failed unexpectedly", restore.pk)
             steps.end(StepStatus.FAILED, f"{type(error).__name__}: {error}")
-            _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}")
+            _finish(restore, RestoreStatus.FAILED, f"{type(error).__name__}: {error}", fence)
         else:
             steps.end(StepStatus.SUCCEEDED)
-            _finish(restore, RestoreStatus.SUCCEEDED, "")
+            _finish(restore, RestoreStatus.SUCCEEDED, "", fence)
             resolved = attention_resolve_by(instance=restore.instance, operation=f"restore #{restore.pk} succeeded")
             if resolved:
                 note = f"resolved {resolved} attention record(s) of {restore.instance}"
-                _log(restore, note)
+                _log(restore, note, fence)
                 step_record(
                     kind=OperationKind.RESTORE,
                     operation_id=restore.pk,
                     name="resolve attention",
+                    key="resolve_attention",
                     status=StepStatus.SUCCEEDED,
                     output=note,
                 )
@@ -158,11 +202,14 @@ def backup_restore_run(*, restore_id: int, on_progress: Progress | None = None) 
     return run_operation(kind=OperationKind.RESTORE, row=restore, work=work, refused=refused)
 
 
-def _restore(restore: Restore, driver, on_progress: Progress | None, steps: StepSequence) -> None:
-    """Each `_step` is a line of the restore's log and a step of its progress record."""
+def _restore(
+    restore: Restore, driver, on_progress: Progress | None, steps: StepSequence, fence: Fence | None = None
+) -> None:
+    """Each `_step` is a line of the restore's log and a step of its progress record; each is also a safe
+    point: a restore whose lock was taken over stops there (LockLost)."""
 
     def _step(restore: Restore, text: str, *, key: str, bytes_total: int | None = None) -> None:
-        _log(restore, text)
+        _log(restore, text, fence)
         steps.next(text, key=key, bytes_total=bytes_total)
 
     def sent(name: str, size: int) -> None:
@@ -266,7 +313,7 @@ def _restore(restore: Restore, driver, on_progress: Progress | None, steps: Step
         )
     except CCPError as error:
         raise RestoreError(f"The files were restored and checked, but the stack did not come up: {error.message}")
-    _log(restore, "done")
+    _log(restore, "done", fence)
 
 
 @contextmanager
@@ -297,16 +344,28 @@ def _check(actual: dict[str, str], expected: dict[str, str], what: str) -> None:
         raise RestoreError(f"{what} ({'; '.join(parts)}).")
 
 
-def _log(restore: Restore, text: str) -> None:
+def _log(restore: Restore, text: str, fence: Fence | None = None) -> None:
+    """A line of the restore's log; also a safe point: a restore whose lock was taken over stops here (LockLost)."""
     restore.log += f"{timezone.now():%H:%M:%S} {text}\n"
-    Restore.objects.filter(pk=restore.pk).update(log=restore.log)
+    _write(fence, lambda: Restore.objects.filter(pk=restore.pk).update(log=restore.log), what="the restore's log")
 
 
-def _finish(restore: Restore, status: str, error: str) -> None:
+def _finish(restore: Restore, status: str, error: str, fence: Fence | None = None) -> None:
     restore.status, restore.error, restore.finished_at = status, error, timezone.now()
-    Restore.objects.filter(pk=restore.pk, status=RestoreStatus.RUNNING).update(
-        status=status, error=error, finished_at=restore.finished_at
+    _write(
+        fence,
+        lambda: Restore.objects.filter(pk=restore.pk, status=RestoreStatus.RUNNING).update(
+            status=status, error=error, finished_at=restore.finished_at
+        ),
+        what="the restore's result",
     )
+
+
+def _write(fence: Fence | None, fn, *, what: str):
+    if fence is not None:
+        fence.check()
+        return fence.write(fn, what=what)
+    return db_retry(fn, what=what)
 
 
 def _remove_quietly(driver, path: str) -> None:

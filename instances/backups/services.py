@@ -6,14 +6,18 @@ pruning in retention.py.
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import tarfile
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,8 +32,9 @@ from instances.notifications.choices import NotificationEvent
 from instances.notifications.services import notify
 from instances.operations import progress
 from instances.operations.choices import OperationKind
-from instances.operations.enqueue import enqueue_on_commit
-from instances.operations.locks import lock_acquire
+from instances.operations.db import db_retry
+from instances.operations.enqueue import enqueue_on_commit, operation_withdraw
+from instances.operations.locks import Fence, LockLost, lock_acquire, lock_release
 from instances.operations.run import operation_claim, run_operation
 from instances.redaction import secret_values
 
@@ -40,10 +45,6 @@ from .retention import backups_prune
 from .storage import BackupWriter, MissingFile, StorageError, backup_storage
 
 log = logging.getLogger(__name__)
-
-
-class LockLost(CCPError):
-    pass
 
 
 @transaction.atomic
@@ -62,7 +63,38 @@ def backup_request(*, instance: Instance, label: str = BackupLabel.MANUAL, user=
     if enqueue:
         backup.task_id = str(uuid.uuid4())
         backup.save(update_fields=["task_id"])
-        enqueue_on_commit("instances.backups.tasks.backup_run_task", backup.pk, task_id=backup.task_id)
+        enqueue_on_commit(
+            "instances.backups.tasks.backup_run_task",
+            backup.pk,
+            task_id=backup.task_id,
+            withdraw=lambda: operation_withdraw(
+                model=Backup,
+                operation_id=backup.pk,
+                pending=BackupStatus.PENDING,
+                instance_id=instance.pk,
+                kind=OperationKind.BACKUP,
+            ),
+        )
+    return backup
+
+
+@transaction.atomic
+def backup_cancel(*, backup: Backup, user=None) -> Backup:
+    """Cancel a backup that has not started (e.g. queued while the worker or the broker was away): the
+    row ends cancelled and the instance's lock is released. A running backup cannot be stopped part-way."""
+    backup = Backup.objects.select_for_update().get(pk=backup.pk)
+    if backup.status != BackupStatus.PENDING:
+        raise CCPError(
+            f"Backup #{backup.pk} is {backup.get_status_display().lower()}; only a pending backup can be cancelled."
+        )
+    backup.status, backup.finished_at, backup.error = (
+        BackupStatus.CANCELLED,
+        timezone.now(),
+        "Cancelled before it started.",
+    )
+    backup.save(update_fields=["status", "finished_at", "error"])
+    lock_release(instance_id=backup.instance_id, kind=OperationKind.BACKUP, operation_id=backup.pk)
+    audit_log(user=user, obj=backup.instance, action="changed", message=f"Cancelled pending backup #{backup.pk}.")
     return backup
 
 
@@ -83,9 +115,9 @@ def backup_run(*, backup_id: int, on_progress: Progress | None = None) -> str:
         try:
             driver = driver_for(backup.instance.node)
         except CCPError as error:
-            _fail(backup, error.message)
+            _fail(backup, error.message, fence=heartbeat.fence)
             return backup.status
-        _take(backup, driver, on_progress=on_progress, lock_lost=lambda: heartbeat.lost)
+        _take(backup, driver, on_progress=on_progress, fence=heartbeat.fence)
         if backup.status == BackupStatus.SUCCEEDED and backup.label == BackupLabel.SCHEDULED:
             _prune_quietly(backup.instance)  # under the lock: no restore can start meanwhile
         return backup.status
@@ -236,9 +268,11 @@ def _schedule_one(instance: Instance, now: datetime) -> str:
 # --- taking a backup -----------------------------------------------------------------------------
 
 
-def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_lost=lambda: False) -> None:
+def _take(backup: Backup, driver, *, on_progress: Progress | None = None, fence: Fence | None = None) -> None:
     """Write the backup's files into the storage, MANIFEST.txt last (which makes it complete), then mark
-    the row succeeded. On any error what was written is removed and the row marked failed with the reason."""
+    the row succeeded. On any error what was written is removed and the row marked failed with the reason.
+    With a `fence` (the backup's own claim), every write needs the lock still held; a lost lock discards
+    the files and leaves the row to the reconciler (LockLost)."""
     instance = backup.instance
     started = timezone.now()
     try:
@@ -249,10 +283,10 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
             f"{layout.folder_name(started.astimezone(UTC), backup.label)}"
         )
     except CCPError as error:
-        _fail(backup, error.message, clear_location=True)
+        _fail(backup, error.message, clear_location=True, fence=fence)
         return
     backup.location, backup.started_at = location, backup.started_at or started
-    backup.save(update_fields=["location", "started_at"])
+    _write(fence, lambda: backup.save(update_fields=["location", "started_at"]), what="the backup's location")
     writer = None
     try:
         writer = storage.writer(location)
@@ -263,31 +297,39 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, lock_l
                 meta["age_recipients"] = encryption.recipients_text()
             manifest = Manifest(meta=meta, files=files)
             text = format_manifest(manifest).encode()
-            if lock_lost():
-                raise LockLost(
-                    "The instance lock was taken away while the backup ran (declared stale); this backup was discarded."
-                )
+            if fence is not None:
+                fence.check()
             writer.commit(text)
             out.write(f"{len(files) + 1} files in {backup.location}")
     except BaseException as error:
         if writer is not None:
             _discard_quietly(writer)
-        _fail(backup, _describe(error), clear_location=True)
+        if isinstance(error, LockLost):
+            raise
+        _fail(backup, _describe(error), clear_location=True, fence=fence)
         if not isinstance(error, Exception):
             raise  # KeyboardInterrupt, SystemExit: recorded and cleaned up, then on their way
         return
     size = sum(f.size for f in files) + len(text)
     # Conditional: if the reconciler declared this backup interrupted meanwhile, its verdict stands.
-    updated = Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
-        status=BackupStatus.SUCCEEDED,
-        finished_at=timezone.now(),
-        size_bytes=size,
-        manifest=manifest.as_json(),
-        error="",
-    )
+    try:
+        updated = _write(
+            fence,
+            lambda: Backup.objects.filter(pk=backup.pk, status=BackupStatus.RUNNING).update(
+                status=BackupStatus.SUCCEEDED,
+                finished_at=timezone.now(),
+                size_bytes=size,
+                manifest=manifest.as_json(),
+                error="",
+            ),
+            what="the backup's result",
+        )
+    except LockLost:
+        storage.remove(location)
+        raise
     if not updated:
         storage.remove(location)
-    backup.refresh_from_db()
+    db_retry(backup.refresh_from_db, what="the backup's result")
     log.info("Backup #%s of %s: %s (%s bytes) in %s", backup.pk, instance, backup.status, size, backup.location)
 
 
@@ -364,14 +406,24 @@ def _manifest_meta(backup: Backup, started: datetime) -> dict[str, str]:
     }
 
 
-def _fail(backup: Backup, message: str, *, clear_location: bool = False) -> None:
+def _write(fence: Fence | None, fn, *, what: str):
+    """A write of the backup's own record: conditional on its lock when it runs under one, and retried
+    across a short database outage either way."""
+    return fence.write(fn, what=what) if fence is not None else db_retry(fn, what=what)
+
+
+def _fail(backup: Backup, message: str, *, clear_location: bool = False, fence: Fence | None = None) -> None:
     backup.status, backup.error, backup.finished_at = BackupStatus.FAILED, message, timezone.now()
     fields = ["status", "error", "finished_at"]
     if clear_location:
         backup.location = ""
         fields.append("location")
-    failed = Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
-        **{name: getattr(backup, name) for name in fields}
+    failed = _write(
+        fence,
+        lambda: Backup.objects.filter(pk=backup.pk, status__in=[BackupStatus.PENDING, BackupStatus.RUNNING]).update(
+            **{name: getattr(backup, name) for name in fields}
+        ),
+        what="the backup's failure",
     )
     log.warning("Backup #%s of %s failed: %s", backup.pk, backup.instance_id, message)
     if failed:
@@ -396,10 +448,30 @@ def _describe(error: BaseException) -> str:
         return error.message
     if isinstance(error, KeyboardInterrupt):
         return "Interrupted (the command was stopped)."
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _disk_full(error)
     if isinstance(error, OSError) and error.filename:
         return f"Cannot write the backup: {error.strerror} ({error.filename})."
     log.exception("Backup failed unexpectedly")
     return f"{type(error).__name__}: {error}"
+
+
+def _disk_full(error: OSError) -> str:
+    """The panel's backup disk is full: say where, and how much is free (after the partial files went)."""
+    setting = "CCP_BACKUP_STORAGE" if settings.CCP_BACKUP_STORAGE else "BACKUP_ROOT"
+    root = Path(settings.CCP_BACKUP_STORAGE or settings.BACKUP_ROOT)
+    try:
+        usage = shutil.disk_usage(root)
+        free = f"{filesizeformat(usage.free)} free of {filesizeformat(usage.total)}"
+    except OSError:
+        free = "free space unknown"
+    where = f" while writing {error.filename}" if error.filename else ""
+    log.warning("Backup disk full under %s%s (%s)", root, where, free)
+    return (
+        f"The panel's backup disk is full: no space left under {setting} {root}{where} ({free} now that "
+        f"the partial backup was removed). Free space there, or move {setting} to a larger disk, then back "
+        "up again."
+    )
 
 
 def _iso(moment: datetime) -> str:

@@ -100,11 +100,23 @@ class _LocalFile:
 
     def __exit__(self, kind, error, tb):
         try:
-            if kind is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-        finally:
-            self.handle.close()
+            try:
+                if kind is None:
+                    self.handle.flush()
+                    os.fsync(self.handle.fileno())
+            finally:
+                self.handle.close()
+        except OSError as failure:
+            _name_file(failure, self.target)
+            raise
+        if isinstance(error, OSError):
+            _name_file(error, self.target)  # a full disk: a plain file write does not say which file
+        return False
+
+
+def _name_file(error: OSError, target: Path) -> None:
+    if not error.filename:
+        error.filename = str(target)
 
 
 class _LocalWriter:

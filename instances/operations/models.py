@@ -19,6 +19,10 @@ class InstanceLock(models.Model):
     owner = models.CharField(
         max_length=200, blank=True, default="", help_text="host:pid of the worker process holding the lock."
     )
+    generation = models.BigIntegerField(
+        default=0,
+        help_text="Fencing token: raised on every claim and takeover; a runner's writes need the one it claimed.",
+    )
     acquired_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField()
 

@@ -7,7 +7,9 @@ registered for the lock's kind (`register_handler`). A handler either closes the
 interrupted: the lock is then released here) or hands it to a new task (resume, roll back), which
 then owns the lock: it says which by what it returns.
 
-Taking over a lock is a compare-and-set on (instance, owner), so two reconcilers never both win.
+Taking over a lock is a compare-and-set on (instance, owner, generation), so two reconcilers never both
+win, and it raises the lock's generation: every later write of the worker it was taken from is refused
+(locks.Fence), so what the handler records stands.
 
 Operations that hold no instance lock themselves (a rollout drives many upgrades, each holding its own)
 register a sweep (`register_sweep`): a function the reconciler calls on every run, which finds that kind's
@@ -19,10 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from .enqueue import enqueue_on_commit
 from .locks import owner_id, owner_is_dead
 from .models import InstanceLock
+from .node_lock import NODE_LOCKED_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +72,34 @@ def reconcile_stale_locks() -> list[str]:
     for lock in InstanceLock.objects.select_related("instance"):
         if not owner_is_dead(lock):
             continue
-        with transaction.atomic():
-            taken = InstanceLock.objects.filter(
-                instance_id=lock.instance_id, owner=lock.owner, operation_id=lock.operation_id
-            ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now())
-            if not taken:
-                continue  # another reconciler got there first, or the owner came back
-            report.append(_handle(lock))
+        try:
+            line = _take_over(lock)
+        except Exception:  # noqa: BLE001 - one lock's trouble (broker down: rolled back, next run retries) must not stop the rest
+            log.exception("Reconciling %s failed; it is retried on the next run", lock)
+            continue
+        if line:
+            report.append(line)
     for sweep in _SWEEPS.values():
-        report.extend(sweep())
+        try:
+            report.extend(sweep())
+        except Exception:  # noqa: BLE001 - as above: the next run retries
+            log.exception("A reconciler sweep failed; it is retried on the next run")
     for line in report:
         log.warning(line)
     return report
+
+
+def _take_over(lock: InstanceLock) -> str | None:
+    with transaction.atomic():
+        taken = InstanceLock.objects.filter(
+            instance_id=lock.instance_id,
+            owner=lock.owner,
+            operation_id=lock.operation_id,
+            generation=lock.generation,
+        ).update(owner=f"reconciler@{owner_id()}", heartbeat_at=timezone.now(), generation=F("generation") + 1)
+        if not taken:
+            return None  # another reconciler got there first, or the owner came back
+        return _handle(lock)
 
 
 def _handle(lock: InstanceLock) -> str:
@@ -87,6 +108,9 @@ def _handle(lock: InstanceLock) -> str:
     if handled is not None and handled.keep_lock:
         return handled.line
     InstanceLock.objects.filter(instance_id=lock.instance_id).delete()
+    if lock.kind in NODE_LOCKED_KINDS:
+        # The operation is closed: the lock its dead worker may have left on the node goes too.
+        enqueue_on_commit("instances.tasks.node_lock_break_task", lock.instance_id, lock.kind, lock.operation_id)
     if handled is not None:
         return handled.line
     if handler is None:

@@ -8,7 +8,8 @@
 
 The lock itself was taken when the operation was requested (locks.lock_acquire, in the transaction that
 created the row); a lock the reconciler took from a dead worker is claimed by the task it handed the
-operation to (`claim` of run_operation).
+operation to (`claim` of run_operation). Every claim raises the lock's generation (the fence): writes
+of a runner whose lock was taken over find another generation and are refused (locks.Fence).
 """
 
 import logging
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from django.db import models
 from django.utils import timezone
 
-from .locks import Heartbeat, lock_claim, lock_release
+from .locks import Fence, Heartbeat, LockLost, lock_claim
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,34 @@ def run_operation(
     row,
     work: Callable[[Heartbeat], str],
     refused: Callable[[], str],
-    claim: Callable[[dict], bool] | None = None,
+    claim: Callable[[dict], Fence | None] | None = None,
 ) -> str:
     """Run `work(heartbeat)` holding the lock of `row`'s instance; returns the status `work` (or `refused`)
-    returns. `heartbeat.lost` turns true when the lock was taken away meanwhile (declared stale)."""
+    returns. `heartbeat.fence` is the claim: the work writes its own records through `fence.write` and
+    calls `fence.check()` at its safe points; both raise LockLost once the lock was taken away.
+
+    A LockLost that reaches this point ends the run quietly: whoever took the lock (the reconciler)
+    records the outcome, and the lock is left to it."""
     key = {"instance_id": row.instance_id, "kind": kind, "operation_id": row.pk}
-    if not (claim or _claim)(key):
+    fence = (claim or _claim)(key)
+    if fence is None:
         return refused()
     try:
-        with Heartbeat(**key) as heartbeat:
-            return work(heartbeat)
-    finally:
-        lock_release(**key)
+        with Heartbeat(fence) as heartbeat:
+            status = work(heartbeat)
+    except LockLost as lost:
+        log.warning("%s", lost.message)
+        return "lock lost"
+    except BaseException:
+        if not fence.lost.is_set():
+            try:
+                fence.release()
+            except Exception:  # noqa: BLE001 - the first error is the one to report; the reconciler cleans up
+                log.exception("%r: could not release the lock after the work failed", fence)
+        raise
+    fence.release()  # conditional on the generation: a lock taken over meanwhile stays with its taker
+    return status
 
 
-def _claim(key: dict) -> bool:
+def _claim(key: dict) -> Fence | None:
     return lock_claim(**key)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from . import images
+from . import images, services
 from .sshd import (
     SSHNode,
     TestbedUnavailable,
@@ -229,3 +230,115 @@ def node_workdir_factory(sshd_ready: None) -> Iterator[Callable[[], Path]]:
 def node_workdir(node_workdir_factory: Callable[[], Path]) -> Path:
     """A fresh directory on the node, owned by the node account; removed afterwards."""
     return node_workdir_factory()
+
+
+# --- the panel's own infrastructure, private to a test (tests/testbed/services.py) -------------------
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[services.PrivatePostgres]:
+    """A PostgreSQL cluster of this session's own (its port, its socket directory): tests stop, restart
+    and cut its connections. The panel's schema is migrated into its database `ccp` once."""
+    try:
+        server = services.start_private_postgres()
+    except (services.ServiceUnavailable, subprocess.CalledProcessError) as error:
+        unavailable(f"could not start a private PostgreSQL: {getattr(error, 'stderr', '') or error}")
+    try:
+        server.sql("CREATE DATABASE ccp")
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "DATABASE_URL": server.url("ccp"), "DJANGO_SETTINGS_MODULE": "ccp.test_settings"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if migrate.returncode:
+            pytest.fail(f"migrating the private PostgreSQL failed:\n{migrate.stdout}\n{migrate.stderr}")
+        yield server
+    finally:
+        services.remove_private_postgres(server)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[services.PrivateRedis]:
+    """A redis-server of this test's own, without persistence; stopped and removed afterwards."""
+    try:
+        server = services.start_private_redis()
+    except services.ServiceUnavailable as error:
+        unavailable(str(error))
+    yield server
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_broker(private_redis: services.PrivateRedis, settings) -> Iterator[services.PrivateRedis]:
+    """The Celery app of this process sends to (and in-process workers consume from) the private Redis."""
+    from ccp.celery import app
+
+    def point_at(url: str) -> None:
+        # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+        os.environ["CELERY_BROKER_URL"] = app.conf["broker_url"] = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    before_env, before_conf = os.environ.get("CELERY_BROKER_URL"), app.conf["broker_url"]
+    settings.CELERY_BROKER_URL = private_redis.url
+    point_at(private_redis.url)
+    yield private_redis
+    point_at(before_conf)
+    if before_env is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = before_env
+
+
+@dataclass(frozen=True)
+class PrivatePanel:
+    postgres: services.PrivatePostgres
+    redis: services.PrivateRedis
+    database_url: str
+
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        """Environment of a worker process that runs against the private database and broker."""
+        from django.conf import settings
+
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "CELERY_BROKER_URL": self.redis.url,
+            "DJANGO_SETTINGS_MODULE": "ccp.test_settings",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "CCP_ENCRYPTION_KEYS": ",".join(settings.CCP_ENCRYPTION_KEYS),
+            **extra,
+        }
+
+
+@pytest.fixture
+def private_panel(transactional_db, private_postgres, private_broker) -> Iterator[PrivatePanel]:
+    """This test's panel — its own code, and the workers it starts — on the private PostgreSQL and Redis.
+
+    The default connection is pointed at the private database for the test (every thread's connection
+    shares these settings) and back afterwards; the private database is flushed at the end."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    connection = connections["default"]
+    connection.close()
+    before = dict(connection.settings_dict)
+    connection.settings_dict.update(
+        NAME="ccp", HOST="127.0.0.1", PORT=str(private_postgres.port), USER=private_postgres.user, PASSWORD=""
+    )
+    try:
+        yield PrivatePanel(postgres=private_postgres, redis=private_broker, database_url=private_postgres.url("ccp"))
+    finally:
+        try:
+            private_postgres.start_if_stopped()
+            connection.close()
+            call_command("flush", interactive=False, verbosity=0)
+        finally:
+            connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(before)

@@ -1,6 +1,7 @@
 """Writes for rollouts: create, halt, resume, cancel. Admin actions, API views and the command call these;
 the driver (driver.py) does the rest."""
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from django.utils import timezone
 from ccp.audit import audit_log
 from ccp.errors import CCPError
 from instances.choices import InstanceStatus
-from instances.operations.enqueue import enqueue_on_commit
+from instances.operations.enqueue import BrokerUnavailable, enqueue_on_commit
 from instances.preview_runs import PreviewBlock, preview_blocks_parallel
 
 from ..choices import UpgradeMode
@@ -20,6 +21,8 @@ from .choices import OPEN_ITEM_STATUSES, RolloutItemStatus, RolloutStatus
 from .models import Rollout, RolloutItem
 from .notify import rollout_notify_if_ended
 from .waves import assign_waves, parse_wave_spec
+
+log = logging.getLogger(__name__)
 
 DRIVE_TASK = "upgrades.rollouts.tasks.rollout_drive_task"
 
@@ -290,4 +293,7 @@ def rollout_kick_for_upgrade(*, upgrade_id: int) -> None:
         .first()
     )
     if rollout_id:
-        enqueue_on_commit(DRIVE_TASK, rollout_id, "")
+        try:
+            enqueue_on_commit(DRIVE_TASK, rollout_id, "")
+        except BrokerUnavailable as error:  # the upgrade's outcome is recorded; the driver's own tick goes on
+            log.warning("Could not kick rollout #%s after upgrade #%s: %s", rollout_id, upgrade_id, error.message)
