@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.testbed.fixtures import unavailable
-from tests.testbed.tenant_fixtures import celery_worker_thread, testbed_release  # noqa: F401 - fixtures shared
+from tests.testbed.tenant_fixtures import (  # noqa: F401 - fixtures shared
+    celery_worker_thread,
+    make_tenant,
+    testbed_node,
+    testbed_release,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

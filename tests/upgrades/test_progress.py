@@ -19,7 +19,7 @@ from .helpers import install_script, wait_final
 
 pytestmark = [pytest.mark.testbed, pytest.mark.django_db(transaction=True)]
 
-STEP = "run the upgrade script"
+STEP = "run the upgrade script"  # its label; its key is run_script
 # Eight lines a second apart, each naming the tenant's secret; then the upgrade itself.
 SCRIPT = """#!/bin/sh
 set -eu
@@ -78,7 +78,7 @@ def test_a_client_polling_the_progress_endpoint_sees_the_running_steps_output_gr
     # Step N of M: while it ran, the script was step N of all the steps the upgrade went through.
     ((number, total, key),) = numbers
     labels = [s.name for s in wait_final(upgrade).steps.filter(is_rollback=False)]
-    assert key == STEP and total == len(labels) and number == labels.index(STEP) + 1
+    assert key == "run_script" and total == len(labels) and number == labels.index(STEP) + 1
     # The secret never left the worker: not in any answer, not in the stored steps.
     assert not any(secret in body for body in bodies)
     upgrade.refresh_from_db()
@@ -86,7 +86,7 @@ def test_a_client_polling_the_progress_endpoint_sees_the_running_steps_output_gr
     assert not any(secret in s.output for s in upgrade.steps.all())
     final = json.loads(get(url, token)[1])
     assert final["is_final"] and final["status"] == "succeeded" and final["elapsed_seconds"] >= 8
-    script_step = next(s for s in final["steps"] if s["key"] == STEP)
+    script_step = next(s for s in final["steps"] if s["key"] == "run_script")
     assert "progress line 8 secret=[redacted]" in script_step["output"] and "upgrade finished" in script_step["output"]
 
     # `since`: the last step's output from an offset the client saw; the same permission as viewing it.
