@@ -100,7 +100,7 @@ def folder_name(started: datetime, label: str) -> str:
     return f"{started.strftime(TIMESTAMP_FORMAT)}-{label}"
 
 
-def instance_root(*, node_name: str, slug: str) -> str:
+def instance_backups_folder(*, node_name: str, slug: str) -> str:
     """The location prefix of an instance's backups."""
     return f"{node_name}/{slug}"
 

@@ -89,4 +89,6 @@ def _sweep_leftovers(instance: Instance, storage) -> list[str]:
         .exclude(location="")
         .values_list("location", flat=True)
     )
-    return storage.sweep(layout.instance_root(node_name=instance.node.name, slug=instance.slug), running=running)
+    return storage.sweep(
+        layout.instance_backups_folder(node_name=instance.node.name, slug=instance.slug), running=running
+    )

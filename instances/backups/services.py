@@ -38,7 +38,7 @@ from instances.operations.locks import Fence, LockLost, lock_acquire, lock_relea
 from instances.operations.run import operation_claim, run_operation
 from instances.redaction import secret_values
 
-from . import encryption, layout, node_state
+from . import encryption, host_records, layout
 from .archive import HashingReader, Progress, hash_stored, member_hashes, stream_from_node, write_small
 from .manifest import Manifest, ManifestError, differences, format_manifest, parse_manifest
 from .retention import backups_prune
@@ -279,7 +279,7 @@ def _take(backup: Backup, driver, *, on_progress: Progress | None = None, fence:
         storage = backup_storage()
         recipients = encryption.recipients()
         location = storage.reserve(
-            f"{layout.instance_root(node_name=instance.node.name, slug=instance.slug)}/"
+            f"{layout.instance_backups_folder(node_name=instance.node.name, slug=instance.slug)}/"
             f"{layout.folder_name(started.astimezone(UTC), backup.label)}"
         )
     except CCPError as error:
@@ -344,7 +344,7 @@ def _write_files(backup: Backup, driver, writer: BackupWriter, started: datetime
     """Each archive is a step of the backup's progress, with the bytes read from the node so far."""
     instance = backup.instance
     with _step(backup, f"list what to back up in {instance.install_dir}", key="inventory") as out:
-        found = node_state.inventory(driver, instance.install_dir)
+        found = host_records.inventory(driver, instance.install_dir)
         plans = layout.archive_plan(found)
         out.write("\n".join(f"{plan.name}: {', '.join(plan.paths)}" for plan in plans))
     files = []
@@ -368,10 +368,10 @@ def _write_files(backup: Backup, driver, writer: BackupWriter, started: datetime
             out.progress(entry.size, entry.size)
             files.append(entry)
     with _step(backup, "record the node's state", key="host-state"):
-        text = node_state.host_state(driver, instance, started)
+        text = host_records.host_state(driver, instance, started)
         files.append(write_small(writer, layout.HOST_STATE, text.encode()))
         if found.is_git_checkout:
-            text = node_state.git_state(driver, instance.install_dir)
+            text = host_records.git_state(driver, instance.install_dir)
             files.append(write_small(writer, layout.GIT_STATE, text.encode()))
     return files
 

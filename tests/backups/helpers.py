@@ -117,7 +117,9 @@ def fake_backup(instance: Instance, backup_root: Path, *, label: str = "manual",
 
     files = files or {"mkdocs.tar.gz": b"not really gzip", "host-state.txt": b"# host state\n"}
     backup = Backup.objects.create(instance=instance, label=label, status=BackupStatus.RUNNING)
-    location = f"{layout.instance_root(node_name=instance.node.name, slug=instance.slug)}/{backup.pk:06d}-{label}"
+    location = (
+        f"{layout.instance_backups_folder(node_name=instance.node.name, slug=instance.slug)}/{backup.pk:06d}-{label}"
+    )
     folder = backup_root / location
     folder.mkdir(parents=True)
     entries = []

@@ -158,7 +158,7 @@ def test_parts_of_an_incomplete_backup_are_never_listed_and_are_swept(make_tenan
     upload) is not a backup, and the next prune removes it; a running backup's files are left alone."""
     s3 = s3_storage
     tenant = make_tenant()
-    root = f"ccp-backups/{layout.instance_root(node_name=tenant.node.name, slug=tenant.instance.slug)}"
+    root = f"ccp-backups/{layout.instance_backups_folder(node_name=tenant.node.name, slug=tenant.instance.slug)}"
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key=f"{root}/20250101T000000Z-manual/mkdocs.tar.gz", Body=b"x" * 100)
     upload = client.create_multipart_upload(Bucket=s3.bucket, Key=f"{root}/20250101T000000Z-manual/config-files.tar.gz")

@@ -162,7 +162,7 @@ def test_a_worker_killed_mid_upload_leaves_no_complete_backup_and_its_parts_are_
             out.write(os.urandom(1 << 20))
     give_to_node_account(tenant.path)
     worker = Worker(settings, tmp_path, "doomed")
-    root = f"ccp-backups/{layout.instance_root(node_name=tenant.node.name, slug=tenant.instance.slug)}"
+    root = f"ccp-backups/{layout.instance_backups_folder(node_name=tenant.node.name, slug=tenant.instance.slug)}"
     try:
         settings.CCP_NODE_QUEUES = {tenant.node.name: worker.queue}
         backup = backup_request(instance=tenant.instance)

@@ -14,7 +14,7 @@ from instances.context import template_set_for
 from instances.node_queries import compose_config, compose_ps
 
 from ..runner import Step, StepContext, StepError
-from . import node_ops as ops
+from . import tenant_steps as ops
 
 
 def prepare(ctx: StepContext) -> str:

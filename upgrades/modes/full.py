@@ -17,7 +17,7 @@ from ..choices import UpgradeMode
 from ..deadline import StepTimedOut
 from ..runner import AlreadyDone, Step, StepContext, StepError
 from . import Mode, protection, register_mode, require
-from . import node_ops as ops
+from . import tenant_steps as ops
 from .backup_step import pre_upgrade_backup
 
 POLL_SECONDS = 1.0

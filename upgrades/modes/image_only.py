@@ -9,7 +9,7 @@ Rollback: put the kept .env back (from the copy on the node), up -d --wait, heal
 from ..choices import UpgradeMode
 from ..runner import AlreadyDone, Step, StepContext
 from . import Mode, images, protection, register_mode, require
-from . import node_ops as ops
+from . import tenant_steps as ops
 
 
 def steps(ctx: StepContext) -> list[Step]:

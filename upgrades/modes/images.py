@@ -23,7 +23,7 @@ from instances.node_queries import compose_config, image_id, image_ids, project_
 
 from ..registry import missing_from_registry
 from ..runner import StepContext, StepError
-from .node_ops import compose, decoded
+from .tenant_steps import compose, decoded
 
 PROGRESS_SECONDS = 1.0
 CHUNK = 1 << 20

@@ -25,7 +25,7 @@ from templates_engine import FileStatus
 from ..choices import UpgradeMode
 from ..runner import AlreadyDone, Step, StepContext, StepError
 from . import Mode, first_deploy, images, protection, register_mode, require
-from . import node_ops as ops
+from . import tenant_steps as ops
 from .backup_step import pre_upgrade_backup
 
 
