@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ccp.celery import app
+
 from . import images, services
 from .sshd import (
     SSHNode,
@@ -276,7 +278,6 @@ def private_redis() -> Iterator[services.PrivateRedis]:
 @pytest.fixture
 def private_broker(private_redis: services.PrivateRedis, settings) -> Iterator[services.PrivateRedis]:
     """The Celery app of this process sends to (and in-process workers consume from) the private Redis."""
-    from ccp.celery import app
 
     def point_at(url: str) -> None:
         # Celery reads CELERY_BROKER_URL from the environment before its configuration.
