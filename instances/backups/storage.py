@@ -189,9 +189,9 @@ class LocalStorage:
         with suppress(StorageError):
             shutil.rmtree(layout.partial_of(self.folder(location)), ignore_errors=True)
 
-    def sweep(self, instance_root: str, *, running: Iterable[str]) -> list[str]:
-        """Remove the .partial/.pruning folders under `instance_root` no running backup owns."""
-        root = self.root / instance_root
+    def sweep(self, instance_folder: str, *, running: Iterable[str]) -> list[str]:
+        """Remove the .partial/.pruning folders under `instance_folder` no running backup owns."""
+        root = self.root / instance_folder
         if not root.is_dir():
             return []
         owned = {layout.partial_of(self.root / location).name for location in running}
@@ -498,10 +498,10 @@ class S3Storage:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         return len(uploads)
 
-    def sweep(self, instance_root: str, *, running: Iterable[str]) -> list[str]:
-        """Remove what incomplete backups left under `instance_root`: folders without MANIFEST.txt and
+    def sweep(self, instance_folder: str, *, running: Iterable[str]) -> list[str]:
+        """Remove what incomplete backups left under `instance_folder`: folders without MANIFEST.txt and
         unfinished multipart uploads, unless a running backup owns them."""
-        root = self._folder_prefix(instance_root)
+        root = self._folder_prefix(instance_folder)
         owned = {self._folder_prefix(location) for location in running}
         folders: dict[str, list[str]] = {}
         for key in self._keys(root):

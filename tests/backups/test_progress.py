@@ -12,6 +12,7 @@ import pytest
 from instances.backups import layout
 from instances.backups.restore import backup_restore_request, backup_restore_run
 from instances.backups.services import backup_request, backup_run
+from instances.backups.storage import backup_storage
 from instances.choices import BackupStatus
 from instances.operations.progress import operation_steps
 
@@ -49,7 +50,7 @@ def test_a_backup_shows_its_archives_bytes_growing_and_ending_at_their_size(
     archives = {s["key"].removeprefix("archive:"): s for s in data["steps"] if s["key"].startswith("archive:")}
     assert set(archives) == {name for name in backup.manifest if name.endswith(".tar.gz")}
     for name, step in archives.items():
-        size = (layout.absolute(backup.location) / name).stat().st_size
+        size = (backup_storage().folder(backup.location) / name).stat().st_size
         assert step["status"] == "succeeded" and step["bytes_done"] == step["bytes_total"] == size
         assert backup.manifest[name]["size"] == size
     assert archives[layout.MKDOCS]["bytes_done"] > BIG
@@ -68,7 +69,7 @@ def test_a_backup_shows_its_archives_bytes_growing_and_ending_at_their_size(
     unpacked = {s.key.removeprefix("unpack:"): s for s in steps if s.key.startswith("unpack:")}
     assert set(unpacked) == {name for name in layout.RESTORABLE if name in backup.manifest}
     for name, step in unpacked.items():
-        size = (layout.absolute(backup.location) / name).stat().st_size
+        size = (backup_storage().folder(backup.location) / name).stat().st_size
         assert step.status == "succeeded" and step.bytes_done == step.bytes_total == size
     assert [s.key for s in steps][:1] == ["verify"] and "check-in-place" in [s.key for s in steps]
     # The last step carries the outcome of the restore.
