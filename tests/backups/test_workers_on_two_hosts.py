@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -169,10 +170,13 @@ def test_a_worker_killed_mid_upload_leaves_no_complete_backup_and_its_parts_are_
 
         def uploading():
             for key in s3.uploads(s3.bucket, root):
-                upload = next(u for u in s3.client().list_multipart_uploads(Bucket=s3.bucket, Prefix=key)["Uploads"])
-                parts = s3.client().list_parts(Bucket=s3.bucket, Key=key, UploadId=upload["UploadId"]).get("Parts", [])
-                if parts:
-                    return key
+                for upload in s3.client().list_multipart_uploads(Bucket=s3.bucket, Prefix=key).get("Uploads", []):
+                    try:
+                        listed = s3.client().list_parts(Bucket=s3.bucket, Key=key, UploadId=upload["UploadId"])
+                    except ClientError:  # that part's upload completed in between: the next one is looked at
+                        continue
+                    if listed.get("Parts"):
+                        return key
             return None
 
         wait_for(uploading, "the upload never started")

@@ -48,7 +48,7 @@ def drift_fleet(ssh_node, second_ssh_node, make_node, make_tenant, node_workdir_
         node = ssh_node_row(make_node, sshd)
         driver = driver_for(node)
         for n in range(2):
-            tenant = make_tenant(node=node, install_dir=str(node_workdir_factory()))
+            tenant = make_tenant(node=node, install_dir=str(node_workdir_factory())).instance
             install(tenant, driver=driver)
             if n == 0:
                 tenant.observed_version = testbed_release.version
@@ -85,7 +85,9 @@ def test_the_report_finds_a_hand_edit_on_one_node_and_notifies_each_new_drift_on
     drift_fleet, drift_hook, make_node, make_tenant, client, superuser, api
 ):
     edited, *clean = drift_fleet
-    gone = make_tenant(node=make_node(driver="ssh", address="127.0.0.1", ssh_port=free_port()), install_dir="/nope")
+    gone = make_tenant(
+        node=make_node(driver="ssh", address="127.0.0.1", ssh_port=free_port()), install_dir="/nope"
+    ).instance
     app_conf = Path(edited.install_dir) / "configs" / "app.conf"
     app_conf.write_text(app_conf.read_text() + "# edited by hand\n")
 

@@ -18,7 +18,7 @@ class RolloutViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Rollouts: one target taken to many instances, canary first, then in waves (README "Rollouts")."""
 
     queryset = Rollout.objects.select_related("release", "created_by").prefetch_related(
-        "items__instance__node", "items__upgrade__steps"
+        "items__instance__node", "items__upgrade"
     )
     serializer_class = RolloutSerializer
     filterset_fields = ["status", "mode"]
