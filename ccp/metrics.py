@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from ccp.prometheus import CONTENT_TYPE, render
 from instances.metrics import fleet_metrics
+from upgrades.rollouts.metrics import rollout_metrics
 
 
 def _bearer_token_ok(request) -> bool:
@@ -54,4 +55,5 @@ def metrics(request):
         if settings.CCP_METRICS_TOKEN:
             response["WWW-Authenticate"] = 'Bearer realm="ccp-metrics"'
         return response
-    return HttpResponse(render(fleet_metrics(now=timezone.now())), content_type=CONTENT_TYPE)
+    families = [*fleet_metrics(now=timezone.now()), *rollout_metrics()]
+    return HttpResponse(render(families), content_type=CONTENT_TYPE)

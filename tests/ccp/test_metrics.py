@@ -21,6 +21,7 @@ from instances.choices import BackupLabel, BackupStatus, Health, InstanceStatus,
 from instances.models import Attention, Backup, Restore
 from upgrades.choices import UpgradeMode, UpgradeStatus
 from upgrades.models import Upgrade
+from upgrades.rollouts.models import Rollout, RolloutItem
 
 TOKEN = "t" * 20 + "-metrics-token-for-tests-0123456789"
 
@@ -277,7 +278,7 @@ def test_query_count_does_not_grow_with_the_fleet(client, token, make_node, make
     with CaptureQueriesContext(connection) as large:
         metrics = read(client)
     assert len(metrics["ccp_instance_info"]) == 63
-    assert len(small.captured_queries) == len(large.captured_queries) == 5, [q["sql"] for q in large]
+    assert len(small.captured_queries) == len(large.captured_queries) == 7, [q["sql"] for q in large]
 
 
 @pytest.mark.parametrize(
@@ -293,3 +294,29 @@ def test_query_count_does_not_grow_with_the_fleet(client, token, make_node, make
 def test_the_strict_parser_refuses_malformed_text(bad):
     with pytest.raises(AssertionError):
         strict_parse(bad)
+
+
+@pytest.mark.django_db
+def test_rollout_progress_is_reported_per_rollout_that_has_not_ended(client, token, make_node, make_instance):
+    node = make_node()
+    instances = [make_instance(node=node) for _ in range(4)]
+    running = Rollout.objects.create(mode="image_only", image_tag="v2", status="running", current_wave=1)
+    for position, (instance, status) in enumerate(zip(instances, ["succeeded", "running", "pending", "pending"])):
+        RolloutItem.objects.create(
+            rollout=running, instance=instance, wave=min(position, 1), position=position, status=status
+        )
+    done = Rollout.objects.create(mode="image_only", image_tag="v1", status="succeeded")
+    RolloutItem.objects.create(rollout=done, instance=instances[0], wave=0, position=0, status="succeeded")
+
+    metrics = read(client)
+
+    assert metrics["ccp_rollouts"][(("status", "running"),)] == 1
+    assert metrics["ccp_rollouts"][(("status", "succeeded"),)] == 1
+    assert metrics["ccp_rollouts"][(("status", "halted"),)] == 0
+    progress = metrics["ccp_rollout_instances"]
+    key = (("rollout", str(running.pk)), ("rollout_status", "running"))
+    assert progress[(*key[:1], key[1], ("status", "pending"))] == 2
+    assert progress[(*key[:1], key[1], ("status", "succeeded"))] == 1
+    assert progress[(*key[:1], key[1], ("status", "failed"))] == 0
+    assert not any(dict(labels)["rollout"] == str(done.pk) for labels in progress)  # ended: not reported
+    assert metrics["ccp_rollout_current_wave"][key] == 1
