@@ -301,7 +301,8 @@ def test_rollout_progress_is_reported_per_rollout_that_has_not_ended(client, tok
     node = make_node()
     instances = [make_instance(node=node) for _ in range(4)]
     running = Rollout.objects.create(mode="image_only", image_tag="v2", status="running", current_wave=1)
-    for position, (instance, status) in enumerate(zip(instances, ["succeeded", "running", "pending", "pending"])):
+    statuses = ["succeeded", "running", "pending", "pending"]
+    for position, (instance, status) in enumerate(zip(instances, statuses, strict=True)):
         RolloutItem.objects.create(
             rollout=running, instance=instance, wave=min(position, 1), position=position, status=status
         )
