@@ -12,9 +12,8 @@ file-system broker), on real sshd nodes and the docker engine.
 
 The worker is the `Procfile`'s (threads pool of 20). With DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL
 (Redis) set, it runs against a throw-away database next to DATABASE_URL's and that broker, as in
-production; without them, on `make run`'s SQLite and file-system broker. (kombu's file-system transport can
-read a message file while it is still being written — a rollout's driver sends a message every tick — and
-its worker then stops consuming: use Redis for anything but trying CCP out.)
+production; without them, on `make run`'s SQLite and file-system broker (ccp/broker_fs.py: each message
+written whole, so the frequent messages of a rollout's driver never reach a worker half-written).
 
 Needs the testbed (`make testbed` as root). Run: `.venv/bin/python bench/bench_rollout.py [--nodes 4]`.
 """

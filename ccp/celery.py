@@ -5,9 +5,11 @@ import os
 from celery import Celery
 from celery.signals import beat_init, worker_init
 
+from ccp import broker_fs
 from ccp.startup import refuse_to_start_misconfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccp.settings")
+broker_fs.register()  # the embedded broker of `make run` (ccpfs://): messages written whole
 
 app = Celery("ccp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
