@@ -9,7 +9,7 @@ a backup is listed as complete only once every file is written.
   backup. Removing one deletes MANIFEST.txt first, so a half-deleted backup never looks complete.
 
 Nothing is staged: the local backend writes straight into the folder, the S3 backend holds at most
-PARTS_IN_MEMORY parts of PART_SIZE in memory per upload.
+PARTS_IN_MEMORY parts of PART_SIZE in memory per backup.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from . import layout
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 # S3 multipart: every part but the last must be at least 5 MiB, and an upload has at most 10,000 parts,
-# so one archive can be up to 80 GB. Memory: the part being filled and the one being sent (the node's
-# SSH channel buffers up to its 16 MiB window meanwhile, so a slow bucket slows the node, nothing more).
+# so one archive can be up to 80 GB. Memory: the part being filled and the one being sent, for all the
+# files of a backup together (the node's SSH channel buffers up to its 16 MiB window meanwhile, so a slow
+# bucket slows the node, nothing more).
 PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_MEMORY = 2
 READ_CHUNK = 1024 * 1024
@@ -265,20 +266,26 @@ class _PartBody(io.RawIOBase):
         pass
 
 
+_COMPLETE = object()  # queued after the last part: complete the upload
+_ABORT = object()  # queued when the file failed: abort it
+
+
 class _S3Upload:
     """One object uploaded as it is written: full PART_SIZE parts go to S3 from a thread while the next
-    one fills (PARTS_IN_MEMORY buffers at most). A file smaller than one part is a single PUT."""
+    one fills. A file smaller than one part is a single PUT when it is closed. A bigger one is finished
+    by its thread (last part, then CompleteMultipartUpload) while the backup goes on with its next file:
+    `wait()` says whether it succeeded. `slots` bounds the buffers of all the files of one backup."""
 
-    def __init__(self, client, bucket: str, key: str):
-        self.client, self.bucket, self.key = client, bucket, key
+    def __init__(self, client, bucket: str, key: str, slots: threading.Semaphore):
+        self.client, self.bucket, self.key, self.slots = client, bucket, key, slots
         self.buffer: bytearray | None = None
         self.filled = 0
         self.upload_id: str | None = None
         self.parts: list[dict] = []
         self.queue: queue.Queue = queue.Queue()
-        self.slots = threading.BoundedSemaphore(PARTS_IN_MEMORY)
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.cancelled = False
 
     def __enter__(self):
         return self
@@ -289,36 +296,50 @@ class _S3Upload:
         view = memoryview(data).cast("B")
         while view:
             if self.buffer is None:
-                self.slots.acquire()  # waits while the other buffer is still being sent
+                self.slots.acquire()  # waits while the backup's other buffers are still being sent
                 self.buffer, self.filled = _buffers.take(), 0
             n = min(PART_SIZE - self.filled, len(view))
             self.buffer[self.filled : self.filled + n] = view[:n]
             self.filled += n
             view = view[n:]
             if self.filled == PART_SIZE:
-                part, self.buffer, self.filled = self.buffer, None, 0
-                self._send(part)
+                self._send()
         return len(data)
 
-    def _send(self, part: bytearray) -> None:
+    def _send(self) -> None:
+        """Hand the buffer to the upload thread (which gives it back and frees its slot)."""
         if self.upload_id is None:
             self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
             self.thread = threading.Thread(target=self._upload_parts, name=f"s3-upload {self.key}", daemon=True)
             self.thread.start()
-        self.queue.put(part)
+        self.queue.put((self.buffer, self.filled))
+        self.buffer, self.filled = None, 0
 
     def _upload_parts(self) -> None:
         number = 0
-        while (part := self.queue.get()) is not None:
+        while True:
+            item = self.queue.get()
+            if item is _COMPLETE or item is _ABORT:
+                break
+            buffer, length = item
             number += 1
             try:
                 if self.error is None:  # after an error: drain, the writer sees it on its next write
-                    self._upload_part(number, part, PART_SIZE)
+                    self._upload_part(number, buffer, length)
             except BaseException as error:  # noqa: BLE001 - handed to the writing thread
                 self.error = error
             finally:
-                _buffers.give(part)
+                _buffers.give(buffer)
                 self.slots.release()
+        if item is _COMPLETE and self.error is None and not self.cancelled:
+            try:
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+                )
+                return
+            except BaseException as error:  # noqa: BLE001 - reported by wait()
+                self.error = error
+        self._abort()
 
     def _upload_part(self, number: int, buffer: bytearray, length: int) -> None:
         done = self.client.upload_part(
@@ -326,42 +347,57 @@ class _S3Upload:
             Key=self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=_PartBody(buffer, length),
+            # A full buffer goes as it is: botocore hashes it in one call and http.client sends it in one
+            # sendall (a file object would be read 8 KiB at a time in Python). The last part is a view.
+            Body=buffer if length == len(buffer) else _PartBody(buffer, length),
             ContentLength=length,
         )
         self.parts.append({"PartNumber": number, "ETag": done["ETag"]})
 
     def __exit__(self, kind, error, tb):
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join()
-        try:
-            if kind is not None:
-                self._abort()
-                return
-            self._finish()
-        finally:
-            if self.buffer is not None:
-                _buffers.give(self.buffer)
-                self.buffer = None
-                self.slots.release()
+        if self.thread is None:
+            try:
+                if kind is None:
+                    self._put_whole()
+            finally:
+                self._give_back()
+            return
+        if kind is None and self.error is None:
+            if self.filled:
+                self._send()  # the last part; the thread then completes the upload
+            self.queue.put(_COMPLETE)
+            return
+        self._give_back()
+        self.queue.put(_ABORT)
+        self.thread.join()
+        if kind is None:
+            raise _s3_error(self.error, f"uploading {self.key}")
 
-    def _finish(self) -> None:
+    def _put_whole(self) -> None:
+        body = bytes(memoryview(self.buffer)[: self.filled]) if self.buffer is not None else b""
         try:
-            if self.error is not None:
-                raise self.error
-            if self.upload_id is None:
-                body = bytes(memoryview(self.buffer)[: self.filled]) if self.buffer is not None else b""
-                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body)
-                return
-            if self.filled or not self.parts:
-                self._upload_part(len(self.parts) + 1, self.buffer or bytearray(), self.filled)
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
-            )
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body)
         except Exception as failure:
-            self._abort()
             raise _s3_error(failure, f"uploading {self.key}") from failure
+
+    def _give_back(self) -> None:
+        if self.buffer is not None:
+            _buffers.give(self.buffer)
+            self.buffer = None
+            self.slots.release()
+
+    def wait(self) -> None:
+        """Wait until the object is complete; a StorageError when it is not."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            raise _s3_error(self.error, f"uploading {self.key}")
+
+    def cancel(self) -> None:
+        """Abort the upload unless it is complete already, and wait for its thread."""
+        self.cancelled = True
+        if self.thread is not None:
+            self.thread.join()
 
     def _abort(self) -> None:
         if self.upload_id is not None:
@@ -372,15 +408,23 @@ class _S3Upload:
 class _S3Writer:
     def __init__(self, storage: S3Storage, location: str):
         self.storage, self.location = storage, location
+        self.slots = threading.BoundedSemaphore(PARTS_IN_MEMORY)
+        self.uploads: list[_S3Upload] = []
 
     def file(self, name: str):
-        return _S3Upload(self.storage.client, self.storage.bucket, self.storage.key(self.location, name))
+        upload = _S3Upload(self.storage.client, self.storage.bucket, self.storage.key(self.location, name), self.slots)
+        self.uploads.append(upload)
+        return upload
 
     def commit(self, manifest: bytes) -> None:
+        for upload in self.uploads:
+            upload.wait()  # MANIFEST.txt only once every file is complete
         with self.file(layout.MANIFEST) as out:
             out.write(manifest)
 
     def discard(self) -> None:
+        for upload in self.uploads:
+            upload.cancel()
         self.storage.discard(self.location)
 
 
