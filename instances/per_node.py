@@ -7,10 +7,10 @@ others wait.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from django.db import connections
 
@@ -24,30 +24,49 @@ def map_per_node(
     thread_name_prefix: str = "ccp-per-node",
 ) -> dict[int, object]:
     """`work(instance)` for every instance; returns {instance.pk: result}. `on_done(instance, result)`
-    runs in the calling thread as each finishes (progress). `work` must not raise."""
-    per_node = max(1, per_node)
-    by_node = defaultdict(list)
+    runs in the calling thread as each finishes (progress). `work` must not raise.
+
+    Each node gets `per_node` threads (fewer if it has fewer instances) taking its instances in turn;
+    a thread keeps its database connection for all of them and closes it when it ends (a connection
+    per instance would cost more than a preview on a near node)."""
+    by_node: dict[object, list] = defaultdict(list)
     for instance in instances:
         by_node[instance.node_id].append(instance)
-    if not by_node:
-        return {}
-    gates = {node_id: threading.BoundedSemaphore(per_node) for node_id in by_node}
-    # Enough threads for every node to use its share; submitted round-robin over the nodes.
-    workers = max(1, sum(min(per_node, len(group)) for group in by_node.values()))
-    ordered = [group[i] for i in range(max(map(len, by_node.values()))) for group in by_node.values() if i < len(group)]
+    done: queue.SimpleQueue = queue.SimpleQueue()
 
-    def one(instance):
+    def drain(todo: queue.SimpleQueue) -> None:
         try:
-            with gates[instance.node_id]:
-                return instance, work(instance)
+            while True:
+                try:
+                    instance = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((instance, work(instance), None))
+                except BaseException as error:  # noqa: BLE001 - raised again in the calling thread
+                    done.put((instance, None, error))
         finally:
             connections.close_all()  # this thread's own database connection
 
+    threads = []
+    for node_id, group in by_node.items():
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for instance in group:
+            todo.put(instance)
+        for n in range(min(max(1, per_node), len(group))):
+            name = f"{thread_name_prefix}-{node_id}-{n}"
+            thread = threading.Thread(target=drain, args=(todo,), name=name, daemon=True)
+            thread.start()
+            threads.append(thread)
     results = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name_prefix) as pool:
-        for future in as_completed([pool.submit(one, instance) for instance in ordered]):
-            instance, result = future.result()
-            results[instance.pk] = result
-            if on_done is not None:
-                on_done(instance, result)
+    total = sum(len(group) for group in by_node.values())
+    while len(results) < total:
+        instance, result, error = done.get()
+        if error is not None:
+            raise error
+        results[instance.pk] = result
+        if on_done is not None:
+            on_done(instance, result)
+    for thread in threads:
+        thread.join()
     return results
