@@ -198,6 +198,8 @@ CCP_RESTORE_UP_TIMEOUT = env.int("CCP_RESTORE_UP_TIMEOUT", default=600)
 # each failure), the panel's address for links in messages, and when a missing nightly backup is reported.
 CCP_NOTIFY_MAX_ATTEMPTS = max(1, env.int("CCP_NOTIFY_MAX_ATTEMPTS", default=5))
 CCP_NOTIFY_RETRY_SECONDS = env.float("CCP_NOTIFY_RETRY_SECONDS", default=30.0)
+# Sent and failed deliveries older than this are deleted by the every-10-minutes sweep (0: kept forever).
+CCP_NOTIFY_KEEP_DAYS = max(0, env.int("CCP_NOTIFY_KEEP_DAYS", default=90))
 CCP_PUBLIC_URL = env.str("CCP_PUBLIC_URL", default="")
 CCP_BACKUP_MISSED_HOURS = env.float("CCP_BACKUP_MISSED_HOURS", default=26.0)
 # The panel's own e-mail (Django's backend), used by `djangomail://` notification targets: e.g.

@@ -155,6 +155,19 @@ def notification_resend_stale() -> list[int]:
     return stale
 
 
+def notification_prune() -> int:
+    """Delete the deliveries that are done (sent or failed) and older than CCP_NOTIFY_KEEP_DAYS, so the
+    admin's list stays a recent history rather than a table that only grows; waiting ones are kept.
+    Once a delivery is gone, the same event about the same subject may be sent again. Returns how many."""
+    if settings.CCP_NOTIFY_KEEP_DAYS <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=settings.CCP_NOTIFY_KEEP_DAYS)
+    deleted, _ = NotificationDelivery.objects.filter(
+        status__in=[DeliveryStatus.SENT, DeliveryStatus.FAILED], created_at__lt=cutoff
+    ).delete()
+    return deleted
+
+
 def retry_delay(attempts: int) -> float:
     """Seconds before the next attempt: CCP_NOTIFY_RETRY_SECONDS, doubled after each failure, at most an hour."""
     return min(3600.0, settings.CCP_NOTIFY_RETRY_SECONDS * 2 ** max(0, attempts - 1))

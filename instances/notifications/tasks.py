@@ -4,7 +4,7 @@ from celery import shared_task
 
 from .choices import DeliveryStatus
 from .models import NotificationDelivery
-from .services import notification_deliver, notification_resend_stale, retry_delay
+from .services import notification_deliver, notification_prune, notification_resend_stale, retry_delay
 
 __all__ = ["notification_deliver_task", "notification_resend_stale_task"]
 
@@ -20,4 +20,6 @@ def notification_deliver_task(self, delivery_id: int) -> str:
 
 @shared_task(name="instances.notifications.tasks.notification_resend_stale_task")
 def notification_resend_stale_task() -> list[int]:
+    """Every 10 minutes (beat): queue lost deliveries again, and delete the old finished ones."""
+    notification_prune()
     return notification_resend_stale()

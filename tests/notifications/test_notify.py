@@ -22,7 +22,13 @@ from instances.models import Attention, Backup, Instance
 from instances.node_checks import node_check
 from instances.notifications.choices import DeliveryStatus, NotificationEvent
 from instances.notifications.models import NotificationDelivery, NotificationTarget
-from instances.notifications.services import notification_deliver, notification_resend_stale, notify
+from instances.notifications.services import (
+    notification_deliver,
+    notification_prune,
+    notification_resend_stale,
+    notify,
+)
+from instances.notifications.tasks import notification_resend_stale_task
 
 from .receivers import free_port, wait_for
 
@@ -220,6 +226,31 @@ def test_a_delivery_whose_task_was_lost_is_queued_again_by_the_sweep(celery_work
     settled(0.5)
     assert len(webhook.received) == 1 and notification_resend_stale() == []
     assert NotificationDelivery.objects.get(pk=recent.pk).status == DeliveryStatus.PENDING
+
+
+def test_the_sweep_deletes_old_finished_deliveries_and_keeps_the_rest(make_target, settings):
+    """Sent and failed deliveries older than CCP_NOTIFY_KEEP_DAYS go; recent ones and those still
+    waiting stay; 0 keeps everything; the beat task runs the pruning."""
+    target = make_target("json://127.0.0.1:9/", events=[NotificationEvent.BACKUP_FAILED])
+    old, recent = timezone.now() - timedelta(days=91), timezone.now() - timedelta(days=89)
+    rows = {}
+    for name, status, when in [
+        ("old sent", DeliveryStatus.SENT, old),
+        ("old failed", DeliveryStatus.FAILED, old),
+        ("old retrying", DeliveryStatus.RETRYING, old),
+        ("recent sent", DeliveryStatus.SENT, recent),
+    ]:
+        row = NotificationDelivery.objects.create(
+            target=target, event=NotificationEvent.BACKUP_FAILED, title=name, status=status
+        )
+        NotificationDelivery.objects.filter(pk=row.pk).update(created_at=when, last_attempt_at=timezone.now())
+        rows[name] = row.pk
+
+    settings.CCP_NOTIFY_KEEP_DAYS = 0
+    assert notification_prune() == 0 and NotificationDelivery.objects.count() == 4
+    settings.CCP_NOTIFY_KEEP_DAYS = 90
+    notification_resend_stale_task()
+    assert sorted(NotificationDelivery.objects.values_list("title", flat=True)) == ["old retrying", "recent sent"]
 
 
 def test_djangomail_targets_go_through_djangos_smtp_backend(
