@@ -168,18 +168,30 @@ def test_a_worker_killed_mid_upload_leaves_no_complete_backup_and_its_parts_are_
         settings.CCP_NODE_QUEUES = {tenant.node.name: worker.queue}
         backup = backup_request(instance=tenant.instance)
 
+        client = s3.client()
+
         def uploading():
-            for key in s3.uploads(s3.bucket, root):
-                for upload in s3.client().list_multipart_uploads(Bucket=s3.bucket, Prefix=key).get("Uploads", []):
-                    try:
-                        listed = s3.client().list_parts(Bucket=s3.bucket, Key=key, UploadId=upload["UploadId"])
-                    except ClientError:  # that part's upload completed in between: the next one is looked at
-                        continue
-                    if listed.get("Parts"):
-                        return key
+            for upload in client.list_multipart_uploads(Bucket=s3.bucket, Prefix=root).get("Uploads", []):
+                try:
+                    listed = client.list_parts(Bucket=s3.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                except ClientError:  # that upload completed in between: the next one is looked at
+                    continue
+                if listed.get("Parts"):
+                    return upload["Key"]
             return None
 
-        wait_for(uploading, "the upload never started")
+        # The whole upload may take a second: the worker runs in 50 ms steps and is looked at while it
+        # is stopped, so the test cannot miss the moment, and the kill falls while a part is in the bucket.
+        deadline = time.monotonic() + 120
+        while True:
+            os.killpg(worker.process.pid, signal.SIGSTOP)
+            if uploading():
+                break
+            backup.refresh_from_db()
+            assert backup.status not in DONE_BACKUP, f"the backup ended before it could be killed: {backup.status}"
+            assert time.monotonic() < deadline, "the upload never started"
+            os.killpg(worker.process.pid, signal.SIGCONT)
+            time.sleep(0.05)
         worker.stop(signal.SIGKILL)
     finally:
         worker.stop()
