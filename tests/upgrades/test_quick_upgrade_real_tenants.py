@@ -205,27 +205,27 @@ def test_image_tag_only_as_a_compose_default_is_recorded_as_what_runs(make_tenan
 def test_env_through_a_chain_of_links_and_a_linked_folder_changes_the_real_file(
     make_tenant, celery_worker_thread, docker_engine
 ):
-    # .env -> conf/tenant.env, conf -> ../shared (a linked folder), shared/tenant.env -> ../real/tenant.env:
+    # .env -> conf/tenant.env, conf -> <top>/linked (a linked folder), linked/tenant.env -> ../real/tenant.env:
     # the link's ".." is relative to where conf really is, not to the tenant's folder.
     tenant = make_tenant(registered=True)
     handwritten_env(tenant)
     top = tenant.path.parent / f"links-{uuid.uuid4().hex[:6]}"
-    shared, real_dir = top / "shared", top / "real"
-    shared.mkdir(parents=True)
+    linked, real_dir = top / "linked", top / "real"
+    linked.mkdir(parents=True)
     real_dir.mkdir()
     real = real_dir / "tenant.env"
     os.replace(tenant.path / ".env", real)
-    (shared / "tenant.env").symlink_to("../real/tenant.env")
-    (tenant.path / "conf").symlink_to(os.path.relpath(shared, tenant.path))
+    (linked / "tenant.env").symlink_to("../real/tenant.env")
+    (tenant.path / "conf").symlink_to(os.path.relpath(linked, tenant.path))
     (tenant.path / ".env").symlink_to("conf/tenant.env")
-    chown_like_parent(top, shared, real_dir, real, shared / "tenant.env", tenant.path / "conf", tenant.path / ".env")
+    chown_like_parent(top, linked, real_dir, real, linked / "tenant.env", tenant.path / "conf", tenant.path / ".env")
     before = real.read_bytes()
     try:
         upgrade = wait_final(quick(tenant, "v2"))
 
         assert upgrade.status == UpgradeStatus.SUCCEEDED, upgrade.error
         assert os.readlink(tenant.path / ".env") == "conf/tenant.env"
-        assert os.readlink(shared / "tenant.env") == "../real/tenant.env"
+        assert os.readlink(linked / "tenant.env") == "../real/tenant.env"
         assert real.read_bytes() == before.replace(b"IMAGE_TAG=v1  #", b"IMAGE_TAG=v2  #")
         assert sorted(p.name for p in real_dir.iterdir()) == ["tenant.env"]
         assert not (tenant.path / "real").exists()
