@@ -242,7 +242,7 @@ def _networks(values: list[str]) -> list:
         except ValueError:
             raise ImproperlyConfigured(
                 f"CCP_METRICS_ALLOWED_NETWORKS: {value.strip()!r} is not an IP address or network "
-                f"(write 10.0.5.0/24, 127.0.0.1 or ::1, separated by commas)."
+                f"(write 192.0.2.0/24, 127.0.0.1 or ::1, separated by commas)."
             ) from None
     return networks
 

@@ -116,20 +116,20 @@ def test_bearer_token(client, token):
 @pytest.mark.django_db
 def test_allowed_networks_only_for_direct_requests(client, settings):
     settings.CCP_METRICS_TOKEN = ""
-    settings.CCP_METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("::1")]
-    assert scrape(client, REMOTE_ADDR="10.20.3.4").status_code == 200
+    settings.CCP_METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network("127.20.0.0/16"), ipaddress.ip_network("::1")]
+    assert scrape(client, REMOTE_ADDR="127.20.3.4").status_code == 200
     assert scrape(client, REMOTE_ADDR="::1").status_code == 200
-    assert scrape(client, REMOTE_ADDR="::ffff:10.20.3.4").status_code == 200
-    assert scrape(client, REMOTE_ADDR="10.21.0.1").status_code == 403
+    assert scrape(client, REMOTE_ADDR="::ffff:127.20.3.4").status_code == 200
+    assert scrape(client, REMOTE_ADDR="127.21.0.1").status_code == 403
     assert scrape(client, REMOTE_ADDR="127.0.0.1").status_code == 403
     # Through a proxy the address is the proxy's: only a token counts then.
-    assert scrape(client, REMOTE_ADDR="10.20.3.4", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 403
-    assert scrape(client, REMOTE_ADDR="10.20.3.4", HTTP_FORWARDED="for=198.51.100.7").status_code == 403
+    assert scrape(client, REMOTE_ADDR="127.20.3.4", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 403
+    assert scrape(client, REMOTE_ADDR="127.20.3.4", HTTP_FORWARDED="for=198.51.100.7").status_code == 403
 
 
 def test_networks_setting_rejects_nonsense():
-    assert _networks(["10.0.0.0/8", " 127.0.0.1 ", "::1"]) == [
-        ipaddress.ip_network("10.0.0.0/8"),
+    assert _networks(["127.0.0.0/8", " 127.0.0.1 ", "::1"]) == [
+        ipaddress.ip_network("127.0.0.0/8"),
         ipaddress.ip_network("127.0.0.1/32"),
         ipaddress.ip_network("::1/128"),
     ]
