@@ -168,9 +168,8 @@ def test_a_worker_killed_mid_upload_leaves_no_complete_backup_and_its_parts_are_
         settings.CCP_NODE_QUEUES = {tenant.node.name: worker.queue}
         backup = backup_request(instance=tenant.instance)
 
-        client = s3.client()
-
         def uploading():
+            client = s3.client()
             for upload in client.list_multipart_uploads(Bucket=s3.bucket, Prefix=root).get("Uploads", []):
                 try:
                     listed = client.list_parts(Bucket=s3.bucket, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # moto accepts any credentials; these are only there so boto3 signs its requests.
 CREDENTIALS = {
@@ -30,15 +30,19 @@ def _free_port() -> int:
 class S3Server:
     endpoint: str
     process: subprocess.Popen
+    _client: object = field(default=None, init=False, repr=False)
 
     def client(self):
-        import boto3
+        """One client for the server's life: boto3 clients are thread-safe, and making one takes tens of ms."""
+        if self._client is None:
+            import boto3
 
-        return boto3.session.Session(
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
-        ).client("s3", endpoint_url=self.endpoint)
+            self._client = boto3.session.Session(
+                aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
+            ).client("s3", endpoint_url=self.endpoint)
+        return self._client
 
     def new_bucket(self) -> str:
         name = f"ccp-{uuid.uuid4().hex[:12]}"
